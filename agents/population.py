@@ -1,0 +1,187 @@
+"""Everyone's state as arrays (a struct of arrays): one row per person, one array per attribute.
+
+Processes read and write these arrays for the whole population at once; ``agents.Person`` is a view
+onto one row. A row is a place in the population (and a node of the network): when someone dies, a
+newcomer takes the row, keeping the population size fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
+from model.parameters import Parameters
+
+
+@dataclass(eq=False)
+class Population:
+    # fixed at entry
+    age: np.ndarray  # float32 years
+    female: np.ndarray  # bool
+    ses: np.ndarray  # int8, agents.states.SES
+    ace: np.ndarray  # int8, agents.states.AceGroup
+    family_support: np.ndarray  # bool
+    trait_base: np.ndarray  # float32 (3, n): impulsivity, risk impairment, dysregulation without a disorder
+    stigma_norm: np.ndarray  # float32: the attitude a person returns to without outside influence
+    entry_week: np.ndarray  # int32: week the person entered
+    # mental health
+    mh: np.ndarray  # bool (3, n): depression, anxiety, PTSD
+    traits: np.ndarray  # float32 (3, n), in [0, 1]
+    # opioid use and neurobiology
+    stage: np.ndarray  # int8, agents.states.Stage
+    stage_since: np.ndarray  # int32 week the current stage began
+    craving: np.ndarray  # float32 in [0, 1]
+    # stigma
+    stigma: np.ndarray  # float32 attitude toward OUD and mental illness, in [0, 1]
+    internal_stigma: np.ndarray  # float32 in [0, 1]
+    # care
+    care: np.ndarray  # int8, agents.states.Care
+    in_mh_care: np.ndarray  # bool
+    waiting: np.ndarray  # bool: on the OUD treatment waitlist
+    wait_since: np.ndarray  # int32 week
+    # event stamps (week numbers; NEVER if none)
+    last_event: np.ndarray
+    last_overdose: np.ndarray
+    lost_tolerance_until: np.ndarray
+    # social summaries, refreshed every step from the network
+    degree: np.ndarray  # float32 active ties
+    using_ties: np.ndarray  # float32 active ties who misuse or have untreated OUD
+    recovery_ties: np.ndarray  # float32 active ties in treatment or remission
+    perceived_stigma: np.ndarray  # float32 mean attitude of one's ties
+    loneliness: np.ndarray  # float32 in [0, 1]
+
+    @property
+    def n(self) -> int:
+        return self.stage.shape[0]
+
+    # -- derived views (computed on demand, never stored) ---------------------------------
+    @property
+    def alive(self) -> np.ndarray:
+        return self.stage != Stage.DECEASED
+
+    @property
+    def any_mh(self) -> np.ndarray:
+        return self.mh.any(axis=0)
+
+    @property
+    def has_oud(self) -> np.ndarray:
+        """OUD in care or not (the denominator of treatment coverage)."""
+        return (self.stage == Stage.OUD) | (self.stage == Stage.TREATMENT)
+
+    @property
+    def active_use(self) -> np.ndarray:
+        """Using opioids outside care: misuse or untreated OUD."""
+        return (self.stage == Stage.MISUSE) | (self.stage == Stage.OUD)
+
+    @property
+    def age_band(self) -> np.ndarray:
+        return np.searchsorted(np.asarray(AGE_BAND_EDGES, dtype=np.float32), self.age, side="right").astype(np.int8)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def initial(cls, params: Parameters, rng: np.random.Generator) -> Population:
+        """Draw the starting population from the input distributions (evidence.md inputs)."""
+        n = params.simulation.population
+        d = params.demography
+        band = rng.choice(len(d.age_band_shares), size=n, p=d.age_band_shares)
+        lo = np.array([18.0, *AGE_BAND_EDGES])
+        hi = np.array([*AGE_BAND_EDGES, 85.0])
+        age = (lo[band] + rng.random(n) * (hi[band] - lo[band])).astype(np.float32)
+        pop = cls._draw(n, age, params, rng, week=0)
+        _initial_use(pop, params, rng)
+        return pop
+
+    @classmethod
+    def _draw(cls, n: int, age: np.ndarray, params: Parameters, rng: np.random.Generator, week: int) -> Population:
+        d, mhp, st = params.demography, params.mental_health, params.stigma
+        ses = rng.choice(3, size=n, p=d.ses_shares).astype(np.int8)
+        ace = rng.choice(3, size=n, p=d.ace_shares).astype(np.int8)
+        family = rng.random(n) < np.asarray(d.family_support_by_ace)[ace]
+        # Initial disorders: prevalence as given overall, tilted toward higher ACE groups.
+        w = np.asarray(mhp.ace_hr)[ace]
+        w = w / w.mean() if w.mean() > 0 else np.ones(n)
+        prev = np.asarray(mhp.initial_prevalence)[:, None] * w[None, :]
+        mh = rng.random((3, n)) < np.minimum(prev, 1.0)
+        # Trait baselines: Beta with the configured mean, modest spread.
+        m = mhp.trait_baseline
+        a, b = max(m * 8.0, 1e-3), max((1 - m) * 8.0, 1e-3)
+        trait_base = rng.beta(a, b, size=(3, n)).astype(np.float32)
+        traits = np.minimum(trait_base + mhp.trait_increment * mh.any(axis=0), 1.0).astype(np.float32)
+        c = st.initial_concentration
+        sm = min(max(st.initial_mean, 1e-4), 1 - 1e-4)
+        norm = rng.beta(sm * c, (1 - sm) * c, size=n).astype(np.float32)
+        z = lambda dt: np.zeros(n, dtype=dt)  # noqa: E731
+        never = np.full(n, NEVER, dtype=np.int32)
+        return cls(
+            age=age.astype(np.float32),
+            female=rng.random(n) < d.female_share,
+            ses=ses,
+            ace=ace,
+            family_support=family,
+            trait_base=trait_base,
+            stigma_norm=norm,
+            entry_week=np.full(n, week, dtype=np.int32),
+            mh=mh,
+            traits=traits,
+            stage=z(np.int8),
+            stage_since=np.full(n, week, dtype=np.int32),
+            craving=z(np.float32),
+            stigma=norm.copy(),
+            internal_stigma=z(np.float32),
+            care=z(np.int8),
+            in_mh_care=z(bool),
+            waiting=z(bool),
+            wait_since=never.copy(),
+            last_event=never.copy(),
+            last_overdose=never.copy(),
+            lost_tolerance_until=never.copy(),
+            degree=z(np.float32),
+            using_ties=z(np.float32),
+            recovery_ties=z(np.float32),
+            perceived_stigma=norm.copy(),
+            loneliness=z(np.float32),
+        )
+
+    def replace(self, rows: np.ndarray, params: Parameters, rng: np.random.Generator, week: int) -> None:
+        """Newcomers (young adults drawn from the same inputs) take the given rows."""
+        if rows.size == 0:
+            return
+        age = np.full(rows.size, params.demography.entry_age, dtype=np.float32)
+        new = Population._draw(rows.size, age, params, rng, week)
+        for f in fields(self):
+            getattr(self, f.name)[..., rows] = getattr(new, f.name)
+
+    def set_stage(self, rows: np.ndarray, stage: Stage, week: int) -> None:
+        self.stage[rows] = stage
+        self.stage_since[rows] = week
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+def _initial_use(pop: Population, params: Parameters, rng: np.random.Generator) -> None:
+    """Starting opioid-use stages, drawn with the same risk factors the dynamics use."""
+    ini, use = params.initial, params.use
+    w = np.asarray(use.ace_hr)[pop.ace] * np.asarray(use.age_hr)[pop.age_band]
+    w = w * np.where(pop.any_mh, ini.mh_risk_weight, 1.0)
+    w = w / w.mean()
+    p_oud = np.minimum(ini.oud_prevalence * w, 1.0)
+    p_mis = np.minimum(ini.misuse_prevalence * w, 1.0 - p_oud)
+    p_rem = np.minimum(ini.remission_prevalence * w, 1.0 - p_oud - p_mis)
+    u = rng.random(pop.n)
+    stage = np.full(pop.n, Stage.NONE, dtype=np.int8)
+    stage[u < p_oud + p_mis + p_rem] = Stage.REMISSION
+    stage[u < p_oud + p_mis] = Stage.MISUSE
+    stage[u < p_oud] = Stage.OUD
+    pop.stage[:] = stage
+    # Craving reflects time in use: high in OUD, lower in misuse and remission.
+    base = np.array([0.0, 0.2, 0.6, 0.4, 0.3, 0.0], dtype=np.float32)[stage]
+    noise = (0.1 * rng.standard_normal(pop.n)).astype(np.float32) * (base > 0)
+    pop.craving[:] = np.clip(base + noise, 0.0, 1.0)
+    # Stage stamps spread over the past so that no cohort leaves at once.
+    pop.stage_since[:] = -rng.integers(0, 260, size=pop.n).astype(np.int32)
+
+
+__all__ = ["Population", "Care", "Stage"]

@@ -1,0 +1,131 @@
+"""The metric catalogue (names fixed by DESIGN §1) and how each is computed from the arrays.
+
+Prevalences are shares of the living population at the end of a step. Flows (incidence, overdoses,
+deaths) are counts in the step, or rates scaled to a year: a weekly count c in a population N gives
+``c / N * 100,000 / dt_years`` per 100,000 per year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from agents.states import Care, Stage
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str
+    unit: str
+    kind: str  # "share", "count" or "rate"
+
+
+CATALOGUE: tuple[Metric, ...] = (
+    Metric("oud_prevalence", "OUD prevalence (in care or not)", "share of population", "share"),
+    Metric("untreated_oud_prevalence", "Untreated OUD prevalence", "share of population", "share"),
+    Metric("misuse_prevalence", "Opioid misuse or OUD", "share of population", "share"),
+    Metric("mh_prevalence", "Any modelled mental-health disorder", "share of population", "share"),
+    Metric("depression_prevalence", "Depression", "share of population", "share"),
+    Metric("anxiety_prevalence", "Anxiety disorder", "share of population", "share"),
+    Metric("ptsd_prevalence", "PTSD", "share of population", "share"),
+    Metric("cooccurring_share", "People with OUD who have a disorder", "share of people with OUD", "share"),
+    Metric("treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD", "share"),
+    Metric("integrated_share", "People with OUD in integrated dual-diagnosis care", "share of people with OUD", "share"),
+    Metric("waitlist", "Waiting for an OUD treatment slot", "people", "count"),
+    Metric("incidence", "New OUD", "per 100,000 per year", "rate"),
+    Metric("overdoses", "Overdoses in the step", "events per step", "count"),
+    Metric("overdose_deaths", "Overdose deaths in the step", "deaths per step", "count"),
+    Metric("overdose_death_rate", "Overdose death rate", "per 100,000 per year", "rate"),
+    Metric("oud_death_rate", "Deaths among people with OUD (all causes)", "per 1,000 person-years", "rate"),
+    Metric("mean_stigma", "Mean community stigma", "score 0-1", "share"),
+    Metric("isolated_share", "Isolated (at most isolated_max_ties ties)", "share of population", "share"),
+    Metric("mean_loneliness", "Mean loneliness", "score 0-1", "share"),
+    Metric("mean_degree", "Mean active ties", "ties", "count"),
+)
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
+BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def _share(a: float, b: float) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def compute(model) -> dict[str, float]:
+    """Every metric for the model's current state and the flows of its last step."""
+    pop, f = model.population, model.flows
+    n = pop.n
+    dt = model.dt_years
+    counts = np.bincount(pop.stage, minlength=len(Stage))
+    n_oud = counts[Stage.OUD] + counts[Stage.TREATMENT]
+    has_oud = pop.has_oud
+    mh_counts = np.count_nonzero(pop.mh, axis=1)
+    any_mh = pop.any_mh
+    person_years = f["oud_at_start"] * dt
+    return {
+        "oud_prevalence": _share(n_oud, n),
+        "untreated_oud_prevalence": _share(counts[Stage.OUD], n),
+        "misuse_prevalence": _share(counts[Stage.MISUSE] + n_oud, n),
+        "mh_prevalence": _share(np.count_nonzero(any_mh), n),
+        "depression_prevalence": _share(mh_counts[0], n),
+        "anxiety_prevalence": _share(mh_counts[1], n),
+        "ptsd_prevalence": _share(mh_counts[2], n),
+        "cooccurring_share": _share(np.count_nonzero(any_mh & has_oud), n_oud),
+        "treatment_coverage": _share(counts[Stage.TREATMENT], n_oud),
+        "integrated_share": _share(np.count_nonzero(pop.care == Care.INTEGRATED), n_oud),
+        "waitlist": float(np.count_nonzero(pop.waiting)),
+        "incidence": _share(f["new_oud"], n) * 1e5 / dt,
+        "overdoses": float(f["overdoses"]),
+        "overdose_deaths": float(f["overdose_deaths"]),
+        "overdose_death_rate": _share(f["overdose_deaths"], n) * 1e5 / dt,
+        "oud_death_rate": _share(f["oud_deaths"], person_years) * 1e3,
+        "mean_stigma": float(pop.stigma.mean()),
+        "isolated_share": _share(np.count_nonzero(pop.degree <= model.params.social.isolated_max_ties), n),
+        "mean_loneliness": float(pop.loneliness.mean()),
+        "mean_degree": float(pop.degree.mean()),
+    }
+
+
+def subgroup_table(model, by: str) -> pd.DataFrame:
+    """Prevalences by ACE group, SES or mental-health status, from the current state."""
+    pop = model.population
+    groups = {
+        "ace": (pop.ace, ["0", "1-3", "4+"]),
+        "ses": (pop.ses, ["low", "middle", "high"]),
+        "mh": (pop.any_mh.astype(np.int8), ["no disorder", "disorder"]),
+    }
+    if by not in groups:
+        raise ValueError(f"subgroup must be one of {sorted(groups)}, not {by!r}")
+    key, labels = groups[by]
+    st = pop.stage
+    rows = []
+    for g, label in enumerate(labels):
+        sel = key == g
+        n = int(sel.sum())
+        oud = int(np.count_nonzero(pop.has_oud & sel))
+        rows.append({
+            by: label,
+            "people": n,
+            "oud_prevalence": _share(oud, n),
+            "misuse_prevalence": _share(np.count_nonzero(((st == Stage.MISUSE) | pop.has_oud) & sel), n),
+            "mh_prevalence": _share(np.count_nonzero(pop.any_mh & sel), n),
+            "treatment_coverage": _share(np.count_nonzero((st == Stage.TREATMENT) & sel), oud),
+            "mean_loneliness": float(pop.loneliness[sel].mean()) if n else 0.0,
+        })
+    return pd.DataFrame(rows).set_index(by)
+
+
+def odds_ratio(model, group_a: int = 2, group_b: int = 0) -> float:
+    """Odds of OUD in ACE group a (default 4+) relative to group b (default 0)."""
+    pop = model.population
+    oud = pop.has_oud
+
+    def odds(g: int) -> float:
+        sel = pop.ace == g
+        k = np.count_nonzero(oud & sel)
+        return k / max(np.count_nonzero(sel) - k, 1)
+
+    b = odds(group_b)
+    return odds(group_a) / b if b else float("inf")

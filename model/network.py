@@ -1,0 +1,212 @@
+"""The social network: who could be tied to whom, and which ties are active now.
+
+networkx is the interface for graphs a user brings (an edge-list file, a ``networkx.Graph``) and for
+analysis and drawing (``TieNetwork.to_networkx``). The generators here draw the same families of
+graphs with numpy, because building a million-node networkx graph costs about a minute and several GB
+(measured in bench/); the engine then holds ties as a sparse adjacency whose entries are switched on
+and off as ties lapse and regrow, so the structure is built once and never rebuilt during a run.
+
+Ties are of two kinds: *known* ties (the graph) start active; *latent* ties (friends of friends and
+strangers one could meet) start dormant and are how new ties form.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+from model.parameters import Network as NetworkParams
+from model.parameters import ParameterError
+
+__all__ = ["TieNetwork", "build_network", "small_world_edges", "scale_free_edges", "read_edgelist"]
+
+
+# -- graph generators (numpy, O(edges)) ---------------------------------------------------
+
+
+def small_world_edges(n: int, mean_degree: float, rewire: float, rng: np.random.Generator) -> np.ndarray:
+    """Watts–Strogatz: a ring lattice with k/2 neighbours each side, each tie rewired with prob p."""
+    half = max(1, int(round(mean_degree / 2)))
+    half = min(half, (n - 1) // 2)
+    src = np.repeat(np.arange(n, dtype=np.int64), half)
+    dst = (src + np.tile(np.arange(1, half + 1), n)) % n
+    move = rng.random(src.size) < rewire
+    dst[move] = rng.integers(0, n, size=int(move.sum()))
+    return _clean(src, dst, n)
+
+
+def scale_free_edges(n: int, mean_degree: float, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Chung–Lu graph with power-law expected degrees (exponent gamma) and the given mean degree."""
+    i0 = n ** (1.0 - (exponent - 1.0) / 2.0) if exponent < 3 else 1.0  # caps the largest hub
+    w = (np.arange(n) + i0) ** (-1.0 / (exponent - 1.0))
+    w = rng.permutation(w / w.sum())
+    target = int(round(n * mean_degree / 2))
+    edges = np.empty((0, 2), dtype=np.int64)
+    for _ in range(4):  # top up what self-loops and duplicates removed
+        need = target - len(edges)
+        if need <= 0:
+            break
+        m = int(need * 1.05) + 16
+        src = rng.choice(n, size=m, p=w)
+        dst = rng.choice(n, size=m, p=w)
+        edges = _clean(np.concatenate([edges[:, 0], src]), np.concatenate([edges[:, 1], dst]), n)
+    if len(edges) > target:
+        edges = edges[rng.permutation(len(edges))[:target]]
+    return edges
+
+
+def _clean(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """Undirected, no self-loops, no duplicates; rows (u, v) with u < v."""
+    keep = src != dst
+    u = np.minimum(src[keep], dst[keep]).astype(np.int64)
+    v = np.maximum(src[keep], dst[keep]).astype(np.int64)
+    key = np.unique(u * n + v)
+    return np.stack([key // n, key % n], axis=1)
+
+
+def read_edgelist(path: str | Path, population: int) -> np.ndarray:
+    """Load an edge list with networkx, checking it first so errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"network.edgelist_path: no such file '{path}'; give a text file with one tie 'u v' per line")
+    with path.open() as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split("#", 1)[0].split()
+            if parts and len(parts) < 2:
+                raise ParameterError(
+                    f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), got {line.strip()!r}"
+                )
+    try:
+        g = nx.read_edgelist(path, nodetype=str, data=False, comments="#")
+    except Exception as e:  # networkx raises several types for malformed files
+        raise ParameterError(f"{path}: could not read as an edge list: {e}") from None
+    return graph_edges(g, population, str(path))
+
+
+def graph_edges(g: nx.Graph, population: int, source: str = "graph") -> np.ndarray:
+    """Map a networkx graph's nodes onto rows 0..population-1 and return its ties."""
+    if g.number_of_nodes() < population:
+        raise ParameterError(
+            f"{source}: the network has {g.number_of_nodes()} nodes but the population is {population}; "
+            f"set simulation.population to at most {g.number_of_nodes()} or give a larger network"
+        )
+    nodes = list(g.nodes())[:population]  # a larger graph: its first `population` nodes, in file order
+    index = {node: i for i, node in enumerate(nodes)}
+    pairs = [(index[a], index[b]) for a, b in g.edges() if a in index and b in index]
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    arr = np.asarray(pairs, dtype=np.int64)
+    return _clean(arr[:, 0], arr[:, 1], population)
+
+
+# -- the engine's tie store ------------------------------------------------------------------
+
+
+class TieNetwork:
+    """Undirected ties with an active flag, mirrored in a CSR adjacency whose data are the flags."""
+
+    def __init__(self, n: int, known: np.ndarray, latent: np.ndarray) -> None:
+        self.n = n
+        edges = np.concatenate([known, latent]).astype(np.int64)
+        self.u = edges[:, 0].astype(np.int32)
+        self.v = edges[:, 1].astype(np.int32)
+        self.latent = np.zeros(len(edges), dtype=bool)
+        self.latent[len(known):] = True
+        self.active = ~self.latent
+        e = len(edges)
+        src = np.concatenate([self.u, self.v])
+        dst = np.concatenate([self.v, self.u])
+        order = np.argsort(src, kind="stable")
+        pos = np.empty(2 * e, dtype=np.int64)
+        pos[order] = np.arange(2 * e)
+        self.pos_uv, self.pos_vu = pos[:e], pos[e:]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+        data = np.concatenate([self.active, self.active])[order].astype(np.float32)
+        self.adjacency = sp.csr_array((data, dst[order].astype(np.int32), indptr), shape=(n, n))
+        self.row_of_entry = src[order].astype(np.int32)
+
+    @property
+    def n_ties(self) -> int:
+        return self.u.size
+
+    def set_active(self, ties: np.ndarray, flag: bool) -> None:
+        self.active[ties] = flag
+        data = self.adjacency.data
+        data[self.pos_uv[ties]] = flag
+        data[self.pos_vu[ties]] = flag
+
+    def aggregate(self, columns: np.ndarray) -> np.ndarray:
+        """Sum of each column over every person's active ties: (n, k) -> (n, k)."""
+        return self.adjacency @ columns
+
+    def neighbours(self, row: int) -> np.ndarray:
+        a = self.adjacency
+        lo, hi = a.indptr[row], a.indptr[row + 1]
+        return a.indices[lo:hi][a.data[lo:hi] > 0]
+
+    def neighbours_of(self, rows: np.ndarray) -> np.ndarray:
+        """Active ties of several people, concatenated (repeats possible)."""
+        if rows.size == 0:
+            return rows
+        sub = self.adjacency[rows]
+        return sub.indices[sub.data > 0]
+
+    def to_networkx(self, active_only: bool = True) -> nx.Graph:
+        """A networkx view of the current ties (built on demand, for analysis and drawing)."""
+        g = nx.Graph()
+        g.add_nodes_from(range(self.n))
+        keep = self.active if active_only else np.ones_like(self.active)
+        g.add_edges_from(zip(self.u[keep].tolist(), self.v[keep].tolist(), strict=True))
+        return g
+
+    def nbytes(self) -> int:
+        a = self.adjacency
+        return sum(x.nbytes for x in (self.u, self.v, self.latent, self.active, self.pos_uv, self.pos_vu,
+                                      a.data, a.indices, a.indptr, self.row_of_entry))
+
+
+def latent_edges(known: np.ndarray, n: int, per_person: float, triadic_share: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Possible new ties: friends of friends (triadic closure) and strangers, none already known."""
+    m = int(round(n * per_person / 2))
+    if m == 0 or n < 3:
+        return np.empty((0, 2), dtype=np.int64)
+    src = np.concatenate([known[:, 0], known[:, 1]])
+    dst = np.concatenate([known[:, 1], known[:, 0]])
+    order = np.argsort(src, kind="stable")
+    nbr = dst[order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    deg = np.diff(indptr)
+    a = rng.integers(0, n, size=m)
+    b = rng.integers(0, n, size=m)  # strangers by default
+    tri = rng.random(m) < triadic_share
+    # friend of a friend: a -> random tie x -> random tie of x
+    ok = tri & (deg[a] > 0)
+    x = nbr[indptr[a[ok]] + (rng.random(ok.sum()) * deg[a[ok]]).astype(np.int64)]
+    # x is a tie of a, so it has at least one tie itself
+    y = nbr[indptr[x] + (rng.random(x.size) * deg[x]).astype(np.int64)]
+    b[ok] = y
+    cand = _clean(a, b, n)
+    known_key = known[:, 0] * n + known[:, 1]
+    cand_key = cand[:, 0] * n + cand[:, 1]
+    return cand[~np.isin(cand_key, known_key)]
+
+
+def build_network(params: NetworkParams, n: int, rng: np.random.Generator,
+                  graph: nx.Graph | None = None) -> TieNetwork:
+    """Known ties from the chosen generator, file or graph, plus latent ties; all validated first."""
+    if graph is not None:
+        known = graph_edges(graph, n)
+    elif params.kind == "edgelist":
+        known = read_edgelist(params.edgelist_path, n)
+    elif params.kind == "scale_free":
+        known = scale_free_edges(n, params.mean_degree, params.powerlaw_exponent, rng)
+    else:
+        known = small_world_edges(n, params.mean_degree, params.rewire_prob, rng)
+    latent = latent_edges(known, n, params.latent_ties_per_person, params.triadic_share, rng)
+    return TieNetwork(n, known, latent)

@@ -1,0 +1,164 @@
+"""OUDModel: the Mesa model that owns the arrays, the network and the schedule of processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mesa
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from agents.person import Person
+from agents.population import Population
+from agents.states import Care, Stage
+from model import metrics
+from model.interventions import Intervention, InterventionSchedule
+from model.network import build_network
+from model.parameters import Parameters, apply_overrides
+from model.processes import SCHEDULE, social
+from model.processes.treatment import slots
+from model.transitions import TransitionLog
+
+FLOWS = ("new_oud", "overdoses", "overdose_deaths", "alone_overdoses", "oud_deaths", "deaths", "admissions", "oud_at_start")
+
+
+class OUDModel(mesa.Model):
+    """Mental health and opioid use disorder on a social network.
+
+    Args:
+        population: number of people (overrides ``simulation.population``).
+        rng: seed or generator, as in ``mesa.Model``; one generator drives everything.
+        params: a ``Parameters`` tree (defaults: the calibrated baseline).
+        interventions: ``Intervention`` objects or dicts (see model.interventions).
+        graph: a networkx graph to use as the known ties (its first ``population`` nodes).
+        **overrides: dotted parameter names (``"treatment.seek_rate"``) or aliases (``isolation``,
+            ``stigma``, ``capacity``, ``naloxone_coverage`` ... see parameters.ALIASES).
+    """
+
+    def __init__(
+        self,
+        population: int | None = None,
+        rng: Any = None,
+        params: Parameters | None = None,
+        interventions: list[Intervention | dict] | None = None,
+        graph: nx.Graph | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(rng=rng)
+        if population is not None:
+            overrides["simulation.population"] = population
+        base = params if params is not None else Parameters()
+        self.base_params = apply_overrides(base, overrides) if overrides else base
+        self.params = self.base_params
+        self.schedule_of_interventions = InterventionSchedule(interventions or [], self.base_params)
+        self.dt_years = self.base_params.dt_years
+        burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))
+        self.week = -burn_in  # step counter; 0 is the end of burn-in, where recording starts
+        self.flows = dict.fromkeys(FLOWS, 0)
+        self.transitions = TransitionLog()
+        self.people: list[Person] | None = None
+        self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
+
+        self.population = Population.initial(self.base_params, self.rng)
+        self.network = build_network(self.base_params.network, self.population.n, self.rng, graph)
+        self._initial_care()
+        social.refresh(self)
+        for _ in range(burn_in):
+            self._advance()
+        self.week = 0
+
+        self.people = [Person(self, r) for r in range(self.population.n)]
+        self.uid[:] = [p.unique_id for p in self.people]
+        self.datacollector = mesa.DataCollector(
+            model_reporters={name: (lambda m, k=name: m.metrics[k]) for name in metrics.METRIC_NAMES}
+        )
+        self.metrics = metrics.compute(self)
+        self.datacollector.collect(self)
+
+    # -- stepping -------------------------------------------------------------------------
+    def step(self) -> None:
+        self._advance()
+        self.metrics = metrics.compute(self)
+        self.datacollector.collect(self)
+
+    def _advance(self) -> None:
+        """One step of every process, in the order of DESIGN §1 (without recording)."""
+        self.week += 1
+        new = self.schedule_of_interventions.parameters_at(self.year)
+        if new is not None:
+            self.params = new
+        f = self.flows
+        for k in f:
+            f[k] = 0
+        f["oud_at_start"] = int(np.count_nonzero(self.population.has_oud))
+        for process in SCHEDULE:
+            process.step(self)
+
+    @property
+    def year(self) -> float:
+        """Simulated years since the end of burn-in."""
+        return self.week * self.params.simulation.dt_weeks / 52.0
+
+    # -- state changes shared by processes ------------------------------------------------
+    def set_stage(self, rows: np.ndarray, stage: Stage) -> None:
+        if rows.size == 0:
+            return
+        pop = self.population
+        if self.people is not None:
+            self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
+        pop.set_stage(rows, stage, self.week)
+
+    def kill(self, rows: np.ndarray, cause: str) -> None:
+        """Mark people as deceased this step (they are replaced at the end of the step)."""
+        if rows.size == 0:
+            return
+        pop = self.population
+        self.flows["oud_deaths"] += int(np.count_nonzero(pop.has_oud[rows]))
+        self.flows["deaths"] += rows.size
+        pop.care[rows] = Care.NONE
+        pop.in_mh_care[rows] = False
+        pop.waiting[rows] = False
+        self.set_stage(rows, Stage.DECEASED)
+
+    def replace_deceased(self) -> None:
+        rows = np.flatnonzero(self.population.stage == Stage.DECEASED)
+        self.population.replace(rows, self.params, self.rng, self.week)
+        if self.people is not None:
+            # Mesa agents follow the people: the dead leave, newcomers join (a loop over deaths only).
+            for r in rows.tolist():
+                self.people[r].remove()
+                self.people[r] = Person(self, r)
+                self.uid[r] = self.people[r].unique_id
+
+    def _initial_care(self) -> None:
+        pop, ini = self.population, self.base_params.initial
+        cap_med, cap_int, cap_mh = slots(self)
+        oud = np.flatnonzero(pop.stage == Stage.OUD)
+        k = min(int(round(oud.size * ini.treated_share)), cap_med + cap_int)
+        chosen = self.rng.permutation(oud)[:k]
+        dual = pop.any_mh[chosen]
+        to_int = chosen[dual][:cap_int]
+        to_med = np.setdiff1d(chosen, to_int)[:cap_med]
+        pop.care[to_int] = Care.INTEGRATED
+        pop.care[to_med] = Care.MEDICATION
+        pop.set_stage(np.concatenate([to_int, to_med]), Stage.TREATMENT, self.week)
+
+    # -- views ------------------------------------------------------------------------------
+    def person(self, row: int) -> Person:
+        return self.people[row]
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The active ties as a networkx graph (built on demand; costly at large sizes)."""
+        return self.network.to_networkx()
+
+    def subgroup_table(self, by: str) -> pd.DataFrame:
+        return metrics.subgroup_table(self, by)
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """The DataCollector frame with ``step`` and ``year`` columns."""
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df.insert(0, "step", np.arange(len(df)))
+        df.insert(1, "year", df["step"] * self.params.simulation.dt_weeks / 52.0)
+        return df

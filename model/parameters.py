@@ -1,0 +1,402 @@
+"""The parameter tree: every number the model uses, with its unit, allowed range and source.
+
+Rates are annual (per person-year) unless the unit says otherwise; a step converts them with
+``p = 1 - exp(-rate * dt_years)``.  Effects are hazard ratios (HR) that multiply a base rate, so a
+mechanism is switched off by setting its ratio to 1.  A ratio "per unit" applies as ``HR ** x`` for a
+quantity x in [0, 1] (loneliness, craving, a trait).
+
+Sources cite rows of ``shared/evidence.md`` as ``E<n>``.  "assumption" marks values chosen for this
+model where no published figure exists; "calibrated" marks values fitted to the calibration targets
+(docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "Parameters",
+    "ParameterError",
+    "ALIASES",
+    "apply_overrides",
+    "field_info",
+    "flat_fields",
+    "get_dotted",
+]
+
+
+class ParameterError(ValueError):
+    """A parameter value or name was refused; the message names the field and what is accepted."""
+
+
+def P(default: Any, lo: float | None, hi: float | None, unit: str, source: str, doc: str) -> Any:
+    """A schema field with its allowed range, unit and source (shown in errors, docs and the CLI)."""
+    return Field(
+        default,
+        ge=lo,
+        le=hi,
+        description=doc,
+        json_schema_extra={"unit": unit, "source": source, "range": [lo, hi]},
+    )
+
+
+def Vec(default: list[float], lo: float, hi: float, unit: str, source: str, doc: str) -> Any:
+    """A fixed-length list (per ACE group, SES level, age band ...) whose items lie in [lo, hi]."""
+    n = len(default)
+    return Field(
+        default,
+        min_length=n,
+        max_length=n,
+        description=doc,
+        json_schema_extra={"unit": unit, "source": source, "range": [lo, hi], "items": n},
+    )
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*")
+    @classmethod
+    def _check_items(cls, v: Any, info: Any) -> Any:
+        # Lists carry their item range in the schema extra; check every item against it.
+        extra = cls.model_fields[info.field_name].json_schema_extra
+        if isinstance(extra, dict) and "items" in extra and isinstance(v, list):
+            lo, hi = extra["range"]
+            for i, item in enumerate(v):
+                if not (lo <= item <= hi):
+                    raise ValueError(f"item {i} = {item} is out of range")
+        return v
+
+
+def _shares(v: list[float], what: str) -> list[float]:
+    if abs(sum(v) - 1.0) > 1e-6:
+        raise ValueError(f"{what} must sum to 1 (they sum to {sum(v):.6g})")
+    return v
+
+
+class Simulation(Section):
+    population: int = P(10_000, 50, 50_000_000, "people", "assumption", "Number of people (fixed: deaths are replaced).")
+    dt_weeks: int = P(1, 1, 4, "weeks", "DESIGN §1", "Length of one step.")
+    burn_in_years: float = P(10.0, 0, 200, "years", "assumption", "Years simulated at construction, unrecorded, so the state settles before step 0.")
+
+
+class Demography(Section):
+    age_band_shares: list[float] = Vec([0.13, 0.16, 0.24, 0.25, 0.22], 0, 1, "share", "assumption (US Census 2022 adult age structure)", "Share of adults aged 18–25, 26–34, 35–49, 50–64, 65+.")
+    female_share: float = P(0.51, 0, 1, "share", "assumption (US Census 2022)", "Share of women.")
+    ses_shares: list[float] = Vec([0.30, 0.50, 0.20], 0, 1, "share", "assumption", "Share of low, middle and high socioeconomic status.")
+    ace_shares: list[float] = Vec([0.361, 0.466, 0.173], 0, 1, "share", "E10", "Share with 0, 1–3 and 4+ adverse childhood experiences.")
+    family_support_by_ace: list[float] = Vec([0.85, 0.75, 0.55], 0, 1, "probability", "assumption", "Probability of having a supportive family, by ACE group.")
+    mortality_per_1000: list[float] = Vec([1.1, 1.6, 3.0, 8.0, 40.0], 0, 1000, "deaths per 1,000 person-years", "assumption (US life tables 2021)", "Background mortality by age band.")
+    oud_mortality_hr: float = P(2.0, 1, 20, "HR", "E26 (calibrated)", "Non-overdose mortality of people with OUD relative to others.")
+    entry_age: float = P(18.0, 12, 30, "years", "DESIGN §1", "Age at which a replacement person enters.")
+
+    @field_validator("age_band_shares", "ses_shares", "ace_shares")
+    @classmethod
+    def _sum_to_one(cls, v: list[float], info: Any) -> list[float]:
+        return _shares(v, info.field_name)
+
+
+class LifeEvents(Section):
+    rate: float = P(0.12, 0, 10, "per year", "assumption", "Stressful life events (trauma, job loss, bereavement) per person-year at middle SES, 0 ACEs.")
+    ses_hr: list[float] = Vec([1.6, 1.0, 0.7], 0, 20, "HR", "assumption", "Event rate ratio by SES (low, middle, high).")
+    ace_hr: list[float] = Vec([1.0, 1.3, 1.8], 0, 20, "HR", "assumption (E11 direction)", "Event rate ratio by ACE group.")
+    recent_weeks: int = P(26, 1, 520, "weeks", "assumption", "How long an event counts as recent.")
+    bereavement_prob: float = P(0.3, 0, 1, "probability", "assumption", "Chance that a tie of someone who dies of an overdose has a stressful event.")
+
+
+class MentalHealth(Section):
+    initial_prevalence: list[float] = Vec([0.086, 0.12, 0.037], 0, 1, "share", "E5 (depression, PTSD); E4/E5 anxiety disorders", "Initial 12-month prevalence of depression, anxiety, PTSD.")
+    onset_rate: list[float] = Vec([0.040, 0.055, 0.010], 0, 10, "per year", "calibrated to E4/E5", "Base onset rate of depression, anxiety, PTSD.")
+    remission_rate: list[float] = Vec([1.0, 0.8, 0.5], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD.")
+    ace_hr: list[float] = Vec([1.0, 1.5, 2.5], 0, 50, "HR", "E10, E11 (direction)", "Onset rate ratio by ACE group.")
+    ses_hr: list[float] = Vec([1.3, 1.0, 0.8], 0, 20, "HR", "assumption", "Onset rate ratio by SES.")
+    event_hr: float = P(2.5, 0, 50, "HR", "assumption (seed: environmental factors)", "Onset rate ratio after a recent life event.")
+    loneliness_hr: float = P(2.5, 0, 50, "HR per unit", "E12, E13 (direction)", "Onset rate ratio at full loneliness vs none.")
+    oud_hr: float = P(2.0, 0, 50, "HR", "E6, E8 (direction)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
+    craving_hr: float = P(2.0, 0, 50, "HR per unit", "seed: neurobiological feedback loop", "Onset rate ratio at full craving vs none.")
+    comorbidity_hr: float = P(3.0, 0, 50, "HR", "assumption (co-occurrence)", "Onset rate ratio when another modelled disorder is active.")
+    care_remission_hr: float = P(2.0, 0, 50, "HR", "assumption", "Remission rate ratio in mental-health care.")
+    integrated_remission_hr: float = P(2.5, 0, 50, "HR", "E18, seed: treatment implications", "Remission rate ratio in integrated dual-diagnosis care.")
+    support_remission_hr: float = P(1.3, 0, 50, "HR", "assumption (seed: family support)", "Remission rate ratio with family support.")
+    oud_remission_hr: float = P(0.6, 0, 50, "HR", "assumption", "Remission rate ratio while opioid use is active.")
+    trait_baseline: float = P(0.2, 0, 1, "score", "assumption", "Mean trait level (impulsivity, impaired risk appraisal, emotional dysregulation) with no disorder.")
+    trait_increment: float = P(0.35, 0, 1, "score", "seed: cognitive impairments, emotional dysregulation", "How much an active disorder raises each trait.")
+    trait_rate: float = P(6.0, 0.01, 520, "per year", "assumption", "Speed at which traits approach their target level.")
+
+
+class Network(Section):
+    kind: Literal["small_world", "scale_free", "edgelist"] = Field(
+        "small_world",
+        description="Graph generator: clustered small-world (Watts–Strogatz), scale-free (power-law expected degrees), or an edge-list file.",
+        json_schema_extra={"unit": "", "source": "assumption", "range": None},
+    )
+    mean_degree: float = P(8.0, 1, 200, "ties", "assumption (personal network size)", "Mean number of known ties.")
+    rewire_prob: float = P(0.1, 0, 1, "probability", "assumption", "Small-world rewiring probability.")
+    powerlaw_exponent: float = P(2.5, 2.01, 5, "exponent", "assumption", "Degree exponent of the scale-free graph.")
+    edgelist_path: str | None = Field(None, description="Path to a whitespace-separated edge list (one tie 'u v' a line).", json_schema_extra={"unit": "", "source": "user", "range": None})
+    latent_ties_per_person: float = P(2.0, 0, 50, "ties", "assumption", "Possible new ties (friends of friends, strangers) per person, dormant at start.")
+    triadic_share: float = P(0.7, 0, 1, "share", "assumption", "Share of possible new ties that close a triangle (friend of a friend).")
+
+
+class Social(Section):
+    tie_loss_rate: float = P(0.08, 0, 52, "per tie-year", "assumption", "Rate at which an active tie lapses for someone without a condition.")
+    isolation_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Scales every tie-loss rate (1 = baseline; high_isolation raises it).")
+    withdrawal_hr_mh: float = P(3.0, 0, 50, "HR", "seed: social isolation", "Tie-loss rate ratio while a mental-health disorder is active.")
+    withdrawal_hr_oud: float = P(3.0, 0, 50, "HR", "seed: social isolation", "Tie-loss rate ratio while opioid use is active.")
+    reconnect_rate: float = P(0.8, 0, 52, "per tie-year", "assumption", "Rate at which a lapsed known tie regrows (divided by the withdrawal ratios).")
+    new_tie_rate: float = P(0.04, 0, 52, "per tie-year", "assumption", "Rate at which a possible new tie forms (triadic closure or a stranger).")
+    peer_support_rate: float = P(0.0, 0, 52, "per tie-year", "intervention", "Extra rate of new ties for lonely people (peer support, social prescribing), scaled by loneliness.")
+    supportive_ties_full: float = P(4.0, 0.5, 100, "ties", "assumption", "Supportive ties at which tie-based loneliness is zero.")
+    family_weight: float = P(0.35, 0, 1, "share", "assumption (seed: family support)", "Weight of family support in loneliness (the rest is ties).")
+    isolated_max_ties: int = P(1, 0, 100, "ties", "assumption", "People with at most this many active ties count as isolated.")
+
+
+class Stigma(Section):
+    initial_mean: float = P(0.6, 0, 1, "score", "E19 (76% reject close work; 37% blame character)", "Mean community stigma toward OUD and mental illness at start.")
+    initial_concentration: float = P(6.0, 0.5, 1000, "beta a+b", "assumption", "Concentration of the Beta distribution of attitudes (higher = less spread).")
+    conformity_rate: float = P(0.5, 0, 52, "per year", "assumption", "Speed at which attitudes drift toward neighbours' mean attitude.")
+    norm_reversion_rate: float = P(0.3, 0, 52, "per year", "assumption", "Speed at which attitudes return to the person's own norm.")
+    contact_rate: float = P(0.15, 0, 52, "per contact-year", "assumption (contact hypothesis)", "Stigma reduction rate per tie in treatment or recovery.")
+    campaign_strength: float = P(0.0, 0, 1, "share", "intervention", "Share by which a campaign lowers everyone's norm (0 = no campaign).")
+    internalisation_rate: float = P(2.0, 0, 52, "per year", "assumption", "Speed at which internalised stigma follows perceived stigma.")
+    mh_stigma_factor: float = P(0.7, 0, 1, "ratio", "assumption (E19)", "Perceived stigma for a mental-health disorder alone, relative to OUD.")
+    dual_stigma_factor: float = P(1.3, 1, 5, "ratio", "seed: dual stigma", "Internalised stigma multiplier with both OUD and a disorder.")
+
+
+class Use(Section):
+    initiation_rate: float = P(0.0035, 0, 5, "per year", "calibrated to E3", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
+    access_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Exposure and access to opioids (prescribing, supply).")
+    age_hr: list[float] = Vec([2.0, 1.6, 1.0, 0.6, 0.25], 0, 50, "HR", "assumption (NSDUH age pattern)", "Initiation rate ratio by age band.")
+    ses_hr: list[float] = Vec([1.4, 1.0, 0.8], 0, 50, "HR", "assumption (seed: SES)", "Initiation rate ratio by SES.")
+    mh_hr: float = P(2.5, 0, 50, "HR", "E9 (HR 2.2–3.1)", "Initiation rate ratio with an active disorder (self-medication).")
+    impulsivity_hr: float = P(2.0, 0, 50, "HR per unit", "seed: impulsivity", "Initiation rate ratio at full impulsivity vs none.")
+    ace_hr: list[float] = Vec([1.0, 1.8, 3.5], 0, 50, "HR", "E11", "Initiation rate ratio by ACE group.")
+    peer_hr: float = P(1.3, 0, 50, "HR per tie", "assumption (peer use)", "Initiation rate ratio per tie who misuses (up to peer_cap ties).")
+    peer_cap: int = P(3, 0, 100, "ties", "assumption", "Ties beyond this number add no more peer effect.")
+    loneliness_hr: float = P(1.6, 0, 50, "HR per unit", "E12 (aOR 1.16 per loneliness unit)", "Initiation and relapse rate ratio at full loneliness.")
+    event_hr: float = P(1.5, 0, 50, "HR", "seed: environmental factors", "Initiation and relapse rate ratio after a recent life event.")
+    cessation_rate: float = P(0.6, 0, 52, "per year", "assumption", "Rate of stopping misuse before OUD develops.")
+    support_hr: float = P(1.3, 0, 50, "HR", "seed: family support", "Cessation and natural-remission rate ratio with family support.")
+    progression_rate: float = P(0.15, 0, 52, "per year", "calibrated to E1/E3", "Base rate of progressing from misuse to OUD.")
+    dysregulation_hr: float = P(2.5, 0, 50, "HR per unit", "seed: emotional dysregulation", "Progression rate ratio at full emotional dysregulation.")
+    risk_appraisal_hr: float = P(2.0, 0, 50, "HR per unit", "seed: impaired risk appraisal", "Progression rate ratio at fully impaired risk appraisal.")
+    craving_progression_hr: float = P(2.0, 0, 50, "HR per unit", "seed: neurobiology", "Progression rate ratio at full craving.")
+    natural_remission_rate: float = P(0.12, 0, 52, "per year", "E25 (9.2–22.4% per year)", "Rate of remission from untreated OUD without care.")
+    mh_remission_hr: float = P(0.7, 0, 50, "HR", "assumption", "Natural-remission rate ratio with an active disorder.")
+    relapse_rate: float = P(0.35, 0, 52, "per year", "E16 (calibrated with craving)", "Relapse rate from remission at zero craving.")
+    craving_relapse_hr: float = P(10.0, 0, 1000, "HR per unit", "E16 (59–77% relapse in 6 months)", "Relapse rate ratio at full craving.")
+    mh_relapse_hr: float = P(1.5, 0, 50, "HR", "seed: mental health and relapse", "Relapse rate ratio with an active disorder.")
+    craving_growth_rate: float = P(1.5, 0, 52, "per year", "seed: neurobiology", "Speed at which craving approaches 1 in OUD.")
+    misuse_craving_factor: float = P(0.3, 0, 1, "ratio", "assumption", "Craving growth during misuse relative to OUD.")
+    craving_decay_rate: float = P(0.4, 0, 52, "per year", "assumption", "Speed at which craving fades in remission.")
+    medication_craving_decay_rate: float = P(1.5, 0, 52, "per year", "assumption (MOUD blocks craving)", "Speed at which craving fades on medication.")
+
+
+class Treatment(Section):
+    seek_rate: float = P(1.2, 0, 52, "per year", "calibrated to E14", "Rate of seeking OUD treatment with no stigma.")
+    perceived_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "E20 (stigma-related reasons 11–20%)", "Seeking rate ratio at full perceived stigma.")
+    internal_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "seed: stigma barriers", "Seeking rate ratio at full internalised stigma.")
+    dual_stigma_hr: float = P(0.8, 0, 50, "HR", "seed: dual stigma", "Seeking rate ratio for people with both OUD and a disorder.")
+    peer_recovery_hr: float = P(1.2, 0, 50, "HR per tie", "assumption", "Seeking rate ratio per tie in treatment or recovery (up to 3).")
+    peer_recovery_cap: int = P(3, 0, 100, "ties", "assumption", "Ties in recovery beyond this number add no more effect on seeking.")
+    overdose_seek_hr: float = P(3.0, 0, 50, "HR", "E22 (care after overdose)", "Seeking rate ratio after a recent non-fatal overdose.")
+    recent_overdose_weeks: int = P(12, 1, 520, "weeks", "assumption", "How long an overdose counts as recent.")
+    capacity_per_100k: float = P(800.0, 0, 100_000, "slots per 100,000", "calibrated to E14", "OUD treatment slots (medication and integrated).")
+    integrated_share: float = P(0.1, 0, 1, "share", "E17 (24.5% got both kinds of care)", "Share of OUD slots that are integrated dual-diagnosis care.")
+    mh_capacity_per_100k: float = P(8000.0, 0, 100_000, "slots per 100,000", "assumption (about half of AMI treated, E4)", "Mental-health care slots.")
+    waitlist_giveup_rate: float = P(4.0, 0, 520, "per year", "assumption", "Rate at which people waiting for a slot give up.")
+    dropout_rate: float = P(1.3, 0, 52, "per year", "E15 (50.6% by 180 days)", "Rate of leaving OUD care early.")
+    stigma_dropout_hr: float = P(1.5, 0, 50, "HR per unit", "seed: stigma", "Dropout rate ratio at full internalised stigma.")
+    untreated_mh_dropout_hr: float = P(1.5, 0, 50, "HR", "seed: treatment implications", "Dropout rate ratio with a disorder that no care treats.")
+    integrated_dropout_hr: float = P(1.0, 0, 50, "HR", "E18 (RR 1.09, 0.82–1.45)", "Dropout rate ratio in integrated care (beyond treating the disorder).")
+    completion_rate: float = P(0.25, 0, 52, "per year", "assumption", "Rate of leaving OUD care in remission.")
+    mh_seek_rate: float = P(1.0, 0, 52, "per year", "assumption", "Rate of seeking mental-health care with an active disorder and no stigma.")
+    mh_exit_rate: float = P(1.0, 0, 52, "per year", "assumption", "Rate of leaving mental-health care.")
+    mh_exit_remitted_hr: float = P(4.0, 0, 100, "HR", "assumption", "Exit rate ratio from mental-health care once no disorder is active.")
+    post_care_weeks: int = P(4, 1, 104, "weeks", "E21 (risk after leaving care)", "Weeks of lost tolerance after leaving care or relapsing.")
+
+
+class Overdose(Section):
+    rate_oud: float = P(0.15, 0, 52, "per year", "calibrated to E21, E24", "Overdose rate with untreated OUD.")
+    misuse_hr: float = P(0.2, 0, 50, "HR", "assumption", "Overdose rate ratio for misuse without OUD.")
+    treatment_hr: float = P(0.4, 0, 50, "HR", "E21 (4.3 vs 9.5; 11.3 vs 36.1)", "Overdose rate ratio in medication or integrated care.")
+    remission_hr: float = P(0.05, 0, 50, "HR", "assumption", "Overdose rate ratio in remission (lapses).")
+    lost_tolerance_hr: float = P(4.0, 0, 100, "HR", "E21, E22", "Overdose rate ratio in the weeks after leaving care or relapsing.")
+    fatality: float = P(0.10, 0, 1, "probability", "calibrated to E21, E24", "Chance an overdose is fatal when no one reverses it.")
+    witnessed_fatality_factor: float = P(0.7, 0, 1, "ratio", "assumption", "Fatality when someone is there but has no naloxone, relative to alone.")
+    naloxone_coverage: float = P(0.25, 0, 1, "share", "E23", "Chance a witness has naloxone.")
+    naloxone_efficacy: float = P(0.9, 0, 1, "probability", "E23 (rate ratio 0.54–0.73)", "Chance naloxone reverses an overdose when used.")
+    alone_base: float = P(0.35, 0, 1, "probability", "assumption", "Chance of using alone with no loneliness and no internalised stigma.")
+    alone_loneliness: float = P(0.4, 0, 1, "probability per unit", "seed: isolation", "Added chance of using alone at full loneliness.")
+    alone_stigma: float = P(0.2, 0, 1, "probability per unit", "seed: stigma (hiding use)", "Added chance of using alone at full internalised stigma.")
+
+
+class Initial(Section):
+    misuse_prevalence: float = P(0.010, 0, 1, "share", "E3 (minus E1)", "Share misusing without OUD at start.")
+    oud_prevalence: float = P(0.022, 0, 1, "share", "E1", "Share with OUD at start.")
+    treated_share: float = P(0.25, 0, 1, "share", "E14", "Share of people with OUD in care at start (capacity permitting).")
+    remission_prevalence: float = P(0.02, 0, 1, "share", "assumption", "Share in remission at start.")
+    mh_risk_weight: float = P(2.5, 1, 50, "ratio", "E9 (direction)", "Weight of an active disorder in drawing who starts with OUD.")
+
+
+class Parameters(Section):
+    """Every parameter of the model, grouped by mechanism."""
+
+    simulation: Simulation = Field(default_factory=Simulation)
+    demography: Demography = Field(default_factory=Demography)
+    life_events: LifeEvents = Field(default_factory=LifeEvents)
+    mental_health: MentalHealth = Field(default_factory=MentalHealth)
+    network: Network = Field(default_factory=Network)
+    social: Social = Field(default_factory=Social)
+    stigma: Stigma = Field(default_factory=Stigma)
+    use: Use = Field(default_factory=Use)
+    treatment: Treatment = Field(default_factory=Treatment)
+    overdose: Overdose = Field(default_factory=Overdose)
+    initial: Initial = Field(default_factory=Initial)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Parameters:
+        i = self.initial
+        if i.misuse_prevalence + i.oud_prevalence + i.remission_prevalence > 1:
+            raise ValueError("initial misuse, OUD and remission shares add to more than 1")
+        if self.network.kind == "edgelist" and not self.network.edgelist_path:
+            raise ValueError("network.kind = 'edgelist' needs network.edgelist_path")
+        return self
+
+    @property
+    def dt_years(self) -> float:
+        return self.simulation.dt_weeks / 52.0
+
+    # -- construction with clear errors -------------------------------------------------
+    @classmethod
+    def build(cls, data: dict[str, Any] | None = None, **overrides: Any) -> Parameters:
+        """Validate a nested dict plus dotted-name overrides, raising ParameterError on bad input."""
+        base = _validate(cls, data or {})
+        return apply_overrides(base, overrides) if overrides else base
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Parameters:
+        import tomllib
+
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ParameterError(f"{path}: no such parameter file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ParameterError(f"{path}: TOML syntax error: {e}") from None
+        return _validate(cls, data.get("parameters", data), source=str(path))
+
+
+# -- dotted names, ranges and messages -----------------------------------------------------
+
+ALIASES: dict[str, str] = {
+    # Short names for the dashboard's sliders and mesa.batch_run; each maps to one dotted field.
+    "population": "simulation.population",
+    "burn_in_years": "simulation.burn_in_years",
+    "isolation": "social.isolation_multiplier",
+    "stigma": "stigma.initial_mean",
+    "capacity": "treatment.capacity_per_100k",
+    "integrated_share": "treatment.integrated_share",
+    "mh_capacity": "treatment.mh_capacity_per_100k",
+    "naloxone_coverage": "overdose.naloxone_coverage",
+    "peer_support": "social.peer_support_rate",
+    "campaign": "stigma.campaign_strength",
+    "network_kind": "network.kind",
+    "mean_degree": "network.mean_degree",
+}
+
+
+def flat_fields(cls: type[BaseModel] = Parameters, prefix: str = "") -> dict[str, Any]:
+    """Every leaf field as {dotted.name: FieldInfo}."""
+    out: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.update(flat_fields(ann, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = info
+    return out
+
+
+_FIELDS = flat_fields()
+
+
+def field_info(dotted: str) -> dict[str, Any]:
+    """Unit, range, source and description of one dotted field."""
+    info = _FIELDS[_resolve_name(dotted)]
+    extra = dict(info.json_schema_extra or {})
+    return {"name": dotted, "description": info.description, "default": info.default, **extra}
+
+
+def _resolve_name(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name in _FIELDS:
+        return name
+    close = difflib.get_close_matches(name, list(_FIELDS) + list(ALIASES), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ParameterError(f"unknown parameter '{name}'{hint}")
+
+
+def get_dotted(params: BaseModel, dotted: str) -> Any:
+    obj: Any = params
+    for part in _resolve_name(dotted).split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def apply_overrides(params: Parameters, overrides: dict[str, Any]) -> Parameters:
+    """A copy of params with dotted-name (or alias) overrides, validated as a whole."""
+    data = params.model_dump()
+    for key, value in overrides.items():
+        dotted = _resolve_name(key)
+        node = data
+        *path, leaf = dotted.split(".")
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return _validate(Parameters, data)
+
+
+def _describe_range(dotted: str) -> str:
+    info = _FIELDS.get(dotted)
+    if info is None:
+        return ""
+    extra = info.json_schema_extra or {}
+    rng = extra.get("range")
+    unit = extra.get("unit", "")
+    if rng and rng[0] is not None:
+        u = f" ({unit})" if unit else ""
+        return f"; allowed range [{rng[0]:g}, {rng[1]:g}]{u}"
+    return ""
+
+
+def _validate(cls: type[Parameters], data: dict[str, Any], source: str | None = None) -> Parameters:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ParameterError(_format_errors(exc, source)) from None
+
+
+def _format_errors(exc: ValidationError, source: str | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        idx = [p for p in err["loc"] if isinstance(p, int)]
+        dotted = ".".join(loc)
+        where = dotted + (f"[{idx[0]}]" if idx else "")
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(dotted, list(_FIELDS), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            lines.append(f"unknown parameter '{dotted}'{hint}")
+            continue
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{where or 'parameters'}{shown}: {msg}{_describe_range(dotted)}")
+    prefix = f"{source}: " if source else ""
+    return prefix + "; ".join(lines)

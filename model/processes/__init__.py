@@ -1,0 +1,25 @@
+"""One module per mechanism, run in this order every step (DESIGN §1)."""
+
+from model.processes import (
+    demography,
+    life_events,
+    mental_health,
+    overdose,
+    social,
+    stigma,
+    treatment,
+    use,
+)
+
+SCHEDULE = (
+    life_events,
+    mental_health,
+    social,
+    stigma,
+    use,
+    treatment,
+    overdose,
+    demography,
+)
+
+__all__ = ["SCHEDULE"]

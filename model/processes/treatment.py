@@ -1,0 +1,134 @@
+"""6. Treatment: leaving care, seeking, the waitlist, admission within capacity, mental-health care.
+
+Leaving OUD care (competing): dropout at
+    dropout_rate * stigma_dropout_HR^(internalised stigma) * untreated_mh_dropout_HR^(disorder no care treats)
+                 * integrated_dropout_HR^(integrated care)
+(back to OUD, tolerance lost for ``post_care_weeks``), or completion at ``completion_rate`` (to remission).
+Seeking (untreated OUD, not yet waiting):
+    seek_rate * perceived_stigma_HR^(perceived stigma) * internal_stigma_HR^(internalised stigma)
+              * dual_stigma_HR^(disorder) * peer_recovery_HR^min(ties in recovery, peer_recovery_cap) * overdose_seek_HR^(recent overdose)
+Seekers join a first-come queue; those waiting give up at ``waitlist_giveup_rate``. Admission fills free
+slots: integrated slots (``integrated_share`` of ``capacity_per_100k``) go to people with a disorder first,
+medication slots to everyone left in queue order. No one is ever in care beyond capacity.
+Mental-health care: people with a disorder (not in integrated care) seek it at
+``mh_seek_rate * internal_stigma_HR^(internalised stigma)`` and enter while slots are free; they leave at
+``mh_exit_rate`` (times ``mh_exit_remitted_hr`` once no disorder is active).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.states import NEVER, Care, Stage
+from model.rates import compete, per_unit, prob, when
+
+def slots(m) -> tuple[int, int, int]:
+    """Medication slots, integrated slots and mental-health slots for this population."""
+    p, n = m.params.treatment, m.population.n
+    total = int(round(p.capacity_per_100k * n / 1e5))
+    integrated = int(round(total * p.integrated_share))
+    mh = int(round(p.mh_capacity_per_100k * n / 1e5))
+    return total - integrated, integrated, mh
+
+
+def step(m) -> None:
+    _leave_care(m)
+    _seek(m)
+    _admit(m)
+    _mental_health_care(m)
+
+
+def _leave_care(m) -> None:
+    p, pop, dt, wk = m.params.treatment, m.population, m.dt_years, m.week
+    i = np.flatnonzero(pop.stage == Stage.TREATMENT)
+    integ = pop.care[i] == Care.INTEGRATED
+    untreated_mh = pop.mh[:, i].any(axis=0) & ~integ & ~pop.in_mh_care[i]
+    h_drop = (
+        np.float32(p.dropout_rate)
+        * per_unit(p.stigma_dropout_hr, pop.internal_stigma[i])
+        * when(untreated_mh, p.untreated_mh_dropout_hr)
+        * when(integ, p.integrated_dropout_hr)
+    )
+    out = compete(m.rng.random(i.size, dtype=np.float32), dt, h_drop, np.full(i.size, p.completion_rate, np.float32))
+    drop, done = i[out == 1], i[out == 2]
+    pop.care[drop] = Care.NONE
+    pop.care[done] = Care.NONE
+    m.set_stage(drop, Stage.OUD)
+    m.set_stage(done, Stage.REMISSION)
+    pop.lost_tolerance_until[drop] = wk + p.post_care_weeks
+    pop.lost_tolerance_until[done] = wk + p.post_care_weeks
+
+
+def _seek(m) -> None:
+    p, pop, rng, dt, wk = m.params.treatment, m.population, m.rng, m.dt_years, m.week
+    w = np.flatnonzero(pop.waiting)
+    quit_ = w[rng.random(w.size, dtype=np.float32) < prob(p.waitlist_giveup_rate, dt)]
+    pop.waiting[quit_] = False
+    pop.wait_since[quit_] = NEVER
+
+    i = np.flatnonzero((pop.stage == Stage.OUD) & ~pop.waiting)
+    recent_od = (wk - pop.last_overdose[i]) < p.recent_overdose_weeks
+    h = (
+        np.float32(p.seek_rate)
+        * per_unit(p.perceived_stigma_hr, pop.perceived_stigma[i])
+        * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
+        * when(pop.mh[:, i].any(axis=0), p.dual_stigma_hr)
+        * np.power(np.float32(p.peer_recovery_hr), np.minimum(pop.recovery_ties[i], p.peer_recovery_cap))
+        * when(recent_od, p.overdose_seek_hr)
+    )
+    seekers = i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]
+    pop.waiting[seekers] = True
+    pop.wait_since[seekers] = wk
+
+
+def _admit(m) -> None:
+    pop, rng = m.population, m.rng
+    cap_med, cap_int, _ = slots(m)
+    care = pop.care
+    in_med = np.flatnonzero(care == Care.MEDICATION)
+    in_int = np.flatnonzero(care == Care.INTEGRATED)
+    # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
+    for rows, cap in ((in_med, cap_med), (in_int, cap_int)):
+        if rows.size > cap:
+            back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: rows.size - cap]]
+            care[back] = Care.NONE
+            m.set_stage(back, Stage.OUD)
+            pop.waiting[back] = True
+            pop.wait_since[back] = NEVER + 1  # front of the queue
+    free_med = max(cap_med - min(in_med.size, cap_med), 0)
+    free_int = max(cap_int - min(in_int.size, cap_int), 0)
+    q = np.flatnonzero(pop.waiting)
+    if q.size == 0 or free_med + free_int == 0:
+        return
+    q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
+    dual = pop.mh[:, q].any(axis=0)
+    to_int = q[dual][:free_int]
+    rest = q[~np.isin(q, to_int)] if to_int.size else q
+    to_med = rest[:free_med]
+    care[to_int] = Care.INTEGRATED
+    care[to_med] = Care.MEDICATION
+    admitted = np.concatenate([to_int, to_med])
+    pop.waiting[admitted] = False
+    pop.wait_since[admitted] = NEVER
+    pop.in_mh_care[to_int] = False  # integrated care treats the disorder itself; the MH slot is freed
+    m.set_stage(admitted, Stage.TREATMENT)
+    m.flows["admissions"] += admitted.size
+
+
+def _mental_health_care(m) -> None:
+    p, pop, rng, dt = m.params.treatment, m.population, m.rng, m.dt_years
+    any_mh = pop.any_mh
+    inside = pop.in_mh_care
+    i = np.flatnonzero(inside)
+    h = np.float32(p.mh_exit_rate) * when(~any_mh[i], p.mh_exit_remitted_hr)
+    inside[i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]] = False
+    _, _, cap = slots(m)
+    free = cap - int(np.count_nonzero(inside))
+    if free <= 0:
+        return
+    i = np.flatnonzero(any_mh & ~inside & (pop.care != Care.INTEGRATED))
+    h = np.float32(p.mh_seek_rate) * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
+    seekers = i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]
+    if seekers.size > free:
+        seekers = rng.choice(seekers, size=free, replace=False)
+    inside[seekers] = True
