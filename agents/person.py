@@ -73,7 +73,8 @@ class Person(mesa.Agent):
 
     @property
     def traits(self) -> dict[str, float]:
-        return {name: float(self._pop.traits[i, self.row]) for i, name in enumerate(TRAITS)}
+        inc = self.model.params.mental_health.trait_increment
+        return {name: float(self._pop.trait(i, inc, self.row)) for i, name in enumerate(TRAITS)}
 
     @property
     def craving(self) -> float:

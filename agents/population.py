@@ -19,6 +19,8 @@ from model.parameters import Parameters
 class Population:
     # fixed at entry
     age: np.ndarray  # float32 years
+    age_band: np.ndarray  # int8 index into agents.states.AGE_BANDS, kept in step with age
+    group: np.ndarray  # intp (age band * 3 + SES) * 3 + ACE: one index for per-group parameter tables
     female: np.ndarray  # bool
     ses: np.ndarray  # int8, agents.states.SES
     ace: np.ndarray  # int8, agents.states.AceGroup
@@ -28,7 +30,8 @@ class Population:
     entry_week: np.ndarray  # int32: week the person entered
     # mental health
     mh: np.ndarray  # bool (3, n): depression, anxiety, PTSD
-    traits: np.ndarray  # float32 (3, n), in [0, 1]
+    any_mh: np.ndarray  # bool: any of the three active (kept in step with mh by the mental-health process)
+    distress: np.ndarray  # float32 in [0, 1]: how far an active disorder has moved the traits
     # opioid use and neurobiology
     stage: np.ndarray  # int8, agents.states.Stage
     stage_since: np.ndarray  # int32 week the current stage began
@@ -61,9 +64,9 @@ class Population:
     def alive(self) -> np.ndarray:
         return self.stage != Stage.DECEASED
 
-    @property
-    def any_mh(self) -> np.ndarray:
-        return self.mh.any(axis=0)
+    def trait(self, k: int, increment: float, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Trait k (agents.states.TRAITS) = min(baseline + increment * distress, 1)."""
+        return np.minimum(self.trait_base[k, rows] + np.float32(increment) * self.distress[rows], np.float32(1.0))
 
     @property
     def has_oud(self) -> np.ndarray:
@@ -74,10 +77,6 @@ class Population:
     def active_use(self) -> np.ndarray:
         """Using opioids outside care: misuse or untreated OUD."""
         return (self.stage == Stage.MISUSE) | (self.stage == Stage.OUD)
-
-    @property
-    def age_band(self) -> np.ndarray:
-        return np.searchsorted(np.asarray(AGE_BAND_EDGES, dtype=np.float32), self.age, side="right").astype(np.int8)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -108,7 +107,6 @@ class Population:
         m = mhp.trait_baseline
         a, b = max(m * 8.0, 1e-3), max((1 - m) * 8.0, 1e-3)
         trait_base = rng.beta(a, b, size=(3, n)).astype(np.float32)
-        traits = np.minimum(trait_base + mhp.trait_increment * mh.any(axis=0), 1.0).astype(np.float32)
         c = st.initial_concentration
         sm = min(max(st.initial_mean, 1e-4), 1 - 1e-4)
         norm = rng.beta(sm * c, (1 - sm) * c, size=n).astype(np.float32)
@@ -116,6 +114,8 @@ class Population:
         never = np.full(n, NEVER, dtype=np.int32)
         return cls(
             age=age.astype(np.float32),
+            age_band=band_of(age),
+            group=group_of(band_of(age), ses, ace),
             female=rng.random(n) < d.female_share,
             ses=ses,
             ace=ace,
@@ -124,7 +124,8 @@ class Population:
             stigma_norm=norm,
             entry_week=np.full(n, week, dtype=np.int32),
             mh=mh,
-            traits=traits,
+            any_mh=mh.any(axis=0),
+            distress=mh.any(axis=0).astype(np.float32),
             stage=z(np.int8),
             stage_since=np.full(n, week, dtype=np.int32),
             craving=z(np.float32),
@@ -159,6 +160,18 @@ class Population:
 
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+def band_of(age: np.ndarray) -> np.ndarray:
+    """Age band of each age (a few comparisons: cheaper than a search)."""
+    band = np.zeros(age.shape, dtype=np.int8)
+    for edge in AGE_BAND_EDGES:
+        band += age >= edge
+    return band
+
+
+def group_of(band: np.ndarray, ses: np.ndarray, ace: np.ndarray) -> np.ndarray:
+    return (band.astype(np.intp) * 3 + ses) * 3 + ace
 
 
 def _initial_use(pop: Population, params: Parameters, rng: np.random.Generator) -> None:

@@ -125,7 +125,8 @@ class TieNetwork:
         self.pos_uv, self.pos_vu = pos[:e], pos[e:]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-        data = np.concatenate([self.active, self.active])[order].astype(np.float32)
+        self.max_ties = int(np.diff(indptr).max()) if n else 0
+        data = np.concatenate([self.active, self.active])[order].astype(np.float64)
         self.adjacency = sp.csr_array((data, dst[order].astype(np.int32), indptr), shape=(n, n))
         self.row_of_entry = src[order].astype(np.int32)
 

@@ -1,21 +1,22 @@
 """1. Life events: stressful events (trauma, job loss, bereavement) by SES and ACE group.
 
-A recent event (within ``life_events.recent_weeks``) raises mental-health onset, initiation and relapse.
-Bereavement from an overdose death is added by the overdose process.
+Rate = rate * SES_HR[ses] * ACE_HR[ace]. A recent event (within ``life_events.recent_weeks``) raises
+mental-health onset, initiation and relapse. Bereavement after an overdose death is added by the
+overdose process.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from model.rates import prob, table
+from model.rates import events, log_by_group, log_hr
 
 
 def step(m) -> None:
     p, pop = m.params.life_events, m.population
-    rate = p.rate * table(p.ses_hr, pop.ses) * table(p.ace_hr, pop.ace)
-    hit = m.rng.random(pop.n, dtype=np.float32) < prob(rate, m.dt_years)
-    pop.last_event[hit] = m.week
+    log_rate = log_by_group(pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    log_rate += log_hr(p.rate)
+    pop.last_event[events(m.rng, log_rate, m.dt_years)] = m.week
 
 
 def recent(m) -> np.ndarray:

@@ -6,8 +6,9 @@ Onset rate of disorder d for person i:
 Remission rate:
     remission_d * care_HR^(in MH care) * integrated_HR^(integrated care) * support_HR^(family support)
                 * oud_remission_HR^(active use)
-Traits (impulsivity, impaired risk appraisal, emotional dysregulation) relax toward
-``baseline + trait_increment * (any disorder active)`` at ``trait_rate``.
+Traits (impulsivity, impaired risk appraisal, emotional dysregulation) are
+``min(trait_base + trait_increment * distress, 1)``, where distress relaxes toward 1 while any disorder
+is active and toward 0 otherwise, at ``trait_rate``.
 """
 
 from __future__ import annotations
@@ -16,34 +17,36 @@ import numpy as np
 
 from agents.states import Care
 from model.processes.life_events import recent
-from model.rates import per_unit, prob, table, when
+from model.rates import F32, events, log_by_group, log_hr, prob
 
 
 def step(m) -> None:
     p, pop, dt = m.params.mental_health, m.population, m.dt_years
-    mh = pop.mh
+    mh, any_mh = pop.mh, pop.any_mh
     active_use = pop.active_use
-    n_active = mh.sum(axis=0, dtype=np.int8)
-    others = (n_active[None, :] - mh) > 0
-    common = (
-        table(p.ace_hr, pop.ace)
-        * table(p.ses_hr, pop.ses)
-        * when(recent(m), p.event_hr)
-        * per_unit(p.loneliness_hr, pop.loneliness)
-        * when(active_use, p.oud_hr)
-        * per_unit(p.craving_hr, pop.craving)
-    )
-    onset = np.asarray(p.onset_rate, dtype=np.float32)[:, None] * common[None, :]
-    onset *= when(others, p.comorbidity_hr)
-    rem_common = (
-        when(pop.in_mh_care, p.care_remission_hr)
-        * when(pop.care == Care.INTEGRATED, p.integrated_remission_hr)
-        * when(pop.family_support, p.support_remission_hr)
-        * when(active_use, p.oud_remission_hr)
-    )
-    rem = np.asarray(p.remission_rate, dtype=np.float32)[:, None] * rem_common[None, :]
-    rate = np.where(mh, rem, onset)
-    flip = m.rng.random(mh.shape, dtype=np.float32) < prob(rate, dt)
-    mh ^= flip
-    target = np.minimum(pop.trait_base + np.float32(p.trait_increment) * mh.any(axis=0), 1.0)
-    pop.traits += (target - pop.traits) * prob(p.trait_rate, dt)
+    common = log_by_group(pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    common += log_hr(p.event_hr) * recent(m)
+    common += log_hr(p.loneliness_hr) * pop.loneliness
+    common += log_hr(p.oud_hr) * active_use
+    common += log_hr(p.craving_hr) * pop.craving
+    # For a disorder not yet active, "another disorder is active" is just "any disorder is active".
+    common += log_hr(p.comorbidity_hr) * any_mh
+
+    rem = log_hr(p.care_remission_hr) * pop.in_mh_care
+    rem += log_hr(p.integrated_remission_hr) * (pop.care == Care.INTEGRATED)
+    rem += log_hr(p.support_remission_hr) * pop.family_support
+    rem += log_hr(p.oud_remission_hr) * active_use
+
+    onset = _log_rates(p.onset_rate)[:, None] + common[None, :]
+    remission = _log_rates(p.remission_rate)[:, None] + rem[None, :]
+    log_rate = onset + mh * (remission - onset)  # remission where active, onset where not
+    flips = events(m.rng, log_rate, dt)
+    mh.reshape(-1)[flips] ^= True
+    np.any(mh, axis=0, out=any_mh)
+
+    # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise.
+    pop.distress += (any_mh - pop.distress) * prob(p.trait_rate, dt)
+
+
+def _log_rates(rates: list[float]) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(rates, dtype=F32), F32(1e-30)))

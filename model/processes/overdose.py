@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import Stage
-from model.rates import prob, when
+from model.rates import occurs, when
 
 
 def step(m) -> None:
@@ -22,7 +22,7 @@ def step(m) -> None:
     i = np.flatnonzero((st != Stage.NONE) & (st != Stage.DECEASED))
     stage_hr = np.array([0.0, p.misuse_hr, 1.0, p.treatment_hr, p.remission_hr, 0.0], dtype=np.float32)
     h = np.float32(p.rate_oud) * stage_hr[st[i]] * when(pop.lost_tolerance_until[i] > wk, p.lost_tolerance_hr)
-    od = i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]
+    od = i[occurs(rng, h, dt)]
     if od.size == 0:
         return
     pop.last_overdose[od] = wk

@@ -1,12 +1,13 @@
 """4. Stigma: attitudes spread through ties, contact lowers them, campaigns lower them from outside.
 
 Attitude s_i in [0, 1] (1 = most stigmatising) moves each step by
-    prob(conformity) * (mean attitude of ties - s_i)
-  + prob(norm_reversion) * (norm_i * (1 - campaign_strength) - s_i)
-  - prob(contact_rate * ties in treatment or remission) * s_i
-Internalised stigma of a person with a condition follows the stigma they perceive among their ties:
-target = perceived * (1 for opioid use, mh_stigma_factor for a disorder alone) * dual_stigma_factor^(both),
-capped at 1, approached at ``internalisation_rate``; without a condition it fades at the same rate.
+    a_conf * (mean attitude of ties - s_i)
+  + a_norm * (norm_i * (1 - campaign_strength) - s_i)
+  - (1 - exp(-contact_rate * ties in treatment or remission * dt)) * s_i
+with a_x = 1 - exp(-x_rate * dt). Internalised stigma of a person with a condition follows the stigma
+they perceive among their ties: target = perceived * (1 for an opioid-use history, mh_stigma_factor for
+a disorder alone) * dual_stigma_factor^(both), capped at 1, approached at ``internalisation_rate``;
+without a condition it fades at the same rate.
 """
 
 from __future__ import annotations
@@ -14,21 +15,24 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import Stage
-from model.rates import prob, when
+from model.rates import F32, prob
 
 
 def step(m) -> None:
     p, pop, dt = m.params.stigma, m.population, m.dt_years
     s = pop.stigma
-    norm = pop.stigma_norm * np.float32(1.0 - p.campaign_strength)
     delta = prob(p.conformity_rate, dt) * (pop.perceived_stigma - s)
-    delta += prob(p.norm_reversion_rate, dt) * (norm - s)
-    delta -= prob(p.contact_rate * pop.recovery_ties, dt) * s
-    np.clip(s + delta, 0.0, 1.0, out=s)
+    delta += prob(p.norm_reversion_rate, dt) * (pop.stigma_norm * F32(1.0 - p.campaign_strength) - s)
+    # Contact: 1 - exp(-contact_rate * k * dt) for k ties in recovery, looked up (k is a small integer).
+    k = pop.recovery_ties.astype(np.intp)
+    delta -= prob(p.contact_rate * np.arange(int(k.max()) + 1, dtype=F32), dt)[k] * s
+    s += delta
+    np.clip(s, 0.0, 1.0, out=s)
 
     user = pop.stage != Stage.NONE  # misuse, OUD, care or remission: an opioid-use history
     any_mh = pop.any_mh
-    factor = np.where(user, np.float32(1.0), np.where(any_mh, np.float32(p.mh_stigma_factor), np.float32(0.0)))
-    factor *= when(user & any_mh, p.dual_stigma_factor)
-    target = np.minimum(pop.perceived_stigma * factor, 1.0)
+    # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (mh_stigma_factor <= 1), 0 else
+    factor = np.maximum(user, F32(p.mh_stigma_factor) * any_mh)
+    factor *= F32(1.0) + F32(p.dual_stigma_factor - 1.0) * (user & any_mh)
+    target = np.minimum(pop.perceived_stigma * factor, F32(1.0))
     pop.internal_stigma += (target - pop.internal_stigma) * prob(p.internalisation_rate, dt)

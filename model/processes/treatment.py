@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.rates import compete, per_unit, prob, when
+from model.rates import compete, occurs, per_unit, when
 
 def slots(m) -> tuple[int, int, int]:
     """Medication slots, integrated slots and mental-health slots for this population."""
@@ -49,7 +49,7 @@ def _leave_care(m) -> None:
         * when(untreated_mh, p.untreated_mh_dropout_hr)
         * when(integ, p.integrated_dropout_hr)
     )
-    out = compete(m.rng.random(i.size, dtype=np.float32), dt, h_drop, np.full(i.size, p.completion_rate, np.float32))
+    out = compete(m.rng, dt, h_drop, np.full(i.size, p.completion_rate, np.float32))
     drop, done = i[out == 1], i[out == 2]
     pop.care[drop] = Care.NONE
     pop.care[done] = Care.NONE
@@ -62,7 +62,7 @@ def _leave_care(m) -> None:
 def _seek(m) -> None:
     p, pop, rng, dt, wk = m.params.treatment, m.population, m.rng, m.dt_years, m.week
     w = np.flatnonzero(pop.waiting)
-    quit_ = w[rng.random(w.size, dtype=np.float32) < prob(p.waitlist_giveup_rate, dt)]
+    quit_ = w[occurs(rng, np.full(w.size, p.waitlist_giveup_rate, np.float32), dt)]
     pop.waiting[quit_] = False
     pop.wait_since[quit_] = NEVER
 
@@ -76,7 +76,7 @@ def _seek(m) -> None:
         * np.power(np.float32(p.peer_recovery_hr), np.minimum(pop.recovery_ties[i], p.peer_recovery_cap))
         * when(recent_od, p.overdose_seek_hr)
     )
-    seekers = i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]
+    seekers = i[occurs(rng, h, dt)]
     pop.waiting[seekers] = True
     pop.wait_since[seekers] = wk
 
@@ -121,14 +121,14 @@ def _mental_health_care(m) -> None:
     inside = pop.in_mh_care
     i = np.flatnonzero(inside)
     h = np.float32(p.mh_exit_rate) * when(~any_mh[i], p.mh_exit_remitted_hr)
-    inside[i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]] = False
+    inside[i[occurs(rng, h, dt)]] = False
     _, _, cap = slots(m)
     free = cap - int(np.count_nonzero(inside))
     if free <= 0:
         return
     i = np.flatnonzero(any_mh & ~inside & (pop.care != Care.INTEGRATED))
     h = np.float32(p.mh_seek_rate) * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
-    seekers = i[rng.random(i.size, dtype=np.float32) < prob(h, dt)]
+    seekers = i[occurs(rng, h, dt)]
     if seekers.size > free:
         seekers = rng.choice(seekers, size=free, replace=False)
     inside[seekers] = True

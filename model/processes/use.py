@@ -10,7 +10,7 @@ Hazards (annual), each switched off by setting its ratio to 1:
   OUD -> remission: natural_remission_rate * support_HR^(family) * mh_remission_HR^(disorder)
   remission -> OUD: relapse_rate * craving_relapse_HR^craving * mh_relapse_HR^(disorder)
                     * event_HR^(recent event) * loneliness_HR^loneliness
-Competing hazards from one state share one uniform draw (model.rates.compete).
+Competing hazards from one state are drawn together (model.rates.compete).
 Craving grows toward 1 in OUD (``craving_growth_rate``; times ``misuse_craving_factor`` in misuse),
 fades in remission (``craving_decay_rate``) and faster on medication.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from agents.states import Stage
 from model.processes.life_events import recent
-from model.rates import compete, per_unit, prob, table, when
+from model.rates import F32, compete, events, log_by_group, log_hr, occurs, per_unit, prob, when
 
 
 def step(m) -> None:
@@ -29,51 +29,46 @@ def step(m) -> None:
     st = pop.stage
     any_mh = pop.any_mh
     rec = recent(m)
-    u = rng.random(pop.n, dtype=np.float32)
 
-    # none -> misuse (computed for everyone: almost everyone is at risk)
-    none = st == Stage.NONE
-    h = (
-        np.float32(p.initiation_rate * p.access_multiplier)
-        * table(p.age_hr, pop.age_band)
-        * table(p.ses_hr, pop.ses)
-        * table(p.ace_hr, pop.ace)
-        * when(any_mh, p.mh_hr)
-        * per_unit(p.impulsivity_hr, pop.traits[0])
-        * np.power(np.float32(p.peer_hr), np.minimum(pop.using_ties, p.peer_cap))
-        * per_unit(p.loneliness_hr, pop.loneliness)
-        * when(rec, p.event_hr)
-    )
-    start = np.flatnonzero(none & (u < prob(h, dt)))
+    # none -> misuse (log hazard for everyone: almost everyone is at risk)
+    lh = log_by_group(pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    lh += log_hr(p.mh_hr) * any_mh
+    lh += log_hr(p.impulsivity_hr) * pop.trait(0, m.params.mental_health.trait_increment)
+    lh += log_hr(p.peer_hr) * np.minimum(pop.using_ties, F32(p.peer_cap))
+    lh += log_hr(p.loneliness_hr) * pop.loneliness
+    lh += log_hr(p.event_hr) * rec
+    lh += log_hr(p.initiation_rate * p.access_multiplier)
+    start = events(rng, lh, dt)
+    start = start[st[start] == Stage.NONE]
 
     # misuse -> none | OUD
     i = np.flatnonzero(st == Stage.MISUSE)
-    tr = pop.traits
+    inc = m.params.mental_health.trait_increment
     out = compete(
-        u[i], dt,
-        np.float32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
-        np.float32(p.progression_rate)
-        * per_unit(p.dysregulation_hr, tr[2, i])
-        * per_unit(p.risk_appraisal_hr, tr[1, i])
+        rng, dt,
+        F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
+        F32(p.progression_rate)
+        * per_unit(p.dysregulation_hr, pop.trait(2, inc, i))
+        * per_unit(p.risk_appraisal_hr, pop.trait(1, inc, i))
         * per_unit(p.craving_progression_hr, pop.craving[i]),
     )
     stop, progress = i[out == 1], i[out == 2]
 
     # OUD (untreated) -> remission
     i = np.flatnonzero(st == Stage.OUD)
-    h = np.float32(p.natural_remission_rate) * when(pop.family_support[i], p.support_hr) * when(any_mh[i], p.mh_remission_hr)
-    remit = i[u[i] < prob(h, dt)]
+    h = F32(p.natural_remission_rate) * when(pop.family_support[i], p.support_hr) * when(any_mh[i], p.mh_remission_hr)
+    remit = i[occurs(rng, h, dt)]
 
     # remission -> OUD (relapse)
     i = np.flatnonzero(st == Stage.REMISSION)
     h = (
-        np.float32(p.relapse_rate)
+        F32(p.relapse_rate)
         * per_unit(p.craving_relapse_hr, pop.craving[i])
         * when(any_mh[i], p.mh_relapse_hr)
         * when(rec[i], p.event_hr)
         * per_unit(p.loneliness_hr, pop.loneliness[i])
     )
-    relapse = i[u[i] < prob(h, dt)]
+    relapse = i[occurs(rng, h, dt)]
 
     _craving(m)
     m.set_stage(start, Stage.MISUSE)
@@ -89,10 +84,9 @@ def step(m) -> None:
 
 def _craving(m) -> None:
     p, pop, dt = m.params.use, m.population, m.dt_years
-    st = pop.stage
-    c = pop.craving
-    grow = np.where(st == Stage.OUD, np.float32(p.craving_growth_rate),
-                    np.where(st == Stage.MISUSE, np.float32(p.craving_growth_rate * p.misuse_craving_factor), np.float32(0.0)))
-    decay = np.where(st == Stage.REMISSION, np.float32(p.craving_decay_rate),
-                     np.where(st == Stage.TREATMENT, np.float32(p.medication_craving_decay_rate), np.float32(0.0)))
-    c += prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
+    i = np.flatnonzero((pop.stage != Stage.NONE) & (pop.stage != Stage.DECEASED))
+    st, c = pop.stage[i], pop.craving[i]
+    g, d = p.craving_growth_rate, p.craving_decay_rate
+    grow = np.array([0, g * p.misuse_craving_factor, g, 0, 0, 0], dtype=np.float32)[st]
+    decay = np.array([0, 0, 0, p.medication_craving_decay_rate, d, 0], dtype=np.float32)[st]
+    pop.craving[i] = c + prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
