@@ -111,6 +111,7 @@ class LifeEvents(Section):
 class MentalHealth(Section):
     initial_prevalence: list[float] = Vec([0.086, 0.12, 0.037], 0, 1, "share", "E5 (depression, PTSD); E4/E5 anxiety disorders", "Initial 12-month prevalence of depression, anxiety, PTSD.")
     onset_rate: list[float] = Vec([0.050, 0.070, 0.0125], 0, 10, "per year", "calibrated to E4/E5", "Base onset rate of depression, anxiety, PTSD.")
+    onset_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Scales every onset rate (the dashboard's mental-health slider).")
     remission_rate: list[float] = Vec([1.0, 0.8, 0.5], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD.")
     ace_hr: list[float] = Vec([1.0, 1.5, 2.5], 0, 50, "HR", "E10, E11 (direction)", "Onset rate ratio by ACE group.")
     ses_hr: list[float] = Vec([1.3, 1.0, 0.8], 0, 20, "HR", "assumption", "Onset rate ratio by SES.")
@@ -307,6 +308,7 @@ ALIASES: dict[str, str] = {
     "peer_support": "social.peer_support_rate",
     "campaign": "stigma.campaign_strength",
     "network_kind": "network.kind",
+    "mh_risk": "mental_health.onset_multiplier",
     "mean_degree": "network.mean_degree",
 }
 

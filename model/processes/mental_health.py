@@ -1,7 +1,7 @@
 """2. Mental health: onset and remission of depression, anxiety and PTSD, and the traits they move.
 
 Onset rate of disorder d for person i:
-    onset_d * ACE_HR[ace] * SES_HR[ses] * event_HR^(recent event) * loneliness_HR^loneliness
+    onset_d * onset_multiplier * ACE_HR[ace] * SES_HR[ses] * event_HR^(recent event) * loneliness_HR^loneliness
             * oud_HR^(active use) * craving_HR^craving * comorbidity_HR^(another disorder active)
 Remission rate:
     remission_d * care_HR^(in MH care) * integrated_HR^(integrated care) * support_HR^(family support)
@@ -31,6 +31,7 @@ def step(m) -> None:
     common += log_hr(p.craving_hr) * pop.craving
     # For a disorder not yet active, "another disorder is active" is just "any disorder is active".
     common += log_hr(p.comorbidity_hr) * any_mh
+    common += log_hr(p.onset_multiplier)
 
     rem = log_hr(p.care_remission_hr) * pop.in_mh_care
     rem += log_hr(p.integrated_remission_hr) * (pop.care == Care.INTEGRATED)
