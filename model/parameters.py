@@ -79,7 +79,7 @@ def _shares(v: list[float], what: str) -> list[float]:
 
 
 class Simulation(Section):
-    population: int = P(10_000, 50, 50_000_000, "people", "assumption", "Number of people (fixed: deaths are replaced).")
+    population: int = P(10_000, 10, 50_000_000, "people", "assumption", "Number of people (fixed: deaths are replaced).")
     dt_weeks: int = P(1, 1, 4, "weeks", "DESIGN §1", "Length of one step.")
     burn_in_years: float = P(10.0, 0, 200, "years", "assumption", "Years simulated at construction, unrecorded, so the state settles before step 0.")
 

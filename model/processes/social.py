@@ -95,6 +95,7 @@ def refresh(m) -> None:
     deg = pop.degree
     # With no ties, a person perceives the community's mean attitude.
     np.divide(stigma_sum, np.maximum(deg, np.float32(1.0)), out=pop.perceived_stigma)
+    np.minimum(pop.perceived_stigma, np.float32(1.0), out=pop.perceived_stigma)  # float rounding
     pop.perceived_stigma[np.flatnonzero(deg == 0)] = pop.stigma.mean()
     supportive = np.minimum((deg - pop.using_ties) * np.float32(1.0 / p.supportive_ties_full), np.float32(1.0))
     fw = np.float32(p.family_weight)

@@ -1,0 +1,202 @@
+"""Each annual rate reproduces its parameter within statistical tolerance when everything else is frozen.
+
+Each test runs one process for one step on a crafted population (all hazard ratios that could apply
+set to 1), counts events, and compares with the binomial expectation n * (1 - exp(-rate * dt)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.states import Care, Stage
+from model import rates
+from model.processes import demography, life_events, mental_health, overdose, treatment, use
+from tests.helpers import assert_count_matches, bare_model
+
+N = 40_000
+
+
+def test_prob_matches_definition():
+    assert rates.prob(0.0, 1 / 52) == 0
+    assert np.isclose(rates.prob(2.0, 0.5), 1 - np.exp(-1.0))
+
+
+@pytest.mark.parametrize("rate,dt", [(0.05, 1 / 52), (3.0, 1 / 52), (40.0, 4 / 52)])
+def test_events_thinning_is_exact(rate, dt):
+    """events() must give each entry probability 1 - exp(-h dt), whether thinned or drawn directly."""
+    rng = np.random.default_rng(3)
+    n = 200_000
+    # Heterogeneous hazards: half at `rate`, half at rate / 7, so both thinning paths are used.
+    h = np.where(np.arange(n) % 2 == 0, rate, rate / 7).astype(np.float32)
+    hits = np.zeros(n, dtype=np.int64)
+    reps = 20
+    for _ in range(reps):
+        hits[rates.events(rng, np.log(h), dt)] += 1
+    for sel, r in ((np.arange(n) % 2 == 0, rate), (np.arange(n) % 2 == 1, rate / 7)):
+        assert_count_matches(int(hits[sel].sum()), int(sel.sum()) * reps, r, dt)
+
+
+def test_events_never_repeats_an_index():
+    rng = np.random.default_rng(4)
+    lh = np.log(np.r_[np.full(5000, 200.0), np.full(5000, 0.1)]).astype(np.float32)
+    idx = rates.events(rng, lh, 1 / 52)
+    assert idx.size == np.unique(idx).size
+
+
+def test_compete_splits_in_proportion():
+    rng = np.random.default_rng(5)
+    n = 200_000
+    h1, h2 = np.full(n, 3.0, np.float32), np.full(n, 1.0, np.float32)
+    out = rates.compete(rng, 1 / 12, h1, h2)
+    any_ = np.count_nonzero(out)
+    assert_count_matches(any_, n, 4.0, 1 / 12)
+    share = np.count_nonzero(out == 1) / any_
+    assert abs(share - 0.75) < 0.01
+
+
+def test_life_event_rate():
+    m = bare_model(N, **{"life_events.rate": 2.0, "life_events.ses_hr": [1, 1, 1], "life_events.ace_hr": [1, 1, 1]})
+    m.population.last_event[:] = -(10**9)
+    m.week += 1
+    life_events.step(m)
+    assert_count_matches(int(np.count_nonzero(m.population.last_event == m.week)), N, 2.0, m.dt_years)
+
+
+NEUTRAL_MH = {
+    "mental_health.ace_hr": [1, 1, 1],
+    "mental_health.ses_hr": [1, 1, 1],
+    "mental_health.event_hr": 1,
+    "mental_health.loneliness_hr": 1,
+    "mental_health.oud_hr": 1,
+    "mental_health.craving_hr": 1,
+    "mental_health.comorbidity_hr": 1,
+    "mental_health.care_remission_hr": 1,
+    "mental_health.integrated_remission_hr": 1,
+    "mental_health.support_remission_hr": 1,
+    "mental_health.oud_remission_hr": 1,
+}
+
+
+def test_mental_health_onset_and_remission_rates():
+    onset, remission = [0.8, 1.6, 0.4], [2.0, 3.0, 5.0]
+    m = bare_model(N, **NEUTRAL_MH, **{"mental_health.onset_rate": onset, "mental_health.remission_rate": remission})
+    pop = m.population
+    # Half the people have every disorder, half have none.
+    pop.mh[:] = (np.arange(N) % 2 == 0)[None, :]
+    before = pop.mh.copy()
+    mental_health.step(m)
+    for d in range(3):
+        had = before[d]
+        assert_count_matches(int(np.count_nonzero(had & ~pop.mh[d])), int(had.sum()), remission[d], m.dt_years)
+        assert_count_matches(int(np.count_nonzero(~had & pop.mh[d])), int((~had).sum()), onset[d], m.dt_years)
+    assert np.array_equal(pop.any_mh, pop.mh.any(axis=0))
+
+
+NEUTRAL_USE = {
+    "use.age_hr": [1, 1, 1, 1, 1],
+    "use.ses_hr": [1, 1, 1],
+    "use.ace_hr": [1, 1, 1],
+    "use.mh_hr": 1,
+    "use.impulsivity_hr": 1,
+    "use.peer_hr": 1,
+    "use.loneliness_hr": 1,
+    "use.event_hr": 1,
+    "use.support_hr": 1,
+    "use.dysregulation_hr": 1,
+    "use.risk_appraisal_hr": 1,
+    "use.craving_progression_hr": 1,
+    "use.mh_remission_hr": 1,
+    "use.craving_relapse_hr": 1,
+    "use.mh_relapse_hr": 1,
+}
+
+
+def _use_step_counts(stage: Stage, **rates_):
+    m = bare_model(N, **NEUTRAL_USE, **rates_)
+    m.population.stage[:] = stage
+    before = m.population.stage.copy()
+    use.step(m)
+    return m, before, m.population.stage
+
+
+def test_initiation_rate():
+    m, before, after = _use_step_counts(Stage.NONE, **{"use.initiation_rate": 1.5})
+    assert_count_matches(int(np.count_nonzero(after == Stage.MISUSE)), N, 1.5, m.dt_years)
+
+
+def test_access_multiplier_scales_initiation():
+    m, _, after = _use_step_counts(Stage.NONE, **{"use.initiation_rate": 0.5, "use.access_multiplier": 3.0})
+    assert_count_matches(int(np.count_nonzero(after == Stage.MISUSE)), N, 1.5, m.dt_years)
+
+
+def test_misuse_cessation_and_progression_rates():
+    m, _, after = _use_step_counts(Stage.MISUSE, **{"use.cessation_rate": 2.0, "use.progression_rate": 1.0})
+    assert_count_matches(int(np.count_nonzero(after != Stage.MISUSE)), N, 3.0, m.dt_years)
+    moved = np.count_nonzero(after != Stage.MISUSE)
+    assert abs(np.count_nonzero(after == Stage.OUD) / moved - 1 / 3) < 0.05
+    assert m.flows["new_oud"] == np.count_nonzero(after == Stage.OUD)
+
+
+def test_natural_remission_rate():
+    m, _, after = _use_step_counts(Stage.OUD, **{"use.natural_remission_rate": 0.9})
+    assert_count_matches(int(np.count_nonzero(after == Stage.REMISSION)), N, 0.9, m.dt_years)
+
+
+def test_relapse_rate():
+    m, _, after = _use_step_counts(Stage.REMISSION, **{"use.relapse_rate": 1.2})
+    assert_count_matches(int(np.count_nonzero(after == Stage.OUD)), N, 1.2, m.dt_years)
+
+
+NEUTRAL_TREATMENT = {
+    "treatment.stigma_dropout_hr": 1,
+    "treatment.untreated_mh_dropout_hr": 1,
+    "treatment.integrated_dropout_hr": 1,
+    "treatment.perceived_stigma_hr": 1,
+    "treatment.internal_stigma_hr": 1,
+    "treatment.dual_stigma_hr": 1,
+    "treatment.peer_recovery_hr": 1,
+    "treatment.overdose_seek_hr": 1,
+}
+
+
+def test_dropout_and_completion_rates():
+    m = bare_model(N, **NEUTRAL_TREATMENT, **{"treatment.dropout_rate": 2.0, "treatment.completion_rate": 0.5,
+                                              "treatment.capacity_per_100k": 100_000})
+    pop = m.population
+    pop.stage[:] = Stage.TREATMENT
+    pop.care[:] = Care.MEDICATION
+    treatment._leave_care(m)
+    left = np.count_nonzero(pop.stage != Stage.TREATMENT)
+    assert_count_matches(left, N, 2.5, m.dt_years)
+    assert abs(np.count_nonzero(pop.stage == Stage.OUD) / left - 0.8) < 0.05
+    assert np.all(pop.care[pop.stage != Stage.TREATMENT] == Care.NONE)
+
+
+def test_seeking_rate():
+    m = bare_model(N, **NEUTRAL_TREATMENT, **{"treatment.seek_rate": 1.7})
+    m.population.stage[:] = Stage.OUD
+    treatment._seek(m)
+    assert_count_matches(int(np.count_nonzero(m.population.waiting)), N, 1.7, m.dt_years)
+
+
+def test_overdose_rate_and_fatality():
+    m = bare_model(N, **{"overdose.rate_oud": 3.0, "overdose.fatality": 0.5, "overdose.alone_base": 1.0,
+                        "overdose.alone_loneliness": 0, "overdose.alone_stigma": 0})
+    m.population.stage[:] = Stage.OUD
+    m.week += 1
+    overdose.step(m)
+    assert_count_matches(m.flows["overdoses"], N, 3.0, m.dt_years)
+    n_od = m.flows["overdoses"]
+    assert abs(m.flows["overdose_deaths"] - 0.5 * n_od) <= 4.5 * np.sqrt(n_od * 0.25)
+    assert np.count_nonzero(m.population.stage == Stage.DECEASED) == m.flows["overdose_deaths"]
+
+
+def test_background_mortality_rate():
+    m = bare_model(N, **{"demography.mortality_per_1000": [300.0] * 5, "demography.oud_mortality_hr": 1})
+    m.week += 1
+    demography.step(m)
+    # Everyone who died was replaced by an entrant of entry_age; count them by age.
+    newcomers = np.count_nonzero(m.population.entry_week == m.week)
+    assert_count_matches(newcomers, N, 0.3, m.dt_years)
+    assert m.population.n == N and m.flows["deaths"] == newcomers
