@@ -1,0 +1,691 @@
+"""Experiments: replicates of scenarios, run in worker processes or on a Dask cluster, streamed to disk.
+
+One code path runs everything; only the executor changes (in-process for one worker, a local process
+pool for several, a Dask ``Client`` executor for a cluster). Determinism comes from the seeds, never
+from the order in which work finishes:
+
+- replicate i of every scenario gets the same seed (paired), child i of ``numpy.random.SeedSequence(seed)``;
+- each finished replicate is written at once as its own Parquet part (``DIR/parts/``), so memory holds
+  only what is in flight plus one row of final-year means per replicate, and an interrupted run keeps
+  every finished replicate (``resume=True`` skips them);
+- the final files are assembled from the parts in scenario and replicate order, so they are identical
+  whatever the worker count, scheduler or completion order.
+
+Every file is written under a temporary name and moved into place with ``os.replace``: no half-written
+file is ever left under a final name.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model.metrics import METRIC_NAMES
+from scenarios import Scenario, ScenarioError, load_scenario
+
+__all__ = [
+    "ID_COLUMNS",
+    "ExperimentResult",
+    "ReplicateFailure",
+    "ReplicatesFailed",
+    "compare",
+    "final_year_means",
+    "grid_variants",
+    "replicate_seeds",
+    "run_experiment",
+    "run_replicates",
+    "summarise",
+    "summarise_finals",
+]
+
+ID_COLUMNS: tuple[str, ...] = ("scenario", "replicate", "seed", "step", "year")
+SUMMARY_COLUMNS: tuple[str, ...] = ("scenario", "metric", "mean", "lo", "hi", "n")
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "scenario", "base", "metric", "base_mean", "scenario_mean", "diff", "lo", "hi", "rel_diff", "n",
+)
+PARTS = "parts"
+# Test hook: "scenario:replicate[,scenario:replicate...]" makes those replicates raise (fault handling tests).
+FAIL_HOOK_ENV = "OUDSIM_FAIL_REPLICATES"
+
+ScenarioRef = str | Path | Scenario
+Progress = Callable[[int, int], None]
+
+
+# -- seeds and tasks ---------------------------------------------------------------------------
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """Seed of each replicate: child i of SeedSequence(seed), as a 63-bit int (fits Parquet's int64).
+
+    Child i does not depend on how many children are spawned, so replicate i keeps its seed when a
+    run is extended with more replicates.
+    """
+    children = np.random.SeedSequence(seed).spawn(replicates)
+    return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+@dataclass(frozen=True)
+class ReplicateTask:
+    scenario: Scenario
+    replicate: int
+    seed: int
+    years: float
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.years * 52 / self.scenario.params.simulation.dt_weeks))
+
+    @property
+    def fingerprint(self) -> str:
+        """What determines this replicate's output; a resumed part is reused only if it matches."""
+        spec = {
+            "params": self.scenario.params.model_dump(mode="json"),
+            "interventions": [i.model_dump(mode="json") for i in self.scenario.interventions],
+            "seed": self.seed,
+            "steps": self.steps,
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def part_name(self) -> str:
+        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.scenario.name)[:60]
+        return f"{slug}-r{self.replicate:05d}-{self.fingerprint}.parquet"
+
+
+@dataclass
+class ReplicateOutcome:
+    """What a worker sends back: the frame, or the error (exceptions may not pickle across processes)."""
+
+    scenario: str
+    replicate: int
+    seed: int
+    seconds: float
+    frame: pd.DataFrame | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicateFailure:
+    scenario: str
+    replicate: int
+    seed: int
+    error: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.scenario} replicate {self.replicate} (seed {self.seed}): {self.error}"
+
+
+def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
+    """Run one replicate (in a worker). Errors are returned, not raised, so every executor reports them alike."""
+    t0 = time.perf_counter()
+    try:
+        _fault_hook(task)
+        model = task.scenario.build_model(rng=task.seed)
+        model.run_for(task.steps)
+        frame = model.metrics_frame()
+        frame.insert(0, "scenario", task.scenario.name)
+        frame.insert(1, "replicate", task.replicate)
+        frame.insert(2, "seed", task.seed)
+        frame = frame.astype({"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"})
+        return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame)
+    except Exception as e:  # noqa: BLE001 - any failure of one replicate is reported, the rest go on
+        return ReplicateOutcome(
+            task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0,
+            error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+        )
+
+
+def _fault_hook(task: ReplicateTask) -> None:
+    wanted = os.environ.get(FAIL_HOOK_ENV, "")
+    if f"{task.scenario.name}:{task.replicate}" in {w.strip() for w in wanted.split(",")}:
+        raise RuntimeError(f"injected failure ({FAIL_HOOK_ENV})")
+
+
+# -- executors: the one thing that differs between a laptop and a cluster ----------------------
+
+class _InlineExecutor(cf.Executor):
+    """Runs each task when submitted, in this process (one worker: no pool start-up, easy debugging)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # KeyboardInterrupt must reach the caller, not hide in a future
+            if not isinstance(e, Exception):
+                raise
+            fut.set_exception(e)
+        return fut
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; only the parent should react (it stops the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[cf.Executor, int]]:
+    """The executor and how many tasks to keep in flight."""
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ScenarioError(
+                "--scheduler needs Dask distributed: pip install 'oudsim[distributed]'"
+            ) from None
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise ScenarioError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        try:
+            slots = max(sum(client.nthreads().values()), 1)
+            yield client.get_executor(pure=False), 2 * slots
+        finally:
+            client.close()
+        return
+    if workers <= 1:
+        yield _InlineExecutor(), 1
+        return
+    import multiprocessing as mp
+
+    # forkserver: workers fork from a clean server that imported the model once (fork from a
+    # threaded parent can deadlock; spawn would pay the import in every worker).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["model.experiments", "model.oud_model"])
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        yield pool, 2 * workers
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_now(executor: cf.Executor) -> None:
+    """Stop running work at once (after Ctrl-C): cancel what waits, end the worker processes."""
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+        else:
+            for proc in list((getattr(executor, "_processes", None) or {}).values()):
+                proc.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+    else:
+        executor.shutdown(wait=False)  # a Dask ClientExecutor cancels its futures on shutdown
+
+
+# -- atomic files --------------------------------------------------------------------------------
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then move tmp onto ``path``; on any failure the temporary file is removed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# -- summaries -----------------------------------------------------------------------------------
+
+def final_year_means(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (scenario, replicate): each metric averaged over the final simulated year.
+
+    The final year is the steps with year > (last year - 1); a run shorter than a year uses every
+    step after step 0 (step 0, the end of burn-in, alone if that is all there is).
+    """
+    metrics = [m for m in METRIC_NAMES if m in df.columns]
+    rows = []
+    for (scenario, replicate), g in df.groupby(["scenario", "replicate"], sort=False):
+        last = g["year"].max()
+        sel = g["year"] > max(last - 1.0, 0.0) if last > 0 else g["year"] >= last
+        rows.append({"scenario": scenario, "replicate": int(replicate), "seed": int(g["seed"].iloc[0]),
+                     **g.loc[sel, metrics].mean().to_dict()})
+    return pd.DataFrame(rows, columns=["scenario", "replicate", "seed", *metrics])
+
+
+def summarise_finals(finals: pd.DataFrame, scenario_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean and 2.5th–97.5th percentile band across replicates of the final-year means, per metric."""
+    metrics = [m for m in METRIC_NAMES if m in finals.columns]
+    order = list(scenario_order) if scenario_order is not None else list(dict.fromkeys(finals["scenario"]))
+    rows = []
+    for scenario in order:
+        g = finals[finals["scenario"] == scenario]
+        for metric in metrics:
+            values = g[metric].to_numpy(dtype=float)
+            values = values[~np.isnan(values)]
+            if values.size == 0:
+                rows.append((scenario, metric, np.nan, np.nan, np.nan, 0))
+                continue
+            lo, hi = np.percentile(values, [2.5, 97.5])
+            rows.append((scenario, metric, float(values.mean()), float(lo), float(hi), int(values.size)))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """``scenario, metric, mean, lo, hi, n`` over the final simulated year of each replicate."""
+    return summarise_finals(final_year_means(df))
+
+
+def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFrame:
+    """Paired difference of each scenario from ``base``, per metric, with a 95% interval.
+
+    Replicate i of every scenario shares a seed, so the differences are paired: ``diff`` is the mean of
+    (scenario - base) over replicates and ``lo``/``hi`` the 95% t-interval of that mean. Replicates that
+    failed in either scenario are left out of the pair count ``n``.
+    """
+    from scipy import stats
+
+    metrics = [m for m in METRIC_NAMES if m in finals.columns]
+    b = finals[finals["scenario"] == base].set_index("replicate")
+    if b.empty:
+        raise ScenarioError(f"no finished replicates of the base scenario '{base}' to compare with")
+    rows = []
+    for other in others:
+        o = finals[finals["scenario"] == other].set_index("replicate")
+        common = b.index.intersection(o.index)
+        if (b.loc[common, "seed"] != o.loc[common, "seed"]).any():
+            raise ScenarioError(f"'{other}' and '{base}' were run with different seeds: they cannot be paired")
+        n = len(common)
+        for metric in metrics:
+            base_values = b.loc[common, metric].to_numpy(dtype=float)
+            diffs = o.loc[common, metric].to_numpy(dtype=float) - base_values
+            mean_diff = float(diffs.mean()) if n else np.nan
+            if n >= 2:
+                half = float(stats.t.ppf(0.975, n - 1) * diffs.std(ddof=1) / np.sqrt(n))
+            else:
+                half = np.nan
+            base_mean = float(base_values.mean()) if n else np.nan
+            rows.append((
+                other, base, metric, base_mean, base_mean + mean_diff if n else np.nan, mean_diff,
+                mean_diff - half, mean_diff + half, mean_diff / base_mean if base_mean else np.nan, n,
+            ))
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+# -- sweeps ----------------------------------------------------------------------------------------
+
+def grid_variants(base: ScenarioRef, grid: dict[str, Sequence[Any]]) -> list[tuple[Scenario, dict[str, Any]]]:
+    """Every combination of the grid values (full factorial) as a validated scenario and its values."""
+    scenario = load_scenario(base)
+    names = list(grid)
+    variants = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        values = dict(zip(names, combo, strict=True))
+        label = f"{scenario.name}[" + ",".join(f"{n}={_fmt_value(v)}" for n, v in values.items()) + "]"
+        variants.append((scenario.with_overrides(values, name=label), values))
+    return variants
+
+
+def _fmt_value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+@dataclass
+class ExperimentResult:
+    scenarios: list[Scenario]
+    seeds: list[int]
+    finals: pd.DataFrame  # final-year means, one row per finished replicate
+    summary: pd.DataFrame
+    failures: list[ReplicateFailure]
+    interrupted: bool
+    out_dir: Path | None
+    resumed: int  # replicates found finished on disk and skipped
+    wall_seconds: float
+    frames: list[pd.DataFrame] = field(default_factory=list)  # only with keep_frames=True
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+
+class ReplicatesFailed(RuntimeError):
+    """Some replicates raised; ``failures`` says which (scenario and seed), ``frame`` holds the others."""
+
+    def __init__(self, failures: list[ReplicateFailure], frame: pd.DataFrame) -> None:
+        self.failures = failures
+        self.frame = frame
+        super().__init__(f"{len(failures)} replicate(s) failed: " + "; ".join(map(str, failures)))
+
+
+def resolve_scenarios(
+    scenarios: Iterable[ScenarioRef], population: int | None = None, overrides: dict[str, Any] | None = None,
+) -> list[Scenario]:
+    """Load every scenario and apply ``--population`` and ``--set`` before anything runs (fail early)."""
+    extra = dict(overrides or {})
+    if population is not None:
+        extra["simulation.population"] = population
+    resolved = []
+    for ref in scenarios:
+        s = load_scenario(ref)
+        resolved.append(s.with_overrides(extra) if extra else s)
+    names = [s.name for s in resolved]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ScenarioError(f"scenario names must be unique in one run; repeated: {', '.join(dupes)}")
+    if not resolved:
+        raise ScenarioError("no scenario given")
+    return resolved
+
+
+def run_experiment(
+    scenarios: Iterable[ScenarioRef],
+    *,
+    replicates: int = 4,
+    years: float = 10.0,
+    population: int | None = None,
+    seed: int = 1,
+    workers: int = 1,
+    scheduler: str | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    keep_frames: bool = False,
+    extra_manifest: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write the outputs.
+
+    Outputs in ``out_dir``: ``timeseries.parquet``, ``summary.csv``, ``replicates.csv`` (final-year means
+    per replicate), ``manifest.json``, and ``parts/`` (one Parquet file per finished replicate; kept so
+    ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished, and returns
+    with ``interrupted=True``.
+    """
+    if replicates < 1:
+        raise ScenarioError(f"replicates = {replicates}: need at least 1")
+    if not (0 <= years <= 500):
+        raise ScenarioError(f"years = {years}: allowed range [0, 500]")
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    resolved = resolve_scenarios(scenarios, population, overrides)
+    seeds = replicate_seeds(seed, replicates)
+    # Replicate-major order: an interrupted run has whole pairs of scenarios to compare.
+    tasks = [ReplicateTask(s, r, seeds[r], years) for r in range(replicates) for s in resolved]
+    total = len(tasks)
+
+    out = Path(out_dir) if out_dir is not None else None
+    parts_dir = out / PARTS if out is not None else None
+    finals_rows: dict[tuple[str, int], dict[str, Any]] = {}
+    frames: dict[tuple[str, int], pd.DataFrame] = {}
+    timings: dict[tuple[str, int], float] = {}
+    failures: list[ReplicateFailure] = []
+    todo = tasks
+    resumed = 0
+    if parts_dir is not None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(out)
+        _remove_stale_temporaries(parts_dir)
+        if not resume:  # a fresh run: earlier parts in this folder belong to another run
+            for old in parts_dir.glob("*.parquet"):
+                old.unlink()
+        todo = []
+        for task in tasks:
+            part = parts_dir / task.part_name
+            if resume and part.is_file():
+                frame = pd.read_parquet(part)
+                finals_rows[(task.scenario.name, task.replicate)] = final_year_means(frame).iloc[0].to_dict()
+                if keep_frames:
+                    frames[(task.scenario.name, task.replicate)] = frame
+                resumed += 1
+            else:
+                todo.append(task)
+
+    done = resumed
+    if progress is not None:
+        progress(done, total)
+
+    def record(outcome: ReplicateOutcome, task: ReplicateTask) -> None:
+        nonlocal done
+        key = (task.scenario.name, task.replicate)
+        timings[key] = outcome.seconds
+        if outcome.error is not None or outcome.frame is None:
+            failures.append(ReplicateFailure(task.scenario.name, task.replicate, task.seed,
+                                             outcome.error or "no result", outcome.traceback or ""))
+        else:
+            frame = outcome.frame
+            if parts_dir is not None:  # on disk before it counts as done
+                atomic_write(parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False))
+            finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
+            if keep_frames:
+                frames[key] = frame
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    interrupted = False
+    if todo:
+        with _executor(workers, scheduler) as (executor, window):
+            try:
+                _drain(executor, window, todo, record)
+            except KeyboardInterrupt:
+                interrupted = True
+                _stop_now(executor)
+
+    finals = pd.DataFrame(
+        [finals_rows[(t.scenario.name, t.replicate)] for t in _in_output_order(tasks, resolved)
+         if (t.scenario.name, t.replicate) in finals_rows],
+        columns=["scenario", "replicate", "seed", *METRIC_NAMES],
+    ).astype({"replicate": "int64", "seed": "int64"})
+    summary = summarise_finals(finals, [s.name for s in resolved])
+    result = ExperimentResult(
+        scenarios=resolved, seeds=seeds, finals=finals, summary=summary,
+        failures=sorted(failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)),
+        interrupted=interrupted, out_dir=out, resumed=resumed, wall_seconds=time.perf_counter() - t0,
+    )
+    if keep_frames:
+        result.frames = [frames[(t.scenario.name, t.replicate)] for t in _in_output_order(tasks, resolved)
+                         if (t.scenario.name, t.replicate) in frames]
+    result.manifest = _manifest(result, tasks, timings, started, dict(
+        replicates=replicates, years=years, population=population, seed=seed, workers=workers,
+        scheduler=scheduler, resume=resume, overrides=overrides or {},
+    ), extra_manifest)
+    if out is not None:
+        _write_outputs(out, result, tasks)
+    return result
+
+
+def _drain(
+    executor: cf.Executor, window: int, todo: list[ReplicateTask],
+    record: Callable[[ReplicateOutcome, ReplicateTask], None],
+) -> None:
+    """Keep at most ``window`` tasks in flight (bounded memory), recording each as it finishes."""
+    queue = iter(todo)
+    pending: dict[cf.Future, ReplicateTask] = {}
+
+    def top_up() -> None:
+        while len(pending) < window:
+            task = next(queue, None)
+            if task is None:
+                return
+            pending[executor.submit(run_replicate, task)] = task
+
+    top_up()
+    while pending:
+        # A timeout keeps the main thread responsive to Ctrl-C while it waits.
+        finished, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+        for fut in finished:
+            task = pending.pop(fut)
+            try:
+                outcome = fut.result()
+            except Exception as e:  # noqa: BLE001 - a lost worker process, a cluster error
+                outcome = ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0,
+                                           error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            record(outcome, task)
+        top_up()
+
+
+def _in_output_order(tasks: list[ReplicateTask], scenarios: list[Scenario]) -> list[ReplicateTask]:
+    """Scenario order as given, then replicate: files come out the same however work finished."""
+    rank = {s.name: i for i, s in enumerate(scenarios)}
+    return sorted(tasks, key=lambda t: (rank[t.scenario.name], t.replicate))
+
+
+def _write_outputs(out: Path, result: ExperimentResult, tasks: list[ReplicateTask]) -> None:
+    import pyarrow.parquet as pq
+
+    parts = [out / PARTS / t.part_name for t in _in_output_order(tasks, result.scenarios)]
+    parts = [p for p in parts if p.is_file()]
+
+    def write_timeseries(tmp: Path) -> None:
+        # One part at a time into one file: memory holds a single replicate, however many there are.
+        schema = _timeseries_schema()
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for part in parts:
+                table = pq.read_table(part).select(schema.names).cast(schema)
+                writer.write_table(table)
+
+    atomic_write(out / "timeseries.parquet", write_timeseries)
+    atomic_write(out / "summary.csv", lambda tmp: result.summary.to_csv(tmp, index=False))
+    atomic_write(out / "replicates.csv", lambda tmp: result.finals.to_csv(tmp, index=False))
+    atomic_write_text(out / "manifest.json", json.dumps(result.manifest, indent=2, default=str) + "\n")
+
+
+def _timeseries_schema() -> Any:
+    import pyarrow as pa
+
+    fields = [
+        pa.field("scenario", pa.string()), pa.field("replicate", pa.int64()), pa.field("seed", pa.int64()),
+        pa.field("step", pa.int64()), pa.field("year", pa.float64()),
+        *(pa.field(m, pa.float64()) for m in METRIC_NAMES),
+    ]
+    return pa.schema(fields)
+
+
+def _manifest(
+    result: ExperimentResult, tasks: list[ReplicateTask], timings: dict[tuple[str, int], float],
+    started: datetime, options: dict[str, Any], extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    finished = len(result.finals)
+    status = "interrupted" if result.interrupted else ("failed" if result.failures else "complete")
+    return {
+        "status": status,
+        "package": "oudsim",
+        "version": _package_version(),
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "command": sys.argv if extra and extra.get("cli") else None,
+        "options": options,
+        "seeds": {"root": options["seed"], "replicates": result.seeds,
+                  "derivation": "numpy.random.SeedSequence(root).spawn(replicates)[i].generate_state(1, uint64) >> 1"},
+        "replicates": {"total": len(tasks), "finished": finished, "resumed": result.resumed,
+                       "failed": len(result.failures)},
+        "failures": [
+            {"scenario": f.scenario, "replicate": f.replicate, "seed": f.seed, "error": f.error,
+             "traceback": f.traceback}
+            for f in result.failures
+        ],
+        "timings": {
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "wall_seconds": round(result.wall_seconds, 3),
+            "replicate_seconds": [
+                {"scenario": s, "replicate": r, "seconds": round(sec, 3)} for (s, r), sec in sorted(timings.items())
+            ],
+        },
+        "scenarios": [s.to_dict() for s in result.scenarios],
+        **({k: v for k, v in extra.items() if k != "cli"} if extra else {}),
+    }
+
+
+def _package_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("oudsim")
+    except PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree the package runs from ("+dirty" with local changes), if known."""
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        return None
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha
+
+
+# -- the in-memory API (dashboard, notebooks) ----------------------------------------------------
+
+def run_replicates(
+    scenarios: Iterable[ScenarioRef],
+    replicates: int = 4,
+    years: float = 10.0,
+    population: int | None = None,
+    seed: int = 1,
+    workers: int = 1,
+    progress: Progress | None = None,
+    *,
+    scheduler: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """Every replicate's time series in one frame: ``scenario, replicate, seed, step, year`` + metrics.
+
+    Rows are in scenario order (as given), then replicate, then step, whatever the worker count.
+    Raises ``ReplicatesFailed`` (holding the finished frame) if any replicate raised, and
+    ``KeyboardInterrupt`` if interrupted.
+    """
+    result = run_experiment(
+        scenarios, replicates=replicates, years=years, population=population, seed=seed, workers=workers,
+        scheduler=scheduler, out_dir=out_dir, overrides=overrides, progress=progress, keep_frames=True,
+    )
+    columns = [*ID_COLUMNS, *METRIC_NAMES]
+    frame = (pd.concat(result.frames, ignore_index=True)[columns] if result.frames
+             else pd.DataFrame(columns=columns))
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if result.failures:
+        raise ReplicatesFailed(result.failures, frame)
+    return frame
+
+
+def read_finals(out_dir: str | Path) -> pd.DataFrame:
+    """Final-year means per replicate from a run's folder (``replicates.csv``, else the time series)."""
+    out = Path(out_dir)
+    if (out / "replicates.csv").is_file():
+        return pd.read_csv(out / "replicates.csv")
+    if (out / "timeseries.parquet").is_file():
+        return final_year_means(pd.read_parquet(out / "timeseries.parquet"))
+    raise ScenarioError(f"{out}: no replicates.csv or timeseries.parquet here; run `oudsim run ... --out {out}` first")
