@@ -27,7 +27,6 @@ import platform
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -184,19 +183,14 @@ def _ignore_sigint() -> None:
 
 
 @contextlib.contextmanager
-def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[cf.Executor, int]]:
-    """The executor and how many tasks to keep in flight."""
+def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]:
+    """The executor and how many tasks to keep in flight (``scheduler``: an address or a Client)."""
+    if scheduler is not None and not isinstance(scheduler, str):  # a connected distributed.Client
+        slots = max(sum(scheduler.nthreads().values()), 1)
+        yield scheduler.get_executor(pure=False), 2 * slots
+        return
     if scheduler:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ScenarioError(
-                "--scheduler needs Dask distributed: pip install 'oudsim[distributed]'"
-            ) from None
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as e:
-            raise ScenarioError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        client = connect(scheduler)
         try:
             slots = max(sum(client.nthreads().values()), 1)
             yield client.get_executor(pure=False), 2 * slots
@@ -217,6 +211,18 @@ def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[cf.Executor
         yield pool, 2 * workers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def connect(address: str, timeout: str = "10s") -> Any:
+    """A Dask ``distributed.Client`` for a scheduler address, or a ScenarioError saying what is wrong."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScenarioError("--scheduler needs Dask distributed: pip install 'oudsim[distributed]'") from None
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {e}") from None
 
 
 def _stop_now(executor: cf.Executor) -> None:
@@ -410,7 +416,7 @@ def run_experiment(
     population: int | None = None,
     seed: int = 1,
     workers: int = 1,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
@@ -494,6 +500,16 @@ def run_experiment(
             except KeyboardInterrupt:
                 interrupted = True
                 _stop_now(executor)
+        if interrupted and parts_dir is not None:
+            # Ctrl-C can land between a part reaching disk and its being counted: the disk is the record.
+            for task in todo:
+                key = (task.scenario.name, task.replicate)
+                part = parts_dir / task.part_name
+                if key not in finals_rows and part.is_file():
+                    frame = pd.read_parquet(part)
+                    finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
+                    if keep_frames:
+                        frames[key] = frame
 
     finals = pd.DataFrame(
         [finals_rows[(t.scenario.name, t.replicate)] for t in _in_output_order(tasks, resolved)
@@ -511,7 +527,8 @@ def run_experiment(
                          if (t.scenario.name, t.replicate) in frames]
     result.manifest = _manifest(result, tasks, timings, started, dict(
         replicates=replicates, years=years, population=population, seed=seed, workers=workers,
-        scheduler=scheduler, resume=resume, overrides=overrides or {},
+        scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
+        resume=resume, overrides=overrides or {},
     ), extra_manifest)
     if out is not None:
         _write_outputs(out, result, tasks)
@@ -598,7 +615,6 @@ def _manifest(
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "command": sys.argv if extra and extra.get("cli") else None,
         "options": options,
         "seeds": {"root": options["seed"], "replicates": result.seeds,
                   "derivation": "numpy.random.SeedSequence(root).spawn(replicates)[i].generate_state(1, uint64) >> 1"},
@@ -618,7 +634,7 @@ def _manifest(
             ],
         },
         "scenarios": [s.to_dict() for s in result.scenarios],
-        **({k: v for k, v in extra.items() if k != "cli"} if extra else {}),
+        **(extra or {}),  # e.g. the command line, a sweep's grid
     }
 
 
@@ -657,7 +673,7 @@ def run_replicates(
     workers: int = 1,
     progress: Progress | None = None,
     *,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     overrides: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
 ) -> pd.DataFrame:
