@@ -172,30 +172,40 @@ class TieNetwork:
 
 def latent_edges(known: np.ndarray, n: int, per_person: float, triadic_share: float,
                  rng: np.random.Generator) -> np.ndarray:
-    """Possible new ties: friends of friends (triadic closure) and strangers, none already known."""
+    """Possible new ties: friends of friends (triadic closure) and strangers, none already known.
+
+    Triadic candidates are oversampled because many friends of friends are friends already.
+    """
     m = int(round(n * per_person / 2))
-    if m == 0 or n < 3:
+    if m == 0 or n < 3 or len(known) == 0:
         return np.empty((0, 2), dtype=np.int64)
     src = np.concatenate([known[:, 0], known[:, 1]])
     dst = np.concatenate([known[:, 1], known[:, 0]])
-    order = np.argsort(src, kind="stable")
-    nbr = dst[order]
+    nbr = dst[np.argsort(src, kind="stable")]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     deg = np.diff(indptr)
-    a = rng.integers(0, n, size=m)
-    b = rng.integers(0, n, size=m)  # strangers by default
-    tri = rng.random(m) < triadic_share
-    # friend of a friend: a -> random tie x -> random tie of x
-    ok = tri & (deg[a] > 0)
-    x = nbr[indptr[a[ok]] + (rng.random(ok.sum()) * deg[a[ok]]).astype(np.int64)]
-    # x is a tie of a, so it has at least one tie itself
-    y = nbr[indptr[x] + (rng.random(x.size) * deg[x]).astype(np.int64)]
-    b[ok] = y
-    cand = _clean(a, b, n)
-    known_key = known[:, 0] * n + known[:, 1]
-    cand_key = cand[:, 0] * n + cand[:, 1]
-    return cand[~np.isin(cand_key, known_key)]
+    known_key = np.sort(known[:, 0] * n + known[:, 1])
+
+    def fresh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        cand = _clean(a, b, n)
+        key = cand[:, 0] * n + cand[:, 1]
+        return cand[~np.isin(key, known_key, assume_unique=False)]
+
+    m_tri = int(round(m * triadic_share))
+    tri = np.empty((0, 2), dtype=np.int64)
+    for _ in range(6):  # a few rounds reach the target unless friends of friends are scarce
+        k = 3 * (m_tri - len(tri)) + 16
+        a = rng.integers(0, n, size=k)
+        a = a[deg[a] > 0]
+        x = nbr[indptr[a] + (rng.random(a.size) * deg[a]).astype(np.int64)]
+        y = nbr[indptr[x] + (rng.random(x.size) * deg[x]).astype(np.int64)]  # x is a's tie: deg[x] > 0
+        tri = fresh(np.concatenate([tri[:, 0], a]), np.concatenate([tri[:, 1], y]))
+        if len(tri) >= m_tri:
+            break
+    tri = tri[rng.permutation(len(tri))[:m_tri]]
+    strangers = fresh(rng.integers(0, n, size=m - len(tri)), rng.integers(0, n, size=m - len(tri)))
+    return _clean(np.concatenate([tri[:, 0], strangers[:, 0]]), np.concatenate([tri[:, 1], strangers[:, 1]]), n)
 
 
 def build_network(params: NetworkParams, n: int, rng: np.random.Generator,

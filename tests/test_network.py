@@ -1,0 +1,121 @@
+"""The social network: generators, the tie store kept in step with its adjacency, tie summaries."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.states import Stage
+from model import OUDModel
+from model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
+from model.processes import social
+
+
+def degrees(edges, n):
+    return np.bincount(edges.ravel(), minlength=n)
+
+
+def test_small_world_degree_and_clustering():
+    rng = np.random.default_rng(1)
+    n, k = 5_000, 10
+    e = small_world_edges(n, k, 0.1, rng)
+    assert abs(degrees(e, n).mean() - k) < 0.2
+    g = nx.Graph(e.tolist())
+    # Watts–Strogatz at p = 0.1 keeps most of the lattice's clustering (~0.49); a random graph has ~k/n.
+    assert nx.average_clustering(g) > 0.35
+
+
+def test_scale_free_is_heavy_tailed():
+    rng = np.random.default_rng(2)
+    n, k = 20_000, 8
+    d = degrees(scale_free_edges(n, k, 2.5, rng), n)
+    assert abs(d.mean() - k) / k < 0.05
+    assert d.max() > 10 * k
+    # Far more people with 4x the mean degree than a Poisson graph of the same mean would have (~1e-7).
+    assert np.mean(d > 4 * k) > 0.005
+
+
+def test_latent_ties_are_new_and_mostly_close_triangles():
+    rng = np.random.default_rng(3)
+    n = 3_000
+    known = small_world_edges(n, 6, 0.05, rng)
+    latent = latent_edges(known, n, per_person=2, triadic_share=0.8, rng=rng)
+    known_set = set(map(tuple, known.tolist()))
+    assert not any(tuple(e) in known_set for e in latent.tolist())
+    g = nx.Graph(known.tolist())
+    closes = np.mean([len(set(g[a]) & set(g[b])) > 0 for a, b in latent.tolist()])
+    assert 0.65 < closes < 0.9
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.tuples(st.integers(0, 199), st.booleans()), max_size=60))
+def test_toggling_ties_keeps_adjacency_in_step(seed, toggles):
+    rng = np.random.default_rng(seed)
+    n = 60
+    known = small_world_edges(n, 4, 0.2, rng)
+    latent = latent_edges(known, n, 1.0, 0.5, rng)
+    net = TieNetwork(n, known, latent)
+    for t, flag in toggles:
+        net.set_active(np.array([t % net.n_ties]), flag)
+    x = rng.random(n)
+    expected = np.zeros(n)
+    np.add.at(expected, net.u[net.active], x[net.v[net.active]])
+    np.add.at(expected, net.v[net.active], x[net.u[net.active]])
+    assert np.allclose(net.aggregate(x), expected)
+    g = net.to_networkx()
+    assert g.number_of_edges() == int(net.active.sum())
+    for r in range(0, n, 7):
+        assert sorted(net.neighbours(r).tolist()) == sorted(g[r])
+
+
+def _brute_force_summaries(m):
+    pop, net = m.population, m.network
+    using = (pop.stage == Stage.MISUSE) | (pop.stage == Stage.OUD)
+    recov = (pop.stage == Stage.TREATMENT) | (pop.stage == Stage.REMISSION)
+    deg, u_t, r_t, s_t = (np.zeros(pop.n) for _ in range(4))
+    a, b = net.u[net.active], net.v[net.active]
+    for x, y in ((a, b), (b, a)):
+        np.add.at(deg, x, 1)
+        np.add.at(u_t, x, using[y])
+        np.add.at(r_t, x, recov[y])
+        np.add.at(s_t, x, pop.stigma[y])
+    return deg, u_t, r_t, s_t
+
+
+def test_packed_tie_summaries_equal_brute_force():
+    m = OUDModel(population=2_000, rng=4, burn_in_years=2)
+    m.run_for(5)
+    social.refresh(m)
+    deg, using, recov, stig = _brute_force_summaries(m)
+    pop = m.population
+    assert np.array_equal(pop.degree, deg)
+    assert np.array_equal(pop.using_ties, using)
+    assert np.array_equal(pop.recovery_ties, recov)
+    has = deg > 0
+    # Attitudes are summed at 1/255 resolution in the one-pass product.
+    assert np.allclose(pop.perceived_stigma[has], stig[has] / deg[has], atol=1 / 255)
+
+
+def test_hub_networks_use_the_exact_two_pass_path():
+    star = nx.star_graph(400)  # one person with 400 ties: more than the one-pass packing allows
+    m = OUDModel(population=401, rng=5, burn_in_years=0.5, graph=star)
+    assert m.network.max_ties >= 256
+    m.run_for(3)
+    social.refresh(m)
+    deg, using, recov, stig = _brute_force_summaries(m)
+    assert np.array_equal(m.population.degree, deg)
+    assert np.array_equal(m.population.using_ties, using)
+    assert np.array_equal(m.population.recovery_ties, recov)
+    has = deg > 0
+    assert np.allclose(m.population.perceived_stigma[has], stig[has] / deg[has], atol=1e-5)
+
+
+def test_ties_lapse_and_regrow_during_a_run():
+    m = OUDModel(population=3_000, rng=6, burn_in_years=0)
+    start = m.network.active.copy()
+    m.run_for(52)
+    now = m.network.active
+    assert np.count_nonzero(start & ~now) > 0  # some ties lapsed
+    assert np.count_nonzero(~start & now) > 0  # some regrew or formed
