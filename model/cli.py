@@ -28,16 +28,18 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from model.parameters import Parameters, ParameterError, apply_overrides
+from model.parameters import ParameterError, Parameters, apply_overrides
 
 app = typer.Typer(
     name="oudsim",
-    help="Scenarios of mental health and opioid use disorder on a social network: run, compare, sweep, report.",
+    help="Scenarios of mental health and opioid use disorder on a social network:"
+    " run, compare, sweep, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
 
 def _width(stream: Any) -> int | None:
     # Rich assumes 80 columns when output is not a terminal; tables of several scenarios need more.
@@ -45,17 +47,26 @@ def _width(stream: Any) -> int | None:
 
 
 out_console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
-KEY_METRICS = ("oud_prevalence", "overdose_death_rate", "treatment_coverage", "mh_prevalence", "isolated_share")
+KEY_METRICS = (
+    "oud_prevalence",
+    "overdose_death_rate",
+    "treatment_coverage",
+    "mh_prevalence",
+    "isolated_share",
+)
 
 
 # -- errors and shared options ---------------------------------------------------------------------
 
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(Text("error: ", style="bold red") + Text(message))
+    err_console.print(
+        Text("error: ", style="bold red") + Text(message), soft_wrap=True
+    )  # unbroken lines
     raise typer.Exit(code)
 
 
@@ -72,7 +83,7 @@ def _clear_errors() -> Iterator[None]:
 
 
 def _parse_value(text: str) -> Any:
-    """A --set/--grid value as TOML would read it (2, 0.5, true, [0.3, 0.5, 0.2]); else the raw string."""
+    """A --set/--grid value as TOML reads it (2, 0.5, true, [0.3, 0.5]); else the raw string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -93,28 +104,53 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")]
-Years = Annotated[float, typer.Option("--years", "-y", min=0, max=500, help="Years to simulate after burn-in.")]
+Replicates = Annotated[
+    int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")
+]
+Years = Annotated[
+    float, typer.Option("--years", "-y", min=0, max=500, help="Years to simulate after burn-in.")
+]
 Population = Annotated[int, typer.Option("--population", "-p", min=50, help="Number of people.")]
-Seed = Annotated[int, typer.Option("--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed).")]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."
+    ),
+]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]
-Scheduler = Annotated[str | None, typer.Option(
-    "--scheduler", help="Dask scheduler address (tcp://host:8786); runs the replicates on that cluster."
-)]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786); runs the replicates on that cluster.",
+    ),
+]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder. [default: results]")]
-Sets = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."
-)]
-Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already finished in --out.")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."
+    ),
+]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Skip replicates already finished in --out.")
+]
 
 
-# -- progress and tables -----------------------------------------------------------------------------
+# -- progress and tables --------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _progress_bar(label: str) -> Iterator[Any]:
     columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("replicates"),
-        TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("replicates"),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
     )
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(label, total=None)
@@ -151,9 +187,20 @@ def _comparison_table(comparison: Any, title: str) -> Table:
     return table
 
 
-def _run(scenarios: list[Any], *, replicates: int, years: float, population: int, seed: int, workers: int,
-         scheduler: str | None, out: Path, sets: dict[str, Any], resume: bool,
-         extra_manifest: dict[str, Any] | None = None) -> Any:
+def _run(
+    scenarios: list[Any],
+    *,
+    replicates: int,
+    years: float,
+    population: int,
+    seed: int,
+    workers: int,
+    scheduler: str | None,
+    out: Path,
+    sets: dict[str, Any],
+    resume: bool,
+    extra_manifest: dict[str, Any] | None = None,
+) -> Any:
     from model.experiments import connect, resolve_scenarios, run_experiment
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
@@ -163,22 +210,33 @@ def _run(scenarios: list[Any], *, replicates: int, years: float, population: int
     try:
         with _progress_bar(f"Running ({where})") as update:
             result = run_experiment(
-                scenarios, replicates=replicates, years=years, population=population, seed=seed,
-                workers=workers, scheduler=client, out_dir=out, resume=resume, overrides=sets,
-                progress=update, extra_manifest={"command": sys.argv, **(extra_manifest or {})},
+                scenarios,
+                replicates=replicates,
+                years=years,
+                population=population,
+                seed=seed,
+                workers=workers,
+                scheduler=client,
+                out_dir=out,
+                resume=resume,
+                overrides=sets,
+                progress=update,
+                extra_manifest={"command": sys.argv, **(extra_manifest or {})},
             )
     finally:
         if client is not None:
             client.close()
     if result.resumed:
-        err_console.print(f"Resumed: {result.resumed} finished replicate(s) found in {out} were skipped.")
+        err_console.print(
+            f"Resumed: {result.resumed} finished replicate(s) found in {out} were skipped."
+        )
     return result
 
 
 def _finish(result: Any, out: Path) -> None:
     """Report failures and interruption, then exit with the code that says how the run went."""
     for f in result.failures:
-        err_console.print(Text("failed: ", style="bold red") + Text(str(f)))
+        err_console.print(Text("failed: ", style="bold red") + Text(str(f)), soft_wrap=True)
     done, total = len(result.finals), result.manifest["replicates"]["total"]
     if result.interrupted:
         err_console.print(
@@ -187,15 +245,21 @@ def _finish(result: Any, out: Path) -> None:
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.failures:
-        err_console.print(f"{len(result.failures)} of {total} replicates failed; the other {done} are written to {out}.")
+        err_console.print(
+            f"{len(result.failures)} of {total} replicates failed; "
+            f"the other {done} are written to {out}."
+        )
         raise typer.Exit(EXIT_FAILED)
 
 
-# -- commands ----------------------------------------------------------------------------------------
+# -- commands -------------------------------------------------------------------------------------
+
 
 @app.command("scenarios")
 def scenarios_command(
-    directory: Annotated[Path | None, typer.Option("--dir", help="List the .toml files of this folder instead.")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="List the .toml files of this folder instead.")
+    ] = None,
 ) -> None:
     """List the scenarios with their descriptions and interventions."""
     from scenarios import list_scenarios
@@ -207,13 +271,20 @@ def scenarios_command(
     table.add_column("description")
     table.add_column("interventions", style="dim")
     for s in found:
-        table.add_row(s.name, s.description, "\n".join(i.describe() for i in s.interventions) or "none")
+        table.add_row(
+            s.name, s.description, "\n".join(i.describe() for i in s.interventions) or "none"
+        )
     out_console.print(table)
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s) to check.")]) -> None:
-    """Check scenario files: syntax, parameter names and ranges, interventions. Exit 0 if all are valid, 2 if not."""
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario TOML file(s) to check.")],
+) -> None:
+    """Check scenario files: syntax, parameter names and ranges, interventions.
+
+    Exits 0 if every file is valid, 2 if not.
+    """
     from scenarios import ScenarioError, load_scenario
 
     bad = 0
@@ -221,21 +292,28 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario TOML fil
         try:
             s = load_scenario(path if path.suffix == ".toml" or path.exists() else str(path))
         except ScenarioError as e:
-            err_console.print(Text("error: ", style="bold red") + Text(str(e)))
+            err_console.print(Text("error: ", style="bold red") + Text(str(e)), soft_wrap=True)
             bad += 1
             continue
-        out_console.print(Text("ok: ", style="bold green") + Text(
-            f"{path}: '{s.name}', {len(s.overrides)} parameter override(s), {len(s.interventions)} intervention(s)"
-        ))
+        out_console.print(
+            Text("ok: ", style="bold green")
+            + Text(
+                f"{path}: '{s.name}', {len(s.overrides)} parameter override(s), "
+                f"{len(s.interventions)} intervention(s)"
+            )
+        )
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()
 def run(
-    scenarios: Annotated[list[str], typer.Argument(
-        metavar="SCENARIO", help="Scenario names (see `oudsim scenarios`) or .toml paths."
-    )],
+    scenarios: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SCENARIO", help="Scenario names (see `oudsim scenarios`) or .toml paths."
+        ),
+    ],
     replicates: Replicates = 4,
     years: Years = 10.0,
     population: Population = 10_000,
@@ -246,22 +324,37 @@ def run(
     set_: Sets = None,
     resume: Resume = False,
 ) -> None:
-    """Run replicates of each scenario; write timeseries.parquet, summary.csv and manifest.json to --out."""
+    """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
     out = out or Path("results")
     with _clear_errors():
         sets = _parse_sets(set_)
-        result = _run(scenarios, replicates=replicates, years=years, population=population, seed=seed,
-                      workers=workers, scheduler=scheduler, out=out, sets=sets, resume=resume)
+        result = _run(
+            scenarios,
+            replicates=replicates,
+            years=years,
+            population=population,
+            seed=seed,
+            workers=workers,
+            scheduler=scheduler,
+            out=out,
+            sets=sets,
+            resume=resume,
+        )
     names = [s.name for s in result.scenarios]
     if result.finals.empty:  # nothing finished: no table to show
         _finish(result, out)
-    out_console.print(_summary_table(
-        result.summary, names,
-        f"Final-year mean (2.5–97.5th percentile across {len(result.seeds)} replicates), "
-        f"{population:,} people, {years:g} years",
-    ))
-    out_console.print(f"Wrote {out}/timeseries.parquet, summary.csv, replicates.csv, manifest.json "
-                      f"in {result.wall_seconds:.1f} s.")
+    out_console.print(
+        _summary_table(
+            result.summary,
+            names,
+            f"Final-year mean (2.5–97.5th percentile across {len(result.seeds)} replicates), "
+            f"{population:,} people, {years:g} years",
+        )
+    )
+    out_console.print(
+        f"Wrote {out}/timeseries.parquet, summary.csv, replicates.csv, manifest.json "
+        f"in {result.wall_seconds:.1f} s."
+    )
     _finish(result, out)
 
 
@@ -269,9 +362,13 @@ def run(
 def compare_command(
     base: Annotated[str, typer.Argument(help="The scenario to compare against (e.g. baseline).")],
     others: Annotated[list[str], typer.Argument(help="Scenarios to compare with the base.")],
-    from_dir: Annotated[Path | None, typer.Option(
-        "--from", help="Compare the replicates already in this run folder instead of running them."
-    )] = None,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Compare the replicates already in this run folder instead of running them.",
+        ),
+    ] = None,
     replicates: Replicates = 4,
     years: Years = 10.0,
     population: Population = 10_000,
@@ -282,7 +379,7 @@ def compare_command(
     set_: Sets = None,
     resume: Resume = False,
 ) -> None:
-    """Paired difference of each scenario from BASE per metric, with a 95% interval; writes comparison.csv."""
+    """Paired difference of each scenario from BASE per metric, with a 95% interval."""
     from model.experiments import atomic_write, compare, read_finals
 
     with _clear_errors():
@@ -292,24 +389,39 @@ def compare_command(
             names = [str(base), *others]
             missing = [n for n in names if n not in set(finals["scenario"])]
             if missing:
-                _fail(f"{from_dir} has no replicates of {', '.join(missing)}; "
-                      f"it has {', '.join(dict.fromkeys(finals['scenario']))}")
+                _fail(
+                    f"{from_dir} has no replicates of {', '.join(missing)}; "
+                    f"it has {', '.join(dict.fromkeys(finals['scenario']))}"
+                )
             result = None
         else:
             out = out or Path("results")
             sets = _parse_sets(set_)
-            result = _run([base, *others], replicates=replicates, years=years, population=population,
-                          seed=seed, workers=workers, scheduler=scheduler, out=out, sets=sets, resume=resume)
+            result = _run(
+                [base, *others],
+                replicates=replicates,
+                years=years,
+                population=population,
+                seed=seed,
+                workers=workers,
+                scheduler=scheduler,
+                out=out,
+                sets=sets,
+                resume=resume,
+            )
             finals = result.finals
             names = [s.name for s in result.scenarios]
         comparison = compare(finals, names[0], names[1:])
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "comparison.csv", lambda tmp: comparison.to_csv(tmp, index=False))
     n = int(comparison["n"].min()) if len(comparison) else 0
-    out_console.print(_comparison_table(
-        comparison, f"Difference from {names[0]}: final-year mean of paired replicates (n = {n}) "
-                    "and its 95% interval; * excludes zero",
-    ))
+    out_console.print(
+        _comparison_table(
+            comparison,
+            f"Difference from {names[0]}: final-year mean of paired replicates (n = {n}) "
+            "and its 95% interval; * excludes zero",
+        )
+    )
     out_console.print(f"Wrote {out}/comparison.csv.")
     if result is not None:
         _finish(result, out)
@@ -318,12 +430,16 @@ def compare_command(
 @app.command()
 def sweep(
     scenario: Annotated[str, typer.Argument(help="The scenario to vary.")],
-    grid: Annotated[list[str], typer.Option(
-        "--grid", "-g", help="dotted.name=v1,v2,... (repeatable: every combination is run)."
-    )],
-    metric: Annotated[list[str] | None, typer.Option(
-        "--metric", "-m", help="Metrics to show in the printed table (repeatable)."
-    )] = None,
+    grid: Annotated[
+        list[str],
+        typer.Option(
+            "--grid", "-g", help="dotted.name=v1,v2,... (repeatable: every combination is run)."
+        ),
+    ],
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="Metrics to show in the printed table (repeatable)."),
+    ] = None,
     replicates: Replicates = 4,
     years: Years = 10.0,
     population: Population = 10_000,
@@ -334,7 +450,7 @@ def sweep(
     set_: Sets = None,
     resume: Resume = False,
 ) -> None:
-    """Full factorial sweep of one scenario over parameter grids, into the same files as `run` plus sweep.csv."""
+    """Full factorial sweep of one scenario over parameter grids (files of `run`, and sweep.csv)."""
     import pandas as pd
 
     from model.experiments import atomic_write, grid_variants
@@ -346,7 +462,10 @@ def sweep(
         for item in grid:
             name, eq, values = item.partition("=")
             if not eq or not values.strip():
-                _fail(f"--grid {item!r}: expected dotted.name=v1,v2,..., e.g. --grid social.isolation_multiplier=1,2")
+                _fail(
+                    f"--grid {item!r}: expected dotted.name=v1,v2,..., "
+                    "e.g. --grid social.isolation_multiplier=1,2"
+                )
             axes[name.strip()] = [_parse_value(v.strip()) for v in values.split(",") if v.strip()]
         shown = list(metric or KEY_METRICS)
         unknown = [m for m in shown if m not in METRIC_NAMES]
@@ -358,14 +477,26 @@ def sweep(
             variants = grid_variants(base, axes)
         except ParameterError as e:
             _fail(f"--grid: {e}")
-        result = _run([v for v, _ in variants], replicates=replicates, years=years, population=population,
-                      seed=seed, workers=workers, scheduler=scheduler, out=out, sets={}, resume=resume,
-                      extra_manifest={"sweep": {"scenario": scenario, "grid": axes}})
+        result = _run(
+            [v for v, _ in variants],
+            replicates=replicates,
+            years=years,
+            population=population,
+            seed=seed,
+            workers=workers,
+            scheduler=scheduler,
+            out=out,
+            sets={},
+            resume=resume,
+            extra_manifest={"sweep": {"scenario": scenario, "grid": axes}},
+        )
         values = pd.DataFrame([{"scenario": v.name, **vals} for v, vals in variants])
         table = values.merge(result.summary, on="scenario", how="left")
         atomic_write(out / "sweep.csv", lambda tmp: table.to_csv(tmp, index=False))
     _print_sweep(table, list(axes), shown, len(result.seeds))
-    out_console.print(f"Wrote {out}/timeseries.parquet, summary.csv, sweep.csv, replicates.csv, manifest.json.")
+    out_console.print(
+        f"Wrote {out}/timeseries.parquet, summary.csv, sweep.csv, replicates.csv, manifest.json."
+    )
     _finish(result, out)
 
 
@@ -379,8 +510,11 @@ def _scenario_with(name: str, sets: dict[str, Any]) -> Any:
 def _print_sweep(table: Any, axes: list[str], metrics: list[str], replicates: int) -> None:
     from model.report import format_band
 
-    t = Table(title=f"Sweep: final-year mean (2.5–97.5th percentile across {replicates} replicates)",
-              title_justify="left", header_style="bold")
+    t = Table(
+        title=f"Sweep: final-year mean (2.5–97.5th percentile across {replicates} replicates)",
+        title_justify="left",
+        header_style="bold",
+    )
     for a in axes:
         t.add_column(a)
     for m in metrics:
@@ -399,16 +533,20 @@ def _print_sweep(table: Any, axes: list[str], metrics: list[str], replicates: in
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="A run's --out folder.")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")
+    ] = None,
 ) -> None:
-    """PNG plots (mean and 95% band over time per scenario) and an HTML page with the summary tables."""
+    """PNG plots (mean and 95% band over time per scenario) and an HTML page with the tables."""
     from model.report import build_report
 
     with _clear_errors():
         if not directory.is_dir():
             _fail(f"{directory}: no such folder")
         page = build_report(directory, metric)
-    out_console.print(f"Wrote {page} and {len(metric or []) or 'all'} plot(s) in {page.parent / 'report'}/.")
+    out_console.print(
+        f"Wrote {page} and {len(metric or []) or 'all'} plot(s) in {page.parent / 'report'}/."
+    )
 
 
 def main() -> None:  # pragma: no cover - `python -m model.cli`

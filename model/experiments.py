@@ -1,18 +1,19 @@
-"""Experiments: replicates of scenarios, run in worker processes or on a Dask cluster, streamed to disk.
+"""Experiments: replicates of scenarios, in worker processes or on a Dask cluster, streamed to disk.
 
 One code path runs everything; only the executor changes (in-process for one worker, a local process
 pool for several, a Dask ``Client`` executor for a cluster). Determinism comes from the seeds, never
 from the order in which work finishes:
 
-- replicate i of every scenario gets the same seed (paired), child i of ``numpy.random.SeedSequence(seed)``;
-- each finished replicate is written at once as its own Parquet part (``DIR/parts/``), so memory holds
-  only what is in flight plus one row of final-year means per replicate, and an interrupted run keeps
-  every finished replicate (``resume=True`` skips them);
-- the final files are assembled from the parts in scenario and replicate order, so they are identical
-  whatever the worker count, scheduler or completion order.
+- replicate i of every scenario gets the same seed (paired): child i of
+  ``numpy.random.SeedSequence(seed)``;
+- each finished replicate is written at once as its own Parquet part (``DIR/parts/``), so memory
+  holds only what is in flight plus one row of final-year means per replicate, and an interrupted
+  run keeps every finished replicate (``resume=True`` skips them);
+- the final files are assembled from the parts in scenario and replicate order, so they are
+  identical whatever the worker count, scheduler or completion order.
 
-Every file is written under a temporary name and moved into place with ``os.replace``: no half-written
-file is ever left under a final name.
+Every file is written under a temporary name and moved into place with ``os.replace``: no
+half-written file is ever left under a final name.
 """
 
 from __future__ import annotations
@@ -59,10 +60,19 @@ __all__ = [
 ID_COLUMNS: tuple[str, ...] = ("scenario", "replicate", "seed", "step", "year")
 SUMMARY_COLUMNS: tuple[str, ...] = ("scenario", "metric", "mean", "lo", "hi", "n")
 COMPARISON_COLUMNS: tuple[str, ...] = (
-    "scenario", "base", "metric", "base_mean", "scenario_mean", "diff", "lo", "hi", "rel_diff", "n",
+    "scenario",
+    "base",
+    "metric",
+    "base_mean",
+    "scenario_mean",
+    "diff",
+    "lo",
+    "hi",
+    "rel_diff",
+    "n",
 )
 PARTS = "parts"
-# Test hook: "scenario:replicate[,scenario:replicate...]" makes those replicates raise (fault handling tests).
+# Test hook: "scenario:replicate[,scenario:replicate...]" makes those replicates raise.
 FAIL_HOOK_ENV = "OUDSIM_FAIL_REPLICATES"
 
 ScenarioRef = str | Path | Scenario
@@ -71,8 +81,9 @@ Progress = Callable[[int, int], None]
 
 # -- seeds and tasks ---------------------------------------------------------------------------
 
+
 def replicate_seeds(seed: int, replicates: int) -> list[int]:
-    """Seed of each replicate: child i of SeedSequence(seed), as a 63-bit int (fits Parquet's int64).
+    """Seed of each replicate: child i of SeedSequence(seed), as a 63-bit int (fits an int64).
 
     Child i does not depend on how many children are spawned, so replicate i keeps its seed when a
     run is extended with more replicates.
@@ -111,7 +122,7 @@ class ReplicateTask:
 
 @dataclass
 class ReplicateOutcome:
-    """What a worker sends back: the frame, or the error (exceptions may not pickle across processes)."""
+    """What a worker sends back: the frame, or the error (exceptions may not pickle)."""
 
     scenario: str
     replicate: int
@@ -135,7 +146,7 @@ class ReplicateFailure:
 
 
 def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
-    """Run one replicate (in a worker). Errors are returned, not raised, so every executor reports them alike."""
+    """Run one replicate in a worker. Errors are returned, not raised: executors report alike."""
     t0 = time.perf_counter()
     try:
         _fault_hook(task)
@@ -145,12 +156,20 @@ def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
         frame.insert(0, "scenario", task.scenario.name)
         frame.insert(1, "replicate", task.replicate)
         frame.insert(2, "seed", task.seed)
-        frame = frame.astype({"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"})
-        return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame)
+        frame = frame.astype(
+            {"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"}
+        )
+        return ReplicateOutcome(
+            task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame
+        )
     except Exception as e:  # noqa: BLE001 - any failure of one replicate is reported, the rest go on
         return ReplicateOutcome(
-            task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0,
-            error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+            task.scenario.name,
+            task.replicate,
+            task.seed,
+            time.perf_counter() - t0,
+            error=f"{type(e).__name__}: {e}",
+            traceback=traceback.format_exc(),
         )
 
 
@@ -162,8 +181,9 @@ def _fault_hook(task: ReplicateTask) -> None:
 
 # -- executors: the one thing that differs between a laptop and a cluster ----------------------
 
+
 class _InlineExecutor(cf.Executor):
-    """Runs each task when submitted, in this process (one worker: no pool start-up, easy debugging)."""
+    """Runs each task when submitted, in this process (one worker: no pool start-up cost)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         fut: cf.Future = cf.Future()
@@ -214,11 +234,13 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
 
 
 def connect(address: str, timeout: str = "10s") -> Any:
-    """A Dask ``distributed.Client`` for a scheduler address, or a ScenarioError saying what is wrong."""
+    """A Dask ``distributed.Client`` for a scheduler address, or a ScenarioError saying why not."""
     try:
         from distributed import Client
     except ImportError:
-        raise ScenarioError("--scheduler needs Dask distributed: pip install 'oudsim[distributed]'") from None
+        raise ScenarioError(
+            "--scheduler needs Dask distributed: pip install 'oudsim[distributed]'"
+        ) from None
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as e:
@@ -241,8 +263,9 @@ def _stop_now(executor: cf.Executor) -> None:
 
 # -- atomic files --------------------------------------------------------------------------------
 
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then move tmp onto ``path``; on any failure the temporary file is removed."""
+    """Call ``write(tmp)``, then move tmp onto ``path``; on any failure tmp is removed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -265,6 +288,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 # -- summaries -----------------------------------------------------------------------------------
 
+
 def final_year_means(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (scenario, replicate): each metric averaged over the final simulated year.
 
@@ -276,15 +300,27 @@ def final_year_means(df: pd.DataFrame) -> pd.DataFrame:
     for (scenario, replicate), g in df.groupby(["scenario", "replicate"], sort=False):
         last = g["year"].max()
         sel = g["year"] > max(last - 1.0, 0.0) if last > 0 else g["year"] >= last
-        rows.append({"scenario": scenario, "replicate": int(replicate), "seed": int(g["seed"].iloc[0]),
-                     **g.loc[sel, metrics].mean().to_dict()})
+        rows.append(
+            {
+                "scenario": scenario,
+                "replicate": int(replicate),
+                "seed": int(g["seed"].iloc[0]),
+                **g.loc[sel, metrics].mean().to_dict(),
+            }
+        )
     return pd.DataFrame(rows, columns=["scenario", "replicate", "seed", *metrics])
 
 
-def summarise_finals(finals: pd.DataFrame, scenario_order: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean and 2.5th–97.5th percentile band across replicates of the final-year means, per metric."""
+def summarise_finals(
+    finals: pd.DataFrame, scenario_order: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Mean and 2.5th–97.5th percentiles across replicates of the final-year means, per metric."""
     metrics = [m for m in METRIC_NAMES if m in finals.columns]
-    order = list(scenario_order) if scenario_order is not None else list(dict.fromkeys(finals["scenario"]))
+    order = (
+        list(scenario_order)
+        if scenario_order is not None
+        else list(dict.fromkeys(finals["scenario"]))
+    )
     rows = []
     for scenario in order:
         g = finals[finals["scenario"] == scenario]
@@ -295,7 +331,9 @@ def summarise_finals(finals: pd.DataFrame, scenario_order: Sequence[str] | None 
                 rows.append((scenario, metric, np.nan, np.nan, np.nan, 0))
                 continue
             lo, hi = np.percentile(values, [2.5, 97.5])
-            rows.append((scenario, metric, float(values.mean()), float(lo), float(hi), int(values.size)))
+            rows.append(
+                (scenario, metric, float(values.mean()), float(lo), float(hi), int(values.size))
+            )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
@@ -307,8 +345,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFrame:
     """Paired difference of each scenario from ``base``, per metric, with a 95% interval.
 
-    Replicate i of every scenario shares a seed, so the differences are paired: ``diff`` is the mean of
-    (scenario - base) over replicates and ``lo``/``hi`` the 95% t-interval of that mean. Replicates that
+    Replicate i of every scenario shares a seed, so the differences are paired: ``diff`` is the
+    mean of (scenario - base) over replicates and ``lo``/``hi`` the 95% t-interval of that mean.
+    Replicates that
     failed in either scenario are left out of the pair count ``n``.
     """
     from scipy import stats
@@ -322,7 +361,9 @@ def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFr
         o = finals[finals["scenario"] == other].set_index("replicate")
         common = b.index.intersection(o.index)
         if (b.loc[common, "seed"] != o.loc[common, "seed"]).any():
-            raise ScenarioError(f"'{other}' and '{base}' were run with different seeds: they cannot be paired")
+            raise ScenarioError(
+                f"'{other}' and '{base}' were run with different seeds: they cannot be paired"
+            )
         n = len(common)
         for metric in metrics:
             base_values = b.loc[common, metric].to_numpy(dtype=float)
@@ -333,23 +374,38 @@ def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFr
             else:
                 half = np.nan
             base_mean = float(base_values.mean()) if n else np.nan
-            rows.append((
-                other, base, metric, base_mean, base_mean + mean_diff if n else np.nan, mean_diff,
-                mean_diff - half, mean_diff + half, mean_diff / base_mean if base_mean else np.nan, n,
-            ))
+            rows.append(
+                (
+                    other,
+                    base,
+                    metric,
+                    base_mean,
+                    base_mean + mean_diff if n else np.nan,
+                    mean_diff,
+                    mean_diff - half,
+                    mean_diff + half,
+                    mean_diff / base_mean if base_mean else np.nan,
+                    n,
+                )
+            )
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
 # -- sweeps ----------------------------------------------------------------------------------------
 
-def grid_variants(base: ScenarioRef, grid: dict[str, Sequence[Any]]) -> list[tuple[Scenario, dict[str, Any]]]:
-    """Every combination of the grid values (full factorial) as a validated scenario and its values."""
+
+def grid_variants(
+    base: ScenarioRef, grid: dict[str, Sequence[Any]]
+) -> list[tuple[Scenario, dict[str, Any]]]:
+    """Every combination of grid values (full factorial): a validated scenario and its values."""
     scenario = load_scenario(base)
     names = list(grid)
     variants = []
     for combo in itertools.product(*(grid[n] for n in names)):
         values = dict(zip(names, combo, strict=True))
-        label = f"{scenario.name}[" + ",".join(f"{n}={_fmt_value(v)}" for n, v in values.items()) + "]"
+        label = (
+            f"{scenario.name}[" + ",".join(f"{n}={_fmt_value(v)}" for n, v in values.items()) + "]"
+        )
         variants.append((scenario.with_overrides(values, name=label), values))
     return variants
 
@@ -358,7 +414,8 @@ def _fmt_value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-# -- running -----------------------------------------------------------------------------------------
+# -- running --------------------------------------------------------------------------------------
+
 
 @dataclass
 class ExperimentResult:
@@ -380,7 +437,7 @@ class ExperimentResult:
 
 
 class ReplicatesFailed(RuntimeError):
-    """Some replicates raised; ``failures`` says which (scenario and seed), ``frame`` holds the others."""
+    """Some replicates raised: ``failures`` says which (scenario, seed), ``frame`` has the rest."""
 
     def __init__(self, failures: list[ReplicateFailure], frame: pd.DataFrame) -> None:
         self.failures = failures
@@ -389,9 +446,11 @@ class ReplicatesFailed(RuntimeError):
 
 
 def resolve_scenarios(
-    scenarios: Iterable[ScenarioRef], population: int | None = None, overrides: dict[str, Any] | None = None,
+    scenarios: Iterable[ScenarioRef],
+    population: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[Scenario]:
-    """Load every scenario and apply ``--population`` and ``--set`` before anything runs (fail early)."""
+    """Load every scenario and apply ``--population`` and ``--set`` before anything runs."""
     extra = dict(overrides or {})
     if population is not None:
         extra["simulation.population"] = population
@@ -402,7 +461,9 @@ def resolve_scenarios(
     names = [s.name for s in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ScenarioError(f"scenario names must be unique in one run; repeated: {', '.join(dupes)}")
+        raise ScenarioError(
+            f"scenario names must be unique in one run; repeated: {', '.join(dupes)}"
+        )
     if not resolved:
         raise ScenarioError("no scenario given")
     return resolved
@@ -424,11 +485,12 @@ def run_experiment(
     keep_frames: bool = False,
     extra_manifest: dict[str, Any] | None = None,
 ) -> ExperimentResult:
-    """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write the outputs.
+    """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write outputs.
 
-    Outputs in ``out_dir``: ``timeseries.parquet``, ``summary.csv``, ``replicates.csv`` (final-year means
-    per replicate), ``manifest.json``, and ``parts/`` (one Parquet file per finished replicate; kept so
-    ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished, and returns
+    Outputs in ``out_dir``: ``timeseries.parquet``, ``summary.csv``, ``replicates.csv`` (final-year
+    means per replicate), ``manifest.json``, and ``parts/`` (a Parquet file per finished replicate,
+    kept so ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished,
+    and returns
     with ``interrupted=True``.
     """
     if replicates < 1:
@@ -463,7 +525,9 @@ def run_experiment(
             part = parts_dir / task.part_name
             if resume and part.is_file():
                 frame = pd.read_parquet(part)
-                finals_rows[(task.scenario.name, task.replicate)] = final_year_means(frame).iloc[0].to_dict()
+                finals_rows[(task.scenario.name, task.replicate)] = (
+                    final_year_means(frame).iloc[0].to_dict()
+                )
                 if keep_frames:
                     frames[(task.scenario.name, task.replicate)] = frame
                 resumed += 1
@@ -479,12 +543,21 @@ def run_experiment(
         key = (task.scenario.name, task.replicate)
         timings[key] = outcome.seconds
         if outcome.error is not None or outcome.frame is None:
-            failures.append(ReplicateFailure(task.scenario.name, task.replicate, task.seed,
-                                             outcome.error or "no result", outcome.traceback or ""))
+            failures.append(
+                ReplicateFailure(
+                    task.scenario.name,
+                    task.replicate,
+                    task.seed,
+                    outcome.error or "no result",
+                    outcome.traceback or "",
+                )
+            )
         else:
             frame = outcome.frame
             if parts_dir is not None:  # on disk before it counts as done
-                atomic_write(parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False))
+                atomic_write(
+                    parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False)
+                )
             finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
             if keep_frames:
                 frames[key] = frame
@@ -501,7 +574,7 @@ def run_experiment(
                 interrupted = True
                 _stop_now(executor)
         if interrupted and parts_dir is not None:
-            # Ctrl-C can land between a part reaching disk and its being counted: the disk is the record.
+            # Ctrl-C may land between a part reaching disk and being counted: disk is the record.
             for task in todo:
                 key = (task.scenario.name, task.replicate)
                 part = parts_dir / task.part_name
@@ -512,31 +585,61 @@ def run_experiment(
                         frames[key] = frame
 
     finals = pd.DataFrame(
-        [finals_rows[(t.scenario.name, t.replicate)] for t in _in_output_order(tasks, resolved)
-         if (t.scenario.name, t.replicate) in finals_rows],
+        [
+            finals_rows[(t.scenario.name, t.replicate)]
+            for t in _in_output_order(tasks, resolved)
+            if (t.scenario.name, t.replicate) in finals_rows
+        ],
         columns=["scenario", "replicate", "seed", *METRIC_NAMES],
     ).astype({"replicate": "int64", "seed": "int64"})
     summary = summarise_finals(finals, [s.name for s in resolved])
     result = ExperimentResult(
-        scenarios=resolved, seeds=seeds, finals=finals, summary=summary,
-        failures=sorted(failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)),
-        interrupted=interrupted, out_dir=out, resumed=resumed, wall_seconds=time.perf_counter() - t0,
+        scenarios=resolved,
+        seeds=seeds,
+        finals=finals,
+        summary=summary,
+        failures=sorted(
+            failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)
+        ),
+        interrupted=interrupted,
+        out_dir=out,
+        resumed=resumed,
+        wall_seconds=time.perf_counter() - t0,
     )
     if keep_frames:
-        result.frames = [frames[(t.scenario.name, t.replicate)] for t in _in_output_order(tasks, resolved)
-                         if (t.scenario.name, t.replicate) in frames]
-    result.manifest = _manifest(result, tasks, timings, started, dict(
-        replicates=replicates, years=years, population=population, seed=seed, workers=workers,
-        scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
-        resume=resume, overrides=overrides or {},
-    ), extra_manifest)
+        result.frames = [
+            frames[(t.scenario.name, t.replicate)]
+            for t in _in_output_order(tasks, resolved)
+            if (t.scenario.name, t.replicate) in frames
+        ]
+    result.manifest = _manifest(
+        result,
+        tasks,
+        timings,
+        started,
+        dict(
+            replicates=replicates,
+            years=years,
+            population=population,
+            seed=seed,
+            workers=workers,
+            scheduler=scheduler
+            if scheduler is None or isinstance(scheduler, str)
+            else scheduler.scheduler.address,
+            resume=resume,
+            overrides=overrides or {},
+        ),
+        extra_manifest,
+    )
     if out is not None:
         _write_outputs(out, result, tasks)
     return result
 
 
 def _drain(
-    executor: cf.Executor, window: int, todo: list[ReplicateTask],
+    executor: cf.Executor,
+    window: int,
+    todo: list[ReplicateTask],
     record: Callable[[ReplicateOutcome, ReplicateTask], None],
 ) -> None:
     """Keep at most ``window`` tasks in flight (bounded memory), recording each as it finishes."""
@@ -559,8 +662,14 @@ def _drain(
             try:
                 outcome = fut.result()
             except Exception as e:  # noqa: BLE001 - a lost worker process, a cluster error
-                outcome = ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0,
-                                           error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                outcome = ReplicateOutcome(
+                    task.scenario.name,
+                    task.replicate,
+                    task.seed,
+                    0.0,
+                    error=f"{type(e).__name__}: {e}",
+                    traceback=traceback.format_exc(),
+                )
             record(outcome, task)
         top_up()
 
@@ -588,23 +697,32 @@ def _write_outputs(out: Path, result: ExperimentResult, tasks: list[ReplicateTas
     atomic_write(out / "timeseries.parquet", write_timeseries)
     atomic_write(out / "summary.csv", lambda tmp: result.summary.to_csv(tmp, index=False))
     atomic_write(out / "replicates.csv", lambda tmp: result.finals.to_csv(tmp, index=False))
-    atomic_write_text(out / "manifest.json", json.dumps(result.manifest, indent=2, default=str) + "\n")
+    atomic_write_text(
+        out / "manifest.json", json.dumps(result.manifest, indent=2, default=str) + "\n"
+    )
 
 
 def _timeseries_schema() -> Any:
     import pyarrow as pa
 
     fields = [
-        pa.field("scenario", pa.string()), pa.field("replicate", pa.int64()), pa.field("seed", pa.int64()),
-        pa.field("step", pa.int64()), pa.field("year", pa.float64()),
+        pa.field("scenario", pa.string()),
+        pa.field("replicate", pa.int64()),
+        pa.field("seed", pa.int64()),
+        pa.field("step", pa.int64()),
+        pa.field("year", pa.float64()),
         *(pa.field(m, pa.float64()) for m in METRIC_NAMES),
     ]
     return pa.schema(fields)
 
 
 def _manifest(
-    result: ExperimentResult, tasks: list[ReplicateTask], timings: dict[tuple[str, int], float],
-    started: datetime, options: dict[str, Any], extra: dict[str, Any] | None,
+    result: ExperimentResult,
+    tasks: list[ReplicateTask],
+    timings: dict[tuple[str, int], float],
+    started: datetime,
+    options: dict[str, Any],
+    extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
     finished = len(result.finals)
     status = "interrupted" if result.interrupted else ("failed" if result.failures else "complete")
@@ -616,13 +734,25 @@ def _manifest(
         "python": platform.python_version(),
         "numpy": np.__version__,
         "options": options,
-        "seeds": {"root": options["seed"], "replicates": result.seeds,
-                  "derivation": "numpy.random.SeedSequence(root).spawn(replicates)[i].generate_state(1, uint64) >> 1"},
-        "replicates": {"total": len(tasks), "finished": finished, "resumed": result.resumed,
-                       "failed": len(result.failures)},
+        "seeds": {
+            "root": options["seed"],
+            "replicates": result.seeds,
+            "derivation": "SeedSequence(root).spawn(replicates)[i].generate_state(1, uint64) >> 1",
+        },
+        "replicates": {
+            "total": len(tasks),
+            "finished": finished,
+            "resumed": result.resumed,
+            "failed": len(result.failures),
+        },
         "failures": [
-            {"scenario": f.scenario, "replicate": f.replicate, "seed": f.seed, "error": f.error,
-             "traceback": f.traceback}
+            {
+                "scenario": f.scenario,
+                "replicate": f.replicate,
+                "seed": f.seed,
+                "error": f.error,
+                "traceback": f.traceback,
+            }
             for f in result.failures
         ],
         "timings": {
@@ -630,7 +760,8 @@ def _manifest(
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(result.wall_seconds, 3),
             "replicate_seconds": [
-                {"scenario": s, "replicate": r, "seconds": round(sec, 3)} for (s, r), sec in sorted(timings.items())
+                {"scenario": s, "replicate": r, "seconds": round(sec, 3)}
+                for (s, r), sec in sorted(timings.items())
             ],
         },
         "scenarios": [s.to_dict() for s in result.scenarios],
@@ -648,21 +779,31 @@ def _package_version() -> str | None:
 
 
 def _git_commit() -> str | None:
-    """The commit of the source tree the package runs from ("+dirty" with local changes), if known."""
+    """The commit of the source tree the package runs from ("+dirty" with local edits), if known."""
     root = Path(__file__).resolve().parent.parent
     if shutil.which("git") is None or not (root / ".git").exists():
         return None
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha
 
 
 # -- the in-memory API (dashboard, notebooks) ----------------------------------------------------
+
 
 def run_replicates(
     scenarios: Iterable[ScenarioRef],
@@ -677,19 +818,31 @@ def run_replicates(
     overrides: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Every replicate's time series in one frame: ``scenario, replicate, seed, step, year`` + metrics.
+    """Every replicate's time series: ``scenario, replicate, seed, step, year`` + every metric.
 
     Rows are in scenario order (as given), then replicate, then step, whatever the worker count.
     Raises ``ReplicatesFailed`` (holding the finished frame) if any replicate raised, and
     ``KeyboardInterrupt`` if interrupted.
     """
     result = run_experiment(
-        scenarios, replicates=replicates, years=years, population=population, seed=seed, workers=workers,
-        scheduler=scheduler, out_dir=out_dir, overrides=overrides, progress=progress, keep_frames=True,
+        scenarios,
+        replicates=replicates,
+        years=years,
+        population=population,
+        seed=seed,
+        workers=workers,
+        scheduler=scheduler,
+        out_dir=out_dir,
+        overrides=overrides,
+        progress=progress,
+        keep_frames=True,
     )
     columns = [*ID_COLUMNS, *METRIC_NAMES]
-    frame = (pd.concat(result.frames, ignore_index=True)[columns] if result.frames
-             else pd.DataFrame(columns=columns))
+    frame = (
+        pd.concat(result.frames, ignore_index=True)[columns]
+        if result.frames
+        else pd.DataFrame(columns=columns)
+    )
     if result.interrupted:
         raise KeyboardInterrupt
     if result.failures:
@@ -698,10 +851,13 @@ def run_replicates(
 
 
 def read_finals(out_dir: str | Path) -> pd.DataFrame:
-    """Final-year means per replicate from a run's folder (``replicates.csv``, else the time series)."""
+    """Final-year means per replicate from a run folder (``replicates.csv``, else the series)."""
     out = Path(out_dir)
     if (out / "replicates.csv").is_file():
         return pd.read_csv(out / "replicates.csv")
     if (out / "timeseries.parquet").is_file():
         return final_year_means(pd.read_parquet(out / "timeseries.parquet"))
-    raise ScenarioError(f"{out}: no replicates.csv or timeseries.parquet here; run `oudsim run ... --out {out}` first")
+    raise ScenarioError(
+        f"{out}: no replicates.csv or timeseries.parquet here; "
+        f"run `oudsim run ... --out {out}` first"
+    )

@@ -1,15 +1,16 @@
 """Interventions: changes to parameters that start at a year of the reported period and may ramp in.
 
-An intervention moves one or more dotted parameters from their scenario value toward a target, either
-set (``to``) or multiplied (``scale``), linearly over ``ramp_years`` from ``start_year``. Year 0 is the
-end of burn-in, so no intervention acts during burn-in. Named kinds are presets of these changes.
+An intervention moves one or more dotted parameters from their scenario value toward a target,
+either set (``to``) or multiplied (``scale``), linearly over ``ramp_years`` from ``start_year``.
+Year 0 is the end of burn-in, so no intervention acts during burn-in. Named kinds are presets
+of these changes.
 
 Ways to write one (as a dict, or a ``[[interventions]]`` table of a scenario file)::
 
-    {"kind": "expand_moud", "start_year": 1, "ramp_years": 2, "amount": 3.0}   # preset, amount overridden
-    {"kind": "custom", "scale": {"social.isolation_multiplier": 2.0}}           # multiply a parameter
+    {"kind": "expand_moud", "start_year": 1, "ramp_years": 2, "amount": 3.0}  # preset, own amount
+    {"kind": "custom", "scale": {"social.isolation_multiplier": 2.0}}          # multiply a value
     {"kind": "custom", "set": {"overdose.naloxone_coverage": 0.8}}              # move it to a value
-    {"kind": "mixed", "components": ["expand_moud", {"kind": "naloxone", "amount": 0.8}]}  # a package
+    {"kind": "mixed", "components": ["expand_moud", {"kind": "naloxone", "amount": 0.8}]}
     {"kind": "custom", "changes": {"treatment.seek_rate": {"mode": "scale", "amount": 1.5}}}
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.parameters import ALIASES, Parameters, ParameterError, apply_overrides, get_dotted
+from model.parameters import ALIASES, ParameterError, Parameters, apply_overrides, get_dotted
 
 __all__ = ["KINDS", "Change", "Intervention", "InterventionSchedule", "parse_intervention"]
 
@@ -29,13 +30,26 @@ KINDS: dict[str, dict[str, tuple[str, float]]] = {
     "expand_moud": {"treatment.capacity_per_100k": ("scale", 2.0)},
     "integrated_care": {"treatment.integrated_share": ("to", 0.5)},
     "expand_mental_health": {"treatment.mh_capacity_per_100k": ("scale", 1.5)},
-    "reduce_isolation": {"social.peer_support_rate": ("to", 1.0), "social.isolation_multiplier": ("scale", 0.7)},
+    "reduce_isolation": {
+        "social.peer_support_rate": ("to", 1.0),
+        "social.isolation_multiplier": ("scale", 0.7),
+    },
     "stigma_campaign": {"stigma.campaign_strength": ("to", 0.4)},
     "naloxone": {"overdose.naloxone_coverage": ("to", 0.6)},
 }
 # "custom" lists its own changes; "mixed" is a package of preset kinds started together.
 ALL_KINDS: tuple[str, ...] = (*KINDS, "mixed", "custom")
-_KEYS = ("kind", "label", "start_year", "ramp_years", "amount", "set", "scale", "changes", "components")
+_KEYS = (
+    "kind",
+    "label",
+    "start_year",
+    "ramp_years",
+    "amount",
+    "set",
+    "scale",
+    "changes",
+    "components",
+)
 
 
 class Change(BaseModel):
@@ -69,21 +83,30 @@ class Intervention(BaseModel):
                 explicit[name] = {"mode": mode, "amount": amount}
         if kind == "mixed":
             if "amount" in data:
-                raise ValueError("a mixed intervention sets amounts per component: {kind = ..., amount = ...}")
+                raise ValueError(
+                    "a mixed intervention sets amounts per component: {kind = ..., amount = ...}"
+                )
             changes = _expand_components(data.pop("components", None))
         elif kind in KINDS:
             changes = _preset_changes(kind, data.pop("amount", None))
         elif kind == "custom":
             if "amount" in data:
-                raise ValueError("'amount' belongs to a named kind; a custom intervention lists `set` or `scale`")
+                raise ValueError(
+                    "'amount' belongs to a named kind; a custom intervention lists `set` or `scale`"
+                )
             changes = {}
         else:
-            raise ValueError(f"unknown intervention kind '{kind}'{_closest(kind, ALL_KINDS)}; known kinds: {', '.join(ALL_KINDS)}")
+            raise ValueError(
+                f"unknown intervention kind '{kind}'{_closest(kind, ALL_KINDS)}; "
+                f"known kinds: {', '.join(ALL_KINDS)}"
+            )
         if "components" in data:
             raise ValueError("'components' is only for kind = \"mixed\"")
         changes.update(explicit)  # explicit changes win over a preset's defaults
         if not changes:
-            raise ValueError(f"intervention '{kind}' changes nothing: give `set`, `scale` or `changes`")
+            raise ValueError(
+                f"intervention '{kind}' changes nothing: give `set`, `scale` or `changes`"
+            )
         # Aliases ("capacity") name the same field as their dotted name: store the dotted name.
         data["changes"] = {ALIASES.get(name, name): ch for name, ch in changes.items()}
         return data
@@ -98,7 +121,9 @@ class Intervention(BaseModel):
 
     def describe(self) -> str:
         """One line for tables: what changes, from when."""
-        parts = [f"{n} {'×' if c.mode == 'scale' else '→'} {c.amount:g}" for n, c in self.changes.items()]
+        parts = [
+            f"{n} {'×' if c.mode == 'scale' else '→'} {c.amount:g}" for n, c in self.changes.items()
+        ]
         ramp = f" over {self.ramp_years:g} y" if self.ramp_years else ""
         return f"{self.label or self.kind} (year {self.start_year:g}{ramp}): {', '.join(parts)}"
 
@@ -137,22 +162,32 @@ def _flatten_changes(table: Any) -> dict[str, Any]:
 def _preset_changes(kind: str, amount: Any) -> dict[str, Any]:
     primary = next(iter(KINDS[kind]))  # `amount` sets the kind's first change
     return {
-        name: {"mode": mode, "amount": amount if amount is not None and name == primary else default}
+        name: {
+            "mode": mode,
+            "amount": amount if amount is not None and name == primary else default,
+        }
         for name, (mode, default) in KINDS[kind].items()
     }
 
 
 def _expand_components(components: Any) -> dict[str, Any]:
     if not isinstance(components, list) or not components:
-        raise ValueError(f"a mixed intervention needs components = [kind, ...] from {', '.join(KINDS)}")
+        raise ValueError(
+            f"a mixed intervention needs components = [kind, ...] from {', '.join(KINDS)}"
+        )
     changes: dict[str, Any] = {}
     for item in components:
         spec = {"kind": item} if isinstance(item, str) else item
         if not isinstance(spec, dict) or set(spec) - {"kind", "amount"}:
-            raise ValueError(f"a component is a kind name or {{kind = ..., amount = ...}}, not {item!r}")
+            raise ValueError(
+                f"a component is a kind name or {{kind = ..., amount = ...}}, not {item!r}"
+            )
         kind = spec.get("kind")
         if kind not in KINDS:
-            raise ValueError(f"unknown component kind '{kind}'{_closest(str(kind), KINDS)}; known kinds: {', '.join(KINDS)}")
+            raise ValueError(
+                f"unknown component kind '{kind}'{_closest(str(kind), KINDS)}; "
+                f"known kinds: {', '.join(KINDS)}"
+            )
         for name, change in _preset_changes(kind, spec.get("amount")).items():
             if name in changes and changes[name] != change:
                 raise ValueError(f"components change '{name}' in two different ways")
@@ -161,14 +196,19 @@ def _expand_components(components: Any) -> dict[str, Any]:
 
 
 def parse_intervention(data: Any, where: str = "intervention") -> Intervention:
-    """Validate one intervention, raising ParameterError whose message names the key and what is accepted."""
+    """Validate one intervention; a ParameterError names the key and what is accepted."""
     if isinstance(data, Intervention):
         return data
     if not isinstance(data, dict):
-        raise ParameterError(f"{where}: an intervention is a table (kind, start_year, ...), not {data!r}")
+        raise ParameterError(
+            f"{where}: an intervention is a table (kind, start_year, ...), not {data!r}"
+        )
     for key in data:
         if key not in _KEYS:
-            raise ParameterError(f"{where}: unknown key '{key}'{_closest(key, _KEYS)}; valid keys: {', '.join(_KEYS)}")
+            raise ParameterError(
+                f"{where}: unknown key '{key}'{_closest(key, _KEYS)}; "
+                f"valid keys: {', '.join(_KEYS)}"
+            )
     try:
         return Intervention.model_validate(data)
     except ValidationError as exc:
@@ -199,15 +239,21 @@ class InterventionSchedule:
     """Applies a list of interventions to a model's working parameters as simulated time passes."""
 
     def __init__(self, interventions: list[Intervention | dict], base: Parameters) -> None:
-        self.items = [parse_intervention(i, f"intervention {n + 1}") for n, i in enumerate(interventions)]
+        self.items = [
+            parse_intervention(i, f"intervention {n + 1}") for n, i in enumerate(interventions)
+        ]
         self.base = base
         self._last: dict[str, Any] | None = None
-        for item in self.items:  # check every target now, so a bad name or value fails before the run
+        for (
+            item
+        ) in self.items:  # check every target now, so a bad name or value fails before the run
             try:
                 for name in item.changes:
                     current = get_dotted(base, name)
                     if isinstance(current, bool) or not isinstance(current, int | float):
-                        raise ParameterError(f"'{name}' is not a number, so an intervention cannot ramp it")
+                        raise ParameterError(
+                            f"'{name}' is not a number, so an intervention cannot ramp it"
+                        )
                 apply_overrides(base, self._targets(item, 1.0))
             except ParameterError as e:
                 raise ParameterError(f"intervention '{item.label or item.kind}': {e}") from None

@@ -1,5 +1,6 @@
-"""Reports of a run's folder: one PNG per metric (mean and 95% band over time, per scenario) and an HTML
-page showing them with the summary and comparison tables. Also the number formats the CLI shares.
+"""Reports of a run's folder: one PNG per metric (mean and 95% band over time, per scenario) and
+an HTML page showing them with the summary and comparison tables. Also the number formats the
+CLI shares.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ __all__ = ["FLOW_METRICS", "build_report", "format_band", "format_diff", "format
 
 # Counts and rates of events in a step are spiky at small populations; plots smooth them over half a
 # year (the summary already averages the whole final year).
-FLOW_METRICS = frozenset({"incidence", "overdoses", "overdose_deaths", "overdose_death_rate", "oud_death_rate"})
+FLOW_METRICS = frozenset(
+    {"incidence", "overdoses", "overdose_deaths", "overdose_death_rate", "oud_death_rate"}
+)
 SMOOTH_WEEKS = 26
 
 
 # -- number formats (CLI tables and the HTML page) ------------------------------------------------
+
 
 def is_share(metric: str) -> bool:
     m = BY_NAME.get(metric)
@@ -65,22 +69,29 @@ def unit_of(metric: str) -> str:
 
 # -- the report ----------------------------------------------------------------------------------
 
+
 def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> Path:
-    """Write ``report/<metric>.png`` and ``report.html`` into a run's folder; returns the HTML path."""
+    """Write ``report/<metric>.png`` and ``report.html`` into a run folder; returns the page."""
     out = Path(out_dir)
     series_path = out / "timeseries.parquet"
     summary_path = out / "summary.csv"
     for needed in (series_path, summary_path):
         if not needed.is_file():
-            raise ScenarioError(f"{out}: no {needed.name} here; run `oudsim run ... --out {out}` first")
+            raise ScenarioError(
+                f"{out}: no {needed.name} here; run `oudsim run ... --out {out}` first"
+            )
     chosen = list(metrics) if metrics else list(METRIC_NAMES)
     unknown = [m for m in chosen if m not in BY_NAME]
     if unknown:
-        raise ScenarioError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}")
+        raise ScenarioError(
+            f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}"
+        )
 
     summary = pd.read_csv(summary_path)
     comparison = pd.read_csv(out / "comparison.csv") if (out / "comparison.csv").is_file() else None
-    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
+    manifest = (
+        json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
+    )
     scenarios = list(dict.fromkeys(summary["scenario"]))
 
     figures = out / "report"
@@ -98,7 +109,7 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
 
 
 def metric_bands(series_path: Path, metric: str) -> pd.DataFrame:
-    """Mean and 2.5–97.5th percentiles across replicates at each step, per scenario (one metric read)."""
+    """Mean and 2.5–97.5th percentiles across replicates at each step, per scenario."""
     df = pd.read_parquet(series_path, columns=["scenario", "replicate", "step", "year", metric])
     if metric in FLOW_METRICS and len(df) > 1:
         dt_weeks = _dt_weeks(df)
@@ -117,14 +128,21 @@ def _dt_weeks(df: pd.DataFrame) -> float:
     steps = df[["step", "year"]].drop_duplicates("step").sort_values("step")
     if len(steps) < 2:
         return 1.0
-    return float((steps["year"].iloc[1] - steps["year"].iloc[0]) / (steps["step"].iloc[1] - steps["step"].iloc[0]) * 52)
+    return float(
+        (steps["year"].iloc[1] - steps["year"].iloc[0])
+        / (steps["step"].iloc[1] - steps["step"].iloc[0])
+        * 52
+    )
 
 
 def _plot(bands: pd.DataFrame, metric: str, scenarios: list[str], png: Path) -> None:
     from matplotlib.figure import Figure  # the object API: no pyplot state, no display needed
 
     info = BY_NAME[metric]
-    fig = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    fig.subplots_adjust(
+        left=0.12, right=0.98, top=0.9, bottom=0.14
+    )  # fixed margins: constrained layout costs 3x
     ax = fig.add_subplot()
     colours = _colours(len(scenarios))
     scale = 100.0 if is_share(metric) else 1.0
@@ -150,12 +168,17 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], first_col_class: str = "name") -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], first_col_class: str = "name"
+) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(
-            f'<td class="{first_col_class if i == 0 else "num"}">{html.escape(c)}</td>' for i, c in enumerate(row)
-        ) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="{first_col_class if i == 0 else "num"}">{html.escape(c)}</td>'
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -178,17 +201,24 @@ def comparison_rows(comparison: pd.DataFrame) -> list[list[str]]:
     for metric in dict.fromkeys(comparison["metric"]):
         row = [metric, unit_of(metric)]
         for other in others:
-            hit = comparison[(comparison["scenario"] == other) & (comparison["metric"] == metric)].iloc[0]
+            hit = comparison[
+                (comparison["scenario"] == other) & (comparison["metric"] == metric)
+            ].iloc[0]
             mark = " *" if np.isfinite(hit["lo"]) and (hit["lo"] > 0 or hit["hi"] < 0) else ""
-            row.append(f"{format_diff(metric, hit['diff'])} ({format_diff(metric, hit['lo'])}, "
-                       f"{format_diff(metric, hit['hi'])}){mark}")
+            row.append(
+                f"{format_diff(metric, hit['diff'])} ({format_diff(metric, hit['lo'])}, "
+                f"{format_diff(metric, hit['hi'])}){mark}"
+            )
         rows.append(row)
     return rows
 
 
 def _html(
-    manifest: dict[str, Any], summary: pd.DataFrame, comparison: pd.DataFrame | None,
-    images: list[tuple[str, str]], scenarios: list[str],
+    manifest: dict[str, Any],
+    summary: pd.DataFrame,
+    comparison: pd.DataFrame | None,
+    images: list[tuple[str, str]],
+    scenarios: list[str],
 ) -> str:
     opts = manifest.get("options", {})
     n = summary["n"].max() if len(summary) else 0
@@ -198,15 +228,24 @@ def _html(
         ("replicates", f"{opts.get('replicates', n)} per scenario (seed {opts.get('seed', '?')})"),
         ("years", str(opts.get("years", "?"))),
         ("population", str(opts.get("population") or "scenario default")),
-        ("oudsim", f"{manifest.get('version', '?')}, commit {manifest.get('git_commit') or 'unknown'}"),
-        ("run", f"{manifest.get('timings', {}).get('started', '?')}, "
-                f"{manifest.get('timings', {}).get('wall_seconds', '?')} s"),
+        (
+            "oudsim",
+            f"{manifest.get('version', '?')}, commit {manifest.get('git_commit') or 'unknown'}",
+        ),
+        (
+            "run",
+            f"{manifest.get('timings', {}).get('started', '?')}, "
+            f"{manifest.get('timings', {}).get('wall_seconds', '?')} s",
+        ),
     ]
-    facts_html = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts)
+    facts_html = "".join(
+        f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts
+    )
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>oudsim report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}",
+        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222;"
+        "padding:0 1em}",
         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}",
         "th,td{border-bottom:1px solid #ddd;padding:0.3em 0.7em;text-align:left}",
         "td.num{font-variant-numeric:tabular-nums;white-space:nowrap}",
@@ -217,21 +256,30 @@ def _html(
         "<h1>oudsim report</h1>",
         f"<dl>{facts_html}</dl>",
         "<h2>Summary</h2>",
-        "<p>Mean over the final simulated year, with the 2.5th–97.5th percentile range across replicates.</p>",
+        "<p>Mean over the final simulated year, with the 2.5th–97.5th percentile range across "
+        "replicates.</p>",
         _table(["metric", "unit", *scenarios], summary_rows(summary, scenarios)),
     ]
     if comparison is not None and len(comparison):
         base = comparison["base"].iloc[0]
         parts += [
             f"<h2>Difference from {html.escape(str(base))}</h2>",
-            "<p>Mean paired difference over the final year (same seeds), with its 95% confidence interval; "
+            "<p>Mean paired difference over the final year (same seeds), with its 95% confidence "
+            "interval; "
             "* marks an interval that excludes zero. Shares are in percentage points (pp).</p>",
-            _table(["metric", "unit", *dict.fromkeys(comparison["scenario"])], comparison_rows(comparison)),
+            _table(
+                ["metric", "unit", *dict.fromkeys(comparison["scenario"])],
+                comparison_rows(comparison),
+            ),
         ]
-    parts.append("<h2>Over time</h2><p>Mean and 2.5th–97.5th percentile band across replicates.</p>")
+    parts.append(
+        "<h2>Over time</h2><p>Mean and 2.5th–97.5th percentile band across replicates.</p>"
+    )
     parts.append("<div class='figs'>")
     for metric, src in images:
-        parts.append(f"<figure><img src='{html.escape(src)}' alt='{html.escape(BY_NAME[metric].label)}'>"
-                     f"<figcaption>{html.escape(metric)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img src='{html.escape(src)}' alt='{html.escape(BY_NAME[metric].label)}'>"
+            f"<figcaption>{html.escape(metric)}</figcaption></figure>"
+        )
     parts.append("</div></body></html>")
     return "\n".join(parts) + "\n"

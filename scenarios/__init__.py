@@ -18,7 +18,7 @@ as quoted keys or nested tables) and interventions, and may extend another scena
 
 A child's parameters override its parent's; its interventions are added after its parent's.
 The shipped files live beside this module; a user's file is used the same way by giving its path.
-Every error is a ``ParameterError`` (``ScenarioError``) whose message names the file and the problem.
+Every error is a ``ParameterError`` (``ScenarioError``) naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -32,12 +32,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.interventions import Intervention, InterventionSchedule, parse_intervention
-from model.parameters import ALIASES, Parameters, ParameterError, apply_overrides
+from model.parameters import ALIASES, ParameterError, Parameters, apply_overrides
 
 if TYPE_CHECKING:
     from model.oud_model import OUDModel
 
-__all__ = ["Scenario", "ScenarioError", "SCENARIO_DIR", "list_scenarios", "load_scenario", "scenario_names"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "SCENARIO_DIR",
+    "list_scenarios",
+    "load_scenario",
+    "scenario_names",
+]
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 TOP_LEVEL_KEYS = ("name", "description", "extends", "parameters", "interventions")
@@ -55,12 +62,14 @@ class Scenario:
     description: str
     params: Parameters
     interventions: tuple[Intervention, ...] = ()
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted name -> value, inherited ones included
+    overrides: dict[str, Any] = field(
+        default_factory=dict
+    )  # dotted name -> value, inherited ones included
     path: Path | None = None
     extends: str | None = None
 
     def with_overrides(self, overrides: dict[str, Any], name: str | None = None) -> Scenario:
-        """A copy with more dotted-name overrides (``--set``, sweeps, ``--population``), re-validated."""
+        """A copy with more dotted-name overrides (``--set``, sweeps, population), re-validated."""
         if not overrides:
             return self if name is None else dataclasses.replace(self, name=name)
         canonical = {ALIASES.get(k, k): v for k, v in overrides.items()}
@@ -70,17 +79,22 @@ class Scenario:
             self, name=name or self.name, params=params, overrides={**self.overrides, **canonical}
         )
 
-    def build_model(self, population: int | None = None, rng: Any = None, **overrides: Any) -> OUDModel:
+    def build_model(
+        self, population: int | None = None, rng: Any = None, **overrides: Any
+    ) -> OUDModel:
         """An OUDModel with this scenario's parameters and interventions (burn-in runs here)."""
         from model.oud_model import OUDModel  # imported here: listing scenarios needs no Mesa
 
         return OUDModel(
-            population=population, rng=rng, params=self.params,
-            interventions=list(self.interventions), **overrides,
+            population=population,
+            rng=rng,
+            params=self.params,
+            interventions=list(self.interventions),
+            **overrides,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready record (for manifests): where it came from, what it changes, every parameter."""
+        """A JSON-ready record for manifests: origin, what it changes, every parameter."""
         return {
             "name": self.name,
             "description": self.description,
@@ -94,6 +108,7 @@ class Scenario:
 
 # -- finding and reading files ----------------------------------------------------------------
 
+
 def scenario_names() -> list[str]:
     """Names of the shipped scenarios (their file stems), sorted."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
@@ -106,14 +121,14 @@ def list_scenarios(directory: str | Path | None = None) -> list[Scenario]:
 
 
 def load_scenario(ref: str | Path | Scenario) -> Scenario:
-    """A Scenario from a shipped name (``"baseline"``), a path to a TOML file, or a Scenario (returned as is)."""
+    """A Scenario from a shipped name (``"baseline"``), a TOML file path, or a Scenario (as is)."""
     if isinstance(ref, Scenario):
         return ref
     return _load(_locate(ref, base=None), chain=())
 
 
 def _locate(ref: str | Path, base: Path | None) -> Path:
-    """A path for a name or path; names are looked up beside ``base`` (for extends) then among the shipped."""
+    """The file for a name or path; names are looked up beside ``base`` (extends), then shipped."""
     text = str(ref)
     looks_like_path = isinstance(ref, Path) or text.endswith(".toml") or "/" in text or "\\" in text
     candidates = []
@@ -133,7 +148,8 @@ def _locate(ref: str | Path, base: Path | None) -> Path:
     close = get_close_matches(text, known, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ScenarioError(
-        f"unknown scenario '{text}'{hint}. Known scenarios: {', '.join(known)} (or give a path to a .toml file)"
+        f"unknown scenario '{text}'{hint}. Known scenarios: {', '.join(known)} "
+        "(or give a path to a .toml file)"
     )
 
 
@@ -150,7 +166,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
         if m:
             reason = msg[: m.start()].strip()
-            raise ScenarioError(f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}") from None
+            raise ScenarioError(
+                f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}"
+            ) from None
         raise ScenarioError(f"{path}: TOML syntax error: {msg}") from None
 
 
@@ -182,7 +200,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
         if key not in TOP_LEVEL_KEYS:
             close = get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ScenarioError(f"{path}: unknown key '{key}'{hint}; a scenario has {', '.join(TOP_LEVEL_KEYS)}")
+            raise ScenarioError(
+                f"{path}: unknown key '{key}'{hint}; a scenario has {', '.join(TOP_LEVEL_KEYS)}"
+            )
     for key in ("name", "description", "extends"):
         if key in data and not isinstance(data[key], str):
             raise ScenarioError(f"{path}: '{key}' must be a string, not {data[key]!r}")
@@ -196,7 +216,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
 
     raw_params = data.get("parameters", {})
     if not isinstance(raw_params, dict):
-        raise ScenarioError(f"{path}: 'parameters' must be a table of dotted names, not {raw_params!r}")
+        raise ScenarioError(
+            f"{path}: 'parameters' must be a table of dotted names, not {raw_params!r}"
+        )
     own = {ALIASES.get(k, k): v for k, v in _flatten(raw_params).items()}
     overrides = {**(parent.overrides if parent else {}), **own}
     try:
@@ -206,9 +228,13 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
 
     raw_items = data.get("interventions", [])
     if not isinstance(raw_items, list):
-        raise ScenarioError(f"{path}: 'interventions' must be an array of tables ([[interventions]])")
+        raise ScenarioError(
+            f"{path}: 'interventions' must be an array of tables ([[interventions]])"
+        )
     try:
-        own_items = tuple(parse_intervention(d, f"interventions[{i}]") for i, d in enumerate(raw_items))
+        own_items = tuple(
+            parse_intervention(d, f"interventions[{i}]") for i, d in enumerate(raw_items)
+        )
     except ParameterError as e:
         raise ScenarioError(f"{path}: {e}") from None
     items = (parent.interventions if parent else ()) + own_items

@@ -1,4 +1,4 @@
-"""Experiments: seeds, determinism across executors, summaries, paired comparisons, streaming, faults."""
+"""Experiments: seeds, determinism across executors, summaries, comparisons, streaming, faults."""
 
 from __future__ import annotations
 
@@ -32,10 +32,13 @@ SMALL = dict(years=1, population=600, overrides=FAST)
 @pytest.fixture(scope="module")
 def reference() -> pd.DataFrame:
     """Two scenarios x 3 replicates, one worker: the frame other runs must reproduce exactly."""
-    return run_replicates(["baseline", "stigma_campaign"], replicates=3, seed=11, workers=1, **SMALL)
+    return run_replicates(
+        ["baseline", "stigma_campaign"], replicates=3, seed=11, workers=1, **SMALL
+    )
 
 
-# -- seeds ---------------------------------------------------------------------------------------------
+# -- seeds ----------------------------------------------------------------------------------------
+
 
 def test_seeds_come_from_one_seed_sequence_and_are_stable_prefixes() -> None:
     seeds = replicate_seeds(5, 6)
@@ -47,7 +50,8 @@ def test_seeds_come_from_one_seed_sequence_and_are_stable_prefixes() -> None:
     assert all(0 <= s < 2**63 for s in seeds)
 
 
-# -- the run_replicates contract --------------------------------------------------------------------
+# -- the run_replicates contract ------------------------------------------------------------------
+
 
 def test_run_replicates_frame_is_ordered_and_paired(reference: pd.DataFrame) -> None:
     df = reference
@@ -65,8 +69,14 @@ def test_run_replicates_frame_is_ordered_and_paired(reference: pd.DataFrame) -> 
 
 def test_same_seed_gives_identical_frames_with_two_workers(reference: pd.DataFrame) -> None:
     calls: list[tuple[int, int]] = []
-    df = run_replicates(["baseline", "stigma_campaign"], replicates=3, seed=11, workers=2,
-                        progress=lambda d, t: calls.append((d, t)), **SMALL)
+    df = run_replicates(
+        ["baseline", "stigma_campaign"],
+        replicates=3,
+        seed=11,
+        workers=2,
+        progress=lambda d, t: calls.append((d, t)),
+        **SMALL,
+    )
     pd.testing.assert_frame_equal(df, reference, check_exact=True)
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
@@ -81,29 +91,49 @@ def test_a_different_seed_gives_different_results(reference: pd.DataFrame) -> No
 def test_scenarios_may_be_names_paths_or_objects(reference: pd.DataFrame) -> None:
     from scenarios import SCENARIO_DIR
 
-    df = run_replicates([SCENARIO_DIR / "baseline.toml", load_scenario("stigma_campaign")],
-                        replicates=3, seed=11, workers=1, **SMALL)
+    df = run_replicates(
+        [SCENARIO_DIR / "baseline.toml", load_scenario("stigma_campaign")],
+        replicates=3,
+        seed=11,
+        workers=1,
+        **SMALL,
+    )
     pd.testing.assert_frame_equal(df, reference, check_exact=True)
 
 
 def test_dask_local_cluster_gives_the_same_results(reference: pd.DataFrame) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        df = run_replicates(["baseline", "stigma_campaign"], replicates=3, seed=11,
-                            scheduler=cluster.scheduler_address, **SMALL)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        df = run_replicates(
+            ["baseline", "stigma_campaign"],
+            replicates=3,
+            seed=11,
+            scheduler=cluster.scheduler_address,
+            **SMALL,
+        )
     pd.testing.assert_frame_equal(df, reference, check_exact=True)
 
 
-# -- summaries and comparisons (against hand computation) ---------------------------------------------
+# -- summaries and comparisons (against hand computation) -----------------------------------------
+
 
 def synthetic(values: dict[tuple[str, int], list[float]], dt_weeks: int = 26) -> pd.DataFrame:
     """A frame with every metric equal to the given per-step values (steps of dt_weeks)."""
     rows = []
     for (scenario, replicate), series in values.items():
         for step, v in enumerate(series):
-            rows.append({"scenario": scenario, "replicate": replicate, "seed": 100 + replicate, "step": step,
-                         "year": step * dt_weeks / 52, **dict.fromkeys(METRIC_NAMES, v)})
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "replicate": replicate,
+                    "seed": 100 + replicate,
+                    "step": step,
+                    "year": step * dt_weeks / 52,
+                    **dict.fromkeys(METRIC_NAMES, v),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -135,21 +165,31 @@ def test_paired_comparison_matches_a_paired_t_interval() -> None:
 def test_comparison_pairs_by_replicate_and_refuses_unpaired_seeds() -> None:
     finals = final_year_means(synthetic({("b", 0): [1.0], ("b", 1): [2.0], ("o", 1): [5.0]}))
     row = compare(finals, "b", ["o"]).iloc[0]
-    assert row["n"] == 1 and row["diff"] == 3.0 and np.isnan(row["lo"])  # replicate 0 of "o" is missing
+    assert (
+        row["n"] == 1 and row["diff"] == 3.0 and np.isnan(row["lo"])
+    )  # replicate 0 of "o" is missing
     finals.loc[finals["scenario"] == "o", "seed"] = 999
     with pytest.raises(ScenarioError, match="different seeds"):
         compare(finals, "b", ["o"])
 
 
-# -- interventions move outcomes the expected way (paired replicates) ---------------------------------
+# -- interventions move outcomes the expected way (paired replicates) -----------------------------
+
 
 def final_means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return final_year_means(df).pivot(index="replicate", columns="scenario", values=metric)
 
 
 def test_stigma_campaign_lowers_stigma_and_reduce_isolation_lowers_loneliness() -> None:
-    df = run_replicates(["baseline", "stigma_campaign", "reduce_isolation", "high_isolation"], replicates=3,
-                        years=3, population=600, seed=4, workers=2, overrides=FAST)
+    df = run_replicates(
+        ["baseline", "stigma_campaign", "reduce_isolation", "high_isolation"],
+        replicates=3,
+        years=3,
+        population=600,
+        seed=4,
+        workers=2,
+        overrides=FAST,
+    )
     stigma = final_means(df, "mean_stigma")
     assert (stigma["stigma_campaign"] < stigma["baseline"]).all()
     lonely = final_means(df, "mean_loneliness")
@@ -159,13 +199,21 @@ def test_stigma_campaign_lowers_stigma_and_reduce_isolation_lowers_loneliness() 
 
 def test_expand_moud_raises_coverage_where_capacity_binds(tmp_path: Path) -> None:
     scarce = {"treatment.capacity_per_100k": 150, **FAST}  # few slots, so doubling them matters
-    df = run_replicates(["baseline", "expand_moud"], replicates=3, years=3, population=2000, seed=2,
-                        workers=2, overrides=scarce)
+    df = run_replicates(
+        ["baseline", "expand_moud"],
+        replicates=3,
+        years=3,
+        population=2000,
+        seed=2,
+        workers=2,
+        overrides=scarce,
+    )
     cover = final_means(df, "treatment_coverage")
     assert (cover["expand_moud"] > cover["baseline"]).all()
 
 
-# -- streaming, bounded memory and faults --------------------------------------------------------------
+# -- streaming, bounded memory and faults ---------------------------------------------------------
+
 
 def test_each_replicate_is_on_disk_before_it_counts_as_done(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
@@ -173,8 +221,9 @@ def test_each_replicate_is_on_disk_before_it_counts_as_done(tmp_path: Path) -> N
     def progress(done: int, total: int) -> None:
         seen.append((done, len(list((tmp_path / "parts").glob("*.parquet")))))
 
-    result = run_experiment(["baseline"], replicates=3, seed=1, workers=1, out_dir=tmp_path,
-                            progress=progress, **SMALL)
+    result = run_experiment(
+        ["baseline"], replicates=3, seed=1, workers=1, out_dir=tmp_path, progress=progress, **SMALL
+    )
     assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
     assert result.frames == []  # nothing held in memory beyond the final-year means
     assert len(result.finals) == 3
@@ -193,8 +242,11 @@ class CountingExecutor(cf.Executor):
         self.most_in_flight = max(self.most_in_flight, len(self.pending))
         if len(self.pending) >= 3:  # finish the oldest once the window is full
             done, task = self.pending.pop(0)
-            done.set_result(ex.ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0,
-                                                frame=None, error="stub"))
+            done.set_result(
+                ex.ReplicateOutcome(
+                    task.scenario.name, task.replicate, task.seed, 0.0, frame=None, error="stub"
+                )
+            )
         return fut
 
 
@@ -208,24 +260,35 @@ def test_work_in_flight_is_bounded_by_the_window() -> None:
         recorded.append(task.replicate)
         while executor.pending:  # drain the rest as the window refills
             fut, t = executor.pending.pop(0)
-            fut.set_result(ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub"))
+            fut.set_result(
+                ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub")
+            )
 
     ex._drain(executor, 3, todo, record)
     assert sorted(recorded) == list(range(40))
     assert executor.most_in_flight <= 3
 
 
-def test_a_failing_replicate_is_reported_and_the_others_are_written(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_replicate_is_reported_and_the_others_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(FAIL_HOOK_ENV, "stigma_campaign:1")
-    result = run_experiment(["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, out_dir=tmp_path,
-                            **SMALL)
+    result = run_experiment(
+        ["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, out_dir=tmp_path, **SMALL
+    )
     (failure,) = result.failures
-    assert (failure.scenario, failure.replicate, failure.seed) == ("stigma_campaign", 1, replicate_seeds(3, 2)[1])
+    assert (failure.scenario, failure.replicate, failure.seed) == (
+        "stigma_campaign",
+        1,
+        replicate_seeds(3, 2)[1],
+    )
     assert "injected failure" in failure.error
     series = pd.read_parquet(tmp_path / "timeseries.parquet")
     assert sorted(set(zip(series["scenario"], series["replicate"], strict=True))) == [
-        ("baseline", 0), ("baseline", 1), ("stigma_campaign", 0)]
+        ("baseline", 0),
+        ("baseline", 1),
+        ("stigma_campaign", 0),
+    ]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["failures"][0]["seed"] == failure.seed
@@ -240,11 +303,23 @@ def test_a_failing_replicate_is_reported_and_the_others_are_written(tmp_path: Pa
     # Resume re-runs only what is missing, and ends where an uninterrupted run would.
     monkeypatch.delenv(FAIL_HOOK_ENV)
     calls: list[tuple[int, int]] = []
-    resumed = run_experiment(["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, out_dir=tmp_path,
-                             resume=True, progress=lambda d, t: calls.append((d, t)), **SMALL)
+    resumed = run_experiment(
+        ["baseline", "stigma_campaign"],
+        replicates=2,
+        seed=3,
+        workers=1,
+        out_dir=tmp_path,
+        resume=True,
+        progress=lambda d, t: calls.append((d, t)),
+        **SMALL,
+    )
     assert resumed.resumed == 3 and calls == [(3, 4), (4, 4)]
-    fresh = run_replicates(["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, **SMALL)
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True)
+    fresh = run_replicates(
+        ["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, **SMALL
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True
+    )
 
 
 def test_interrupt_keeps_finished_replicates_and_resume_finishes(tmp_path: Path) -> None:
@@ -252,23 +327,43 @@ def test_interrupt_keeps_finished_replicates_and_resume_finishes(tmp_path: Path)
         if done == 2:
             raise KeyboardInterrupt  # as Ctrl-C would, while the run is in progress
 
-    result = run_experiment(["baseline"], replicates=4, seed=9, workers=1, out_dir=tmp_path,
-                            progress=interrupt_after_two, **SMALL)
+    result = run_experiment(
+        ["baseline"],
+        replicates=4,
+        seed=9,
+        workers=1,
+        out_dir=tmp_path,
+        progress=interrupt_after_two,
+        **SMALL,
+    )
     assert result.interrupted and len(result.finals) == 2
     assert len(list((tmp_path / "parts").glob("*.parquet"))) == 2
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "interrupted"
     assert not list(tmp_path.rglob("*.tmp"))
 
-    done = run_experiment(["baseline"], replicates=4, seed=9, workers=1, out_dir=tmp_path, resume=True, **SMALL)
+    done = run_experiment(
+        ["baseline"], replicates=4, seed=9, workers=1, out_dir=tmp_path, resume=True, **SMALL
+    )
     assert done.ok and done.resumed == 2
     fresh = run_replicates(["baseline"], replicates=4, seed=9, workers=1, **SMALL)
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True
+    )
 
 
 def test_resume_does_not_reuse_parts_from_different_settings(tmp_path: Path) -> None:
     run_experiment(["baseline"], replicates=2, seed=1, workers=1, out_dir=tmp_path, **SMALL)
-    changed = run_experiment(["baseline"], replicates=2, seed=1, workers=1, out_dir=tmp_path, resume=True,
-                             years=1, population=700, overrides=FAST)
+    changed = run_experiment(
+        ["baseline"],
+        replicates=2,
+        seed=1,
+        workers=1,
+        out_dir=tmp_path,
+        resume=True,
+        years=1,
+        population=700,
+        overrides=FAST,
+    )
     assert changed.resumed == 0
     assert changed.manifest["scenarios"][0]["parameters"]["simulation"]["population"] == 700
 

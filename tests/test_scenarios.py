@@ -1,4 +1,4 @@
-"""Scenario files: loading, inheritance, the shipped set, interventions in time, and clear errors."""
+"""Scenario files: loading, inheritance, the shipped set, interventions in time, clear errors."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from pathlib import Path
 import pytest
 
 from model.interventions import KINDS, InterventionSchedule, parse_intervention
-from model.parameters import Parameters, ParameterError
+from model.parameters import ParameterError, Parameters
 from scenarios import SCENARIO_DIR, Scenario, ScenarioError, list_scenarios, load_scenario
 
 REQUIRED = {
-    "baseline", "expand_moud", "integrated_care", "expand_mental_health", "reduce_isolation",
-    "high_isolation", "stigma_campaign", "naloxone", "combined",
+    "baseline",
+    "expand_moud",
+    "integrated_care",
+    "expand_mental_health",
+    "reduce_isolation",
+    "high_isolation",
+    "stigma_campaign",
+    "naloxone",
+    "combined",
 }
 
 
@@ -23,6 +30,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 # -- the shipped scenarios -------------------------------------------------------------------------
+
 
 def test_shipped_scenarios_all_load_with_descriptions() -> None:
     found = {s.name: s for s in list_scenarios()}
@@ -52,17 +60,25 @@ def test_each_named_intervention_kind_has_a_scenario_and_combined_packages_them_
 
 def test_high_isolation_raises_tie_loss_and_reduce_isolation_lowers_it() -> None:
     base = Parameters()
-    high = InterventionSchedule(list(load_scenario("high_isolation").interventions), base).parameters_at(50)
-    low = InterventionSchedule(list(load_scenario("reduce_isolation").interventions), base).parameters_at(50)
+    high = InterventionSchedule(
+        list(load_scenario("high_isolation").interventions), base
+    ).parameters_at(50)
+    low = InterventionSchedule(
+        list(load_scenario("reduce_isolation").interventions), base
+    ).parameters_at(50)
     assert high.social.isolation_multiplier > base.social.isolation_multiplier
     assert low.social.isolation_multiplier < base.social.isolation_multiplier
     assert low.social.peer_support_rate > base.social.peer_support_rate
 
 
-# -- user files and inheritance ----------------------------------------------------------------------
+# -- user files and inheritance -------------------------------------------------------------------
+
 
 def test_a_user_file_extends_a_shipped_scenario(tmp_path: Path) -> None:
-    path = write(tmp_path, "mine", """
+    path = write(
+        tmp_path,
+        "mine",
+        """
 name = "scarce_moud"
 description = "Little treatment capacity, then doubled"
 extends = "expand_moud"
@@ -70,7 +86,8 @@ extends = "expand_moud"
 "treatment.capacity_per_100k" = 100
 [parameters.social]
 isolation_multiplier = 1.5
-""")
+""",
+    )
     s = load_scenario(path)
     assert s.name == "scarce_moud"
     assert s.params.treatment.capacity_per_100k == 100
@@ -80,7 +97,10 @@ isolation_multiplier = 1.5
 
 
 def test_child_overrides_parent_and_adds_interventions(tmp_path: Path) -> None:
-    write(tmp_path, "parent", """
+    write(
+        tmp_path,
+        "parent",
+        """
 name = "parent"
 description = "parent"
 [parameters]
@@ -89,8 +109,13 @@ description = "parent"
 [[interventions]]
 kind = "naloxone"
 start_year = 2
-""")
-    child = load_scenario(write(tmp_path, "child", """
+""",
+    )
+    child = load_scenario(
+        write(
+            tmp_path,
+            "child",
+            """
 name = "child"
 extends = "parent"
 [parameters]
@@ -98,7 +123,9 @@ stigma = 0.5   # an alias of stigma.initial_mean
 [[interventions]]
 kind = "stigma_campaign"
 start_year = 1
-"""))
+""",
+        )
+    )
     assert child.params.treatment.seek_rate == 2.0  # inherited
     assert child.params.stigma.initial_mean == 0.5  # overridden (through the alias)
     assert [i.kind for i in child.interventions] == ["naloxone", "stigma_campaign"]
@@ -128,7 +155,8 @@ def test_with_overrides_revalidates_and_keeps_interventions() -> None:
         s.with_overrides({"treatment.seek_rate": 99})
 
 
-# -- interventions act from their start year ---------------------------------------------------------
+# -- interventions act from their start year ------------------------------------------------------
+
 
 def test_expand_moud_doubles_capacity_from_its_start_year_with_a_linear_ramp() -> None:
     s = load_scenario("expand_moud").with_overrides({"population": 300, "burn_in_years": 0})
@@ -150,24 +178,29 @@ def test_expand_moud_doubles_capacity_from_its_start_year_with_a_linear_ramp() -
 
 
 def test_mixed_package_sets_every_component() -> None:
-    item = parse_intervention({"kind": "mixed", "components": ["naloxone", {"kind": "expand_moud", "amount": 3}]})
+    item = parse_intervention(
+        {"kind": "mixed", "components": ["naloxone", {"kind": "expand_moud", "amount": 3}]}
+    )
     params = InterventionSchedule([item], Parameters()).parameters_at(0)
     assert params.overdose.naloxone_coverage == KINDS["naloxone"]["overdose.naloxone_coverage"][1]
     assert params.treatment.capacity_per_100k == 3 * Parameters().treatment.capacity_per_100k
 
 
 def test_custom_set_and_scale_with_nested_or_dotted_names() -> None:
-    item = parse_intervention({
-        "kind": "custom",
-        "set": {"overdose": {"naloxone_coverage": 0.9}},
-        "scale": {"treatment.seek_rate": 0.5},
-    })
+    item = parse_intervention(
+        {
+            "kind": "custom",
+            "set": {"overdose": {"naloxone_coverage": 0.9}},
+            "scale": {"treatment.seek_rate": 0.5},
+        }
+    )
     params = InterventionSchedule([item], Parameters()).parameters_at(0)
     assert params.overdose.naloxone_coverage == 0.9
     assert params.treatment.seek_rate == 0.5 * Parameters().treatment.seek_rate
 
 
-# -- errors: one clear message naming the file, the field and what is accepted ----------------------
+# -- errors: one clear message naming the file, the field and what is accepted --------------------
+
 
 def test_unknown_scenario_name_lists_the_known_ones() -> None:
     with pytest.raises(ScenarioError) as err:
@@ -178,7 +211,11 @@ def test_unknown_scenario_name_lists_the_known_ones() -> None:
 
 
 def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "broken", 'name = "x"\ndescription = "d"\n\n[parameters]\n"treatment.seek_rate" = \n')
+    path = write(
+        tmp_path,
+        "broken",
+        'name = "x"\ndescription = "d"\n\n[parameters]\n"treatment.seek_rate" = \n',
+    )
     with pytest.raises(ScenarioError) as err:
         load_scenario(path)
     assert str(path) in str(err.value) and "line 5" in str(err.value)
@@ -187,20 +224,37 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("[parameters.treatment]\nseek_rat = 1.0\n", "unknown parameter 'treatment.seek_rat'; did you mean 'treatment.seek_rate'"),
+        (
+            "[parameters.treatment]\nseek_rat = 1.0\n",
+            "unknown parameter 'treatment.seek_rat'; did you mean 'treatment.seek_rate'",
+        ),
         ('[parameters]\n"treatmnt.seek_rate" = 1.0\n', "did you mean 'treatment.seek_rate'"),
         ('descripton = "typo"\n', "unknown key 'descripton'; did you mean 'description'"),
-        ('[parameters]\n"overdose.naloxone_coverage" = 1.5\n',
-         r"overdose.naloxone_coverage = 1.5: Input should be less than or equal to 1; allowed range [0, 1]"),
+        (
+            '[parameters]\n"overdose.naloxone_coverage" = 1.5\n',
+            "overdose.naloxone_coverage = 1.5: Input should be less than or equal to 1; "
+            "allowed range [0, 1]",
+        ),
         ('[parameters]\n"treatment.seek_rate" = "fast"\n', "treatment.seek_rate = 'fast'"),
         ('[[interventions]]\nkind = "expand_mod"\n', "did you mean 'expand_moud'"),
-        ('[[interventions]]\nkind = "naloxone"\nstrat_year = 1\n', "unknown key 'strat_year'; did you mean 'start_year'"),
+        (
+            '[[interventions]]\nkind = "naloxone"\nstrat_year = 1\n',
+            "unknown key 'strat_year'; did you mean 'start_year'",
+        ),
         ('[[interventions]]\nkind = "naloxone"\nstart_year = -1\n', "start_year = -1"),
-        ('[[interventions]]\nkind = "naloxone"\namount = 2.0\n', "overdose.naloxone_coverage = 2.0"),
-        ('[[interventions]]\nkind = "custom"\nscale = { "treatment.seek_rte" = 2 }\n', "did you mean 'treatment.seek_rate'"),
+        (
+            '[[interventions]]\nkind = "naloxone"\namount = 2.0\n',
+            "overdose.naloxone_coverage = 2.0",
+        ),
+        (
+            '[[interventions]]\nkind = "custom"\nscale = { "treatment.seek_rte" = 2 }\n',
+            "did you mean 'treatment.seek_rate'",
+        ),
     ],
 )
-def test_bad_scenarios_fail_with_the_name_and_the_rule(tmp_path: Path, body: str, expected: str) -> None:
+def test_bad_scenarios_fail_with_the_name_and_the_rule(
+    tmp_path: Path, body: str, expected: str
+) -> None:
     path = write(tmp_path, "bad", f'name = "bad"\n{body}')
     with pytest.raises(ParameterError) as err:
         load_scenario(path)
@@ -210,7 +264,9 @@ def test_bad_scenarios_fail_with_the_name_and_the_rule(tmp_path: Path, body: str
 
 def test_range_errors_state_the_allowed_range(tmp_path: Path) -> None:
     path = write(tmp_path, "bad", '[parameters]\n"treatment.seek_rate" = 100\n')
-    with pytest.raises(ParameterError, match=r"treatment\.seek_rate = 100.*allowed range \[0, 52\] \(per year\)"):
+    with pytest.raises(
+        ParameterError, match=r"treatment\.seek_rate = 100.*allowed range \[0, 52\] \(per year\)"
+    ):
         load_scenario(path)
 
 
