@@ -1,0 +1,378 @@
+"""Network layout and matplotlib figures for the dashboard, built to redraw fast.
+
+A step at 1,000 people takes a few milliseconds, so the redraw is what a student waits for. Two
+things keep it short (measured in docs/dashboard.md):
+
+- the layout is computed once per network (``NetworkView`` is cached per model instance) with a
+  Fruchterman–Reingold layout whose repulsion is limited to nearby nodes (a k-d tree finds them), so it
+  costs well under a second at 1,000 people where networkx's ``spring_layout`` takes several;
+- figures are blitted: axes, ticks, labels and legends are drawn once and cached as a background
+  (redrawn only when an axis limit grows); each step draws only the lines and markers over it and
+  encodes the pixels as PNG directly. Text layout is the costly part of a matplotlib draw.
+
+Colours are the Okabe–Ito palette (safe for the common colour-vision deficiencies); the network also
+marks mental-health state by marker shape, so no information is carried by colour alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+from scipy.spatial import cKDTree
+
+from agents.states import Stage
+from model.metrics import BY_NAME
+
+if TYPE_CHECKING:
+    from model.oud_model import OUDModel
+
+MAX_DRAWN = 2_000  # larger populations get charts only: a drawing of more nodes is unreadable and slow
+
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+LINE_COLOURS = [OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "reddish_purple", "orange", "sky_blue")]
+LINE_STYLES = ["-", "--", ":", "-."]
+
+STAGE_COLOURS: dict[Stage, str] = {
+    Stage.NONE: "#9E9E9E",  # neutral grey: most people, so it should recede
+    Stage.MISUSE: OKABE_ITO["orange"],
+    Stage.OUD: OKABE_ITO["vermillion"],
+    Stage.TREATMENT: OKABE_ITO["blue"],
+    Stage.REMISSION: OKABE_ITO["bluish_green"],
+    Stage.DECEASED: OKABE_ITO["black"],
+}
+STAGE_LABELS: dict[Stage, str] = {
+    Stage.NONE: "no opioid misuse",
+    Stage.MISUSE: "misuse",
+    Stage.OUD: "OUD, untreated",
+    Stage.TREATMENT: "OUD, in treatment",
+    Stage.REMISSION: "remission",
+    Stage.DECEASED: "died this week",
+}
+
+
+# -- layout --------------------------------------------------------------------------------------
+
+
+def force_layout(n: int, u: np.ndarray, v: np.ndarray, seed: int = 0, iterations: int = 50) -> np.ndarray:
+    """Positions in [0, 1]² for n nodes and ties (u, v): Fruchterman–Reingold with local repulsion.
+
+    Repulsion only acts within 2k of a node (k = ideal distance, 1/sqrt(n)), found with a k-d tree,
+    so an iteration is O(n + ties) rather than O(n²); a weak pull to the centre keeps people
+    without ties in view.
+    """
+    rng = np.random.default_rng(seed)
+    pos = rng.random((n, 2))
+    if n < 2:
+        return np.full((n, 2), 0.5)
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    k = 1.0 / math.sqrt(n)
+    temperature = 0.1
+    cool = (0.004 / temperature) ** (1.0 / max(iterations - 1, 1))
+    for _ in range(iterations):
+        disp = np.zeros_like(pos)
+        pairs = cKDTree(pos).query_pairs(2.0 * k, output_type="ndarray")
+        if pairs.size:
+            d = pos[pairs[:, 0]] - pos[pairs[:, 1]]
+            dist2 = np.maximum((d * d).sum(axis=1), 1e-10)
+            f = d * (k * k / dist2)[:, None]  # k²/dist along the unit vector
+            for j in range(2):
+                disp[:, j] += np.bincount(pairs[:, 0], f[:, j], n) - np.bincount(pairs[:, 1], f[:, j], n)
+        if u.size:
+            d = pos[u] - pos[v]
+            f = d * (np.sqrt((d * d).sum(axis=1)) / k)[:, None]  # dist²/k along the unit vector
+            for j in range(2):
+                disp[:, j] += np.bincount(v, f[:, j], n) - np.bincount(u, f[:, j], n)
+        disp += (0.5 - pos) * (0.05 * k * math.sqrt(n))
+        length = np.maximum(np.sqrt((disp * disp).sum(axis=1)), 1e-12)
+        pos += disp * (np.minimum(length, temperature) / length)[:, None]
+        temperature *= cool
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    return 0.03 + 0.94 * (pos - lo) / np.maximum(hi - lo, 1e-12)
+
+
+# -- fast figures --------------------------------------------------------------------------------
+
+
+class BlitFigure:
+    """An Agg figure whose static parts are cached: only ``animated`` artists are drawn per frame."""
+
+    def __init__(self, fig: Figure, animated: Sequence[Artist]) -> None:
+        self.fig = fig
+        self.canvas = FigureCanvasAgg(fig)
+        self.animated = list(animated)
+        for a in self.animated:
+            a.set_animated(True)  # canvas.draw() skips them; we draw them over the background
+        self._background = None
+        self._key: object = None
+        self.full_draws = 0
+
+    def render(self, key: object = None) -> bytes:
+        """PNG of the figure; the background is redrawn only when ``key`` (the axis limits) changes."""
+        if self._background is None or key != self._key:
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+            self._key = key
+            self.full_draws += 1
+        else:
+            self.canvas.restore_region(self._background)
+        for a in self.animated:
+            if a.get_visible():
+                self.fig.draw_artist(a)
+        w, h = self.canvas.get_width_height()
+        img = Image.frombuffer("RGBA", (w, h), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buf = io.BytesIO()
+        # Level 1: most of zlib's size gain at a fraction of its time (the default costs ~15 ms more).
+        img.convert("RGB").save(buf, format="png", compress_level=1)
+        return buf.getvalue()
+
+
+def nice_ceiling(x: float, minimum: float) -> float:
+    """Smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k at or above x (and at least ``minimum``)."""
+    x = max(float(x), minimum)
+    if not math.isfinite(x) or x <= 0:
+        return minimum
+    base = 10.0 ** math.floor(math.log10(x))
+    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * base >= x * (1 - 1e-9):
+            return m * base
+    return 10 * base
+
+
+def series(model: OUDModel, name: str) -> np.ndarray:
+    """One metric's values so far (the DataCollector's lists, read without building a DataFrame)."""
+    return np.asarray(model.datacollector.model_vars[name], dtype=float)
+
+
+class NetworkView:
+    """The drawing of one model's network: layout computed here once, ties and stages per render."""
+
+    def __init__(self, model: OUDModel, size_px: int = 480, seed: int = 0) -> None:
+        net = model.network
+        self.n = model.population.n
+        self.u = net.u.astype(np.int64)
+        self.v = net.v.astype(np.int64)
+        # Every possible tie (known and latent) shapes the layout, so a tie that forms later already
+        # has its ends placed sensibly: positions never move during the run.
+        self.pos = force_layout(self.n, self.u, self.v, seed=seed)
+        self._tree = cKDTree(self.pos)
+        self.lock = threading.Lock()
+        dpi = 100
+        fig = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ms = max(2.3, min(6.5, 110 / math.sqrt(self.n)))
+        self._ties = Line2D([], [], color="#D0D0D0", lw=0.35 if self.n > 500 else 0.6,
+                            solid_capstyle="butt")
+        self._ego = Line2D([], [], color=OKABE_ITO["black"], lw=1.3)
+        self._marks: dict[tuple[int, bool], Line2D] = {}
+        for stage, colour in STAGE_COLOURS.items():
+            # No disorder: a filled circle. A mental-health disorder: a diamond with a black edge.
+            self._marks[(int(stage), False)] = Line2D([], [], ls="none", marker="o", ms=ms, mfc=colour,
+                                                      mec="none")
+            self._marks[(int(stage), True)] = Line2D([], [], ls="none", marker="D", ms=ms * 1.05,
+                                                     mfc=colour, mec=OKABE_ITO["black"], mew=0.6)
+        self._ring = Line2D([], [], ls="none", marker="o", ms=ms * 3.2, mfc="none",
+                            mec=OKABE_ITO["black"], mew=2.0)
+        artists: list[Artist] = [self._ties, self._ego, *self._marks.values(), self._ring]
+        for a in artists:
+            ax.add_line(a)
+        self.blit = BlitFigure(fig, artists)
+
+    def render(self, model: OUDModel, selected_row: int | None = None) -> bytes:
+        """PNG of the current state: active ties, a marker per person, the chosen person ringed."""
+        with self.lock:
+            net, pop, pos = model.network, model.population, self.pos
+            self._ties.set_data(*self._segments(net.active))
+            if selected_row is not None and 0 <= selected_row < self.n:
+                mine = net.active & ((self.u == selected_row) | (self.v == selected_row))
+                self._ego.set_data(*self._segments(mine))
+                self._ring.set_data([pos[selected_row, 0]], [pos[selected_row, 1]])
+            else:
+                self._ego.set_data([], [])
+                self._ring.set_data([], [])
+            stage, mh = pop.stage, pop.any_mh
+            for (s, has_mh), line in self._marks.items():
+                rows = np.flatnonzero((stage == s) & (mh == has_mh))
+                line.set_data(pos[rows, 0], pos[rows, 1])
+            return self.blit.render()
+
+    def _segments(self, ties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # One polyline with NaN breaks: a single path draws much faster than a LineCollection.
+        idx = np.flatnonzero(ties)
+        xy = np.full((idx.size * 3, 2), np.nan)
+        xy[0::3] = self.pos[self.u[idx]]
+        xy[1::3] = self.pos[self.v[idx]]
+        return xy[:, 0], xy[:, 1]
+
+    def row_at(self, fx: float, fy: float, radius: float = 0.03) -> int | None:
+        """The person nearest a click at (fx, fy), fractions of the image from its top-left corner."""
+        dist, row = self._tree.query([fx, 1.0 - fy])
+        return int(row) if dist <= radius else None
+
+
+@dataclass(frozen=True)
+class Trace:
+    metric: str  # a catalogue name
+    label: str
+    cumulative: bool = False  # plot the running total (for counts per step)
+    right: bool = False  # on the panel's right-hand axis
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    unit: str  # left axis
+    traces: tuple[Trace, ...]
+    scale: float = 1.0  # 100 shows a share as a percentage
+    right_unit: str = ""
+    right_limits: tuple[float, float] = (0.0, 1.0)
+    fixed: tuple[float, float] | None = None  # left axis limits, if fixed
+    ncols: int = 1  # legend columns
+
+
+def label(metric: str) -> str:
+    return BY_NAME[metric].label
+
+
+def explore_panels(isolated_max_ties: int = 1) -> tuple[Panel, ...]:
+    """The Explore page's charts: one panel per quantity the issue names, labels from the catalogue."""
+    iso = label("isolated_share").replace("isolated_max_ties", str(isolated_max_ties))
+    iso = iso.replace(f"{isolated_max_ties} ties", "1 tie") if isolated_max_ties == 1 else iso
+    return (
+        Panel("Opioid use disorder", "% of population", (
+            Trace("oud_prevalence", label("oud_prevalence")),
+            Trace("untreated_oud_prevalence", label("untreated_oud_prevalence")),
+        ), scale=100),
+        Panel("Treatment coverage", "% of people with OUD", (
+            Trace("treatment_coverage", label("treatment_coverage")),
+            Trace("integrated_share", label("integrated_share")),
+        ), scale=100),
+        Panel("Mental health", "% of population", (
+            Trace("mh_prevalence", label("mh_prevalence")),
+            Trace("depression_prevalence", label("depression_prevalence")),
+            Trace("anxiety_prevalence", label("anxiety_prevalence")),
+            Trace("ptsd_prevalence", label("ptsd_prevalence")),
+        ), scale=100, ncols=2),
+        Panel("Overdose deaths", "people (total since week 0)", (
+            Trace("overdose_deaths", "Overdose deaths", cumulative=True),
+            Trace("overdoses", "Overdoses, fatal or not", cumulative=True),
+        )),
+        Panel("Isolation", "% of population", (
+            Trace("isolated_share", iso),
+            Trace("mean_loneliness", label("mean_loneliness") + " (right axis)", right=True),
+        ), scale=100, right_unit="score 0–1"),
+        Panel("Stigma", "score 0–1", (
+            Trace("mean_stigma", label("mean_stigma")),
+        ), fixed=(0.0, 1.0)),
+    )
+
+
+class PanelFigure:
+    """One panel of live time series: its own small figure, so a limit change redraws only it."""
+
+    def __init__(self, panel: Panel, width_px: int = 300, height_px: int = 220) -> None:
+        self.panel = panel
+        dpi = 100
+        fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+        legend_rows = math.ceil(len(panel.traces) / panel.ncols)
+        top = 1.0 - (0.15 + 0.072 * legend_rows)
+        twin_space = 0.83 if any(t.right for t in panel.traces) else 0.965
+        ax = fig.add_axes((0.16, 0.18, twin_space - 0.16, top - 0.18))
+        twin = ax.twinx() if any(t.right for t in panel.traces) else None
+        self.ax, self.twin = ax, twin
+        self.lines: list[tuple[Trace, Line2D]] = []
+        for j, trace in enumerate(panel.traces):
+            # A dot marks the latest value, so week 0 (a single point) is visible too.
+            line = Line2D([], [], color=LINE_COLOURS[j % len(LINE_COLOURS)],
+                          ls=LINE_STYLES[j % len(LINE_STYLES)], lw=1.6, label=trace.label,
+                          marker="o", ms=3.5, markevery=[-1])
+            (twin if trace.right else ax).add_line(line)
+            self.lines.append((trace, line))
+        ax.set_ylabel(panel.unit, fontsize=7.5)
+        ax.set_xlabel("years since week 0", fontsize=7.5)
+        for a in (ax, twin):
+            if a is None:
+                continue
+            a.tick_params(labelsize=7.5, length=3)
+            a.spines["top"].set_visible(False)
+            # Few ticks: every tick is text to lay out, the slow part of a full draw.
+            a.yaxis.set_major_locator(MaxNLocator(4, integer="people" in panel.unit))
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=False))
+        if twin is not None:
+            twin.set_ylabel(panel.right_unit, fontsize=7.5)
+            twin.set_ylim(*panel.right_limits)
+        else:
+            ax.spines["right"].set_visible(False)
+        ax.grid(True, color="#E5E5E5", lw=0.6)
+        # Title and legend sit above the plot: they are part of the cached background, so they
+        # must not overlap the lines drawn over it each step.
+        fig.text(0.02, 0.975, panel.title, fontsize=9, fontweight="bold", va="top")
+        fig.legend(handles=[line for _, line in self.lines], loc="upper left",
+                   bbox_to_anchor=(0.01, 0.975 - 0.075), ncols=panel.ncols, fontsize=7, frameon=False,
+                   borderaxespad=0.0, handlelength=2.4, columnspacing=1.0, labelspacing=0.2)
+        self.blit = BlitFigure(fig, [line for _, line in self.lines])
+
+    def render(self, model: OUDModel, xmax: float) -> bytes:
+        panel, dt = self.panel, model.params.simulation.dt_weeks / 52.0
+        top = 0.0
+        for trace, line in self.lines:
+            y = series(model, trace.metric)
+            if trace.cumulative:
+                y = np.cumsum(y)
+            scale = 1.0 if trace.right else panel.scale
+            line.set_data(np.arange(y.size) * dt, y * scale)
+            if not trace.right and y.size:
+                top = max(top, float(np.nanmax(y)) * scale)
+        if panel.fixed is not None:
+            lo, hi = panel.fixed
+        else:
+            # Limits only grow (from the maximum so far), so the background is redrawn rarely.
+            floor = 1.0 if "people" in panel.unit else (0.1 if panel.scale != 1 else 1e-6)
+            lo, hi = 0.0, nice_ceiling(top * 1.08, floor)
+        self.ax.set_xlim(0, xmax)
+        self.ax.set_ylim(lo, hi)
+        if self.twin is not None:
+            self.twin.set_xlim(0, xmax)
+        return self.blit.render((xmax, hi))
+
+
+class ChartsView:
+    """Live time series of one model, a small figure per panel, each blitted per step."""
+
+    def __init__(self, model: OUDModel) -> None:
+        self.panels = explore_panels(model.params.social.isolated_max_ties)
+        self.figures = [PanelFigure(p) for p in self.panels]
+        self.lock = threading.Lock()
+
+    def render(self, model: OUDModel) -> list[bytes]:
+        """One PNG per panel, in the order of ``self.panels``."""
+        with self.lock:
+            steps = len(model.datacollector.model_vars[self.panels[0].traces[0].metric])
+            years = (steps - 1) * model.params.simulation.dt_weeks / 52.0
+            # The time axis grows in few, large jumps: each jump redraws every panel's background.
+            xmax = next((x for x in (1, 2, 5, 10, 20, 50, 100, 200, 500) if x >= years), years)
+            return [f.render(model, float(xmax)) for f in self.figures]
