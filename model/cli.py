@@ -538,15 +538,15 @@ def report(
     ] = None,
 ) -> None:
     """PNG plots (mean and 95% band over time per scenario) and an HTML page with the tables."""
+    from model.metrics import METRIC_NAMES
     from model.report import build_report
 
     with _clear_errors():
         if not directory.is_dir():
             _fail(f"{directory}: no such folder")
         page = build_report(directory, metric)
-    out_console.print(
-        f"Wrote {page} and {len(metric or []) or 'all'} plot(s) in {page.parent / 'report'}/."
-    )
+    count = len(metric) if metric else len(METRIC_NAMES)
+    out_console.print(f"Wrote {page} with {count} plots in {page.parent / 'report'}/.")
 
 
 def main() -> None:  # pragma: no cover - `python -m model.cli`

@@ -53,12 +53,12 @@ def format_band(metric: str, mean: float, lo: float, hi: float) -> str:
     return f"{format_value(metric, mean)} ({format_value(metric, lo)}–{format_value(metric, hi)})"
 
 
-def format_diff(metric: str, value: float) -> str:
-    """A difference: percentage points for shares, signed."""
+def format_diff(metric: str, value: float, unit: bool = True) -> str:
+    """A signed difference; shares in percentage points ("pp" unless ``unit`` is False)."""
     if value is None or not np.isfinite(value):
         return "–"
     if is_share(metric):
-        return f"{value * 100:+.3g} pp"
+        return f"{value * 100:+.3g}" + (" pp" if unit else "")
     return f"{value:+,.0f}" if abs(value) >= 1000 else f"{value:+.3g}"
 
 
@@ -205,10 +205,8 @@ def comparison_rows(comparison: pd.DataFrame) -> list[list[str]]:
                 (comparison["scenario"] == other) & (comparison["metric"] == metric)
             ].iloc[0]
             mark = " *" if np.isfinite(hit["lo"]) and (hit["lo"] > 0 or hit["hi"] < 0) else ""
-            row.append(
-                f"{format_diff(metric, hit['diff'])} ({format_diff(metric, hit['lo'])}, "
-                f"{format_diff(metric, hit['hi'])}){mark}"
-            )
+            lo, hi = (format_diff(metric, hit[k], unit=False) for k in ("lo", "hi"))
+            row.append(f"{format_diff(metric, hit['diff'])} ({lo}, {hi}){mark}")
         rows.append(row)
     return rows
 
