@@ -21,6 +21,15 @@ def prob(rate, dt_years: float):
     return -np.expm1(-np.asarray(rate, dtype=F32) * F32(dt_years))
 
 
+TINY = F32(1e-6)
+
+
+def flush_tiny(x: np.ndarray) -> None:
+    """Set values below 1e-6 to 0 in place. State that decays geometrically would otherwise sink
+    into subnormal floats, which make every later operation on the array ~100x slower (measured)."""
+    np.multiply(x, x >= TINY, out=x)
+
+
 def log_hr(hr: float) -> np.float32:
     """log of a hazard ratio; a ratio of 0 (mechanism blocks the event) maps to a very negative number."""
     return F32(math.log(max(hr, 1e-30)))

@@ -17,7 +17,7 @@ import numpy as np
 
 from agents.states import Care
 from model.processes.life_events import recent
-from model.rates import F32, events, log_by_group, log_hr, prob
+from model.rates import F32, events, flush_tiny, log_by_group, log_hr, prob
 
 
 def step(m) -> None:
@@ -47,6 +47,7 @@ def step(m) -> None:
 
     # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise.
     pop.distress += (any_mh - pop.distress) * prob(p.trait_rate, dt)
+    flush_tiny(pop.distress)
 
 
 def _log_rates(rates: list[float]) -> np.ndarray:

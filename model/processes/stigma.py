@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import Stage
-from model.rates import F32, prob
+from model.rates import F32, flush_tiny, prob
 
 
 def step(m) -> None:
@@ -28,6 +28,7 @@ def step(m) -> None:
     delta -= prob(p.contact_rate * np.arange(int(k.max()) + 1, dtype=F32), dt)[k] * s
     s += delta
     np.clip(s, 0.0, 1.0, out=s)
+    flush_tiny(s)
 
     user = pop.stage != Stage.NONE  # misuse, OUD, care or remission: an opioid-use history
     any_mh = pop.any_mh
@@ -36,3 +37,4 @@ def step(m) -> None:
     factor *= F32(1.0) + F32(p.dual_stigma_factor - 1.0) * (user & any_mh)
     target = np.minimum(pop.perceived_stigma * factor, F32(1.0))
     pop.internal_stigma += (target - pop.internal_stigma) * prob(p.internalisation_rate, dt)
+    flush_tiny(pop.internal_stigma)

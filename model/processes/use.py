@@ -21,7 +21,7 @@ import numpy as np
 
 from agents.states import Stage
 from model.processes.life_events import recent
-from model.rates import F32, compete, events, log_by_group, log_hr, occurs, per_unit, prob, when
+from model.rates import F32, compete, events, flush_tiny, log_by_group, log_hr, occurs, per_unit, prob, when
 
 
 def step(m) -> None:
@@ -89,4 +89,6 @@ def _craving(m) -> None:
     g, d = p.craving_growth_rate, p.craving_decay_rate
     grow = np.array([0, g * p.misuse_craving_factor, g, 0, 0, 0], dtype=np.float32)[st]
     decay = np.array([0, 0, 0, p.medication_craving_decay_rate, d, 0], dtype=np.float32)[st]
-    pop.craving[i] = c + prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
+    c = c + prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
+    flush_tiny(c)
+    pop.craving[i] = c

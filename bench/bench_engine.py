@@ -1,0 +1,137 @@
+"""Engine benchmarks (issue 2). Prints agent-steps per second, wall times and peak memory.
+
+    .venv/bin/python bench/bench_engine.py            # all three
+    .venv/bin/python bench/bench_engine.py --only rate # 100,000 agents, steps/s on one core
+    .venv/bin/python bench/bench_engine.py --only million
+    .venv/bin/python bench/bench_engine.py --only virus
+
+Each measurement runs in its own process (so peak memory is its own) pinned to one thread. Rates are
+medians over several timed chunks; the virus comparison alternates chunks of the two models in one
+process, so machine load affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_step_time(model, chunks: int, chunk_steps: int) -> float:
+    import numpy as np
+
+    times = []
+    for _ in range(chunks):
+        t = time.perf_counter()
+        for _ in range(chunk_steps):
+            model.step()
+        times.append((time.perf_counter() - t) / chunk_steps)
+    return float(np.median(times))
+
+
+def bench_rate(population: int = 100_000) -> dict:
+    from model import OUDModel
+
+    t0 = time.perf_counter()
+    m = OUDModel(population=population, rng=1, burn_in_years=0)
+    setup = time.perf_counter() - t0
+    m.run_for(5)  # warm-up
+    per_step = median_step_time(m, chunks=9, chunk_steps=20)
+    return {"population": population, "setup_s": round(setup, 2), "ms_per_step": round(per_step * 1e3, 2),
+            "agent_steps_per_s": round(population / per_step), "peak_rss_mb": round(peak_rss_mb())}
+
+
+def bench_million(population: int = 1_000_000, steps: int = 520) -> dict:
+    from model import OUDModel
+
+    t0 = time.perf_counter()
+    m = OUDModel(population=population, rng=1, burn_in_years=0)
+    setup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    m.run_for(steps)
+    run = time.perf_counter() - t1
+    return {"population": population, "steps": steps, "setup_s": round(setup, 1), "steps_s": round(run, 1),
+            "total_s": round(setup + run, 1), "agent_steps_per_s": round(population * steps / run),
+            "peak_rss_mb": round(peak_rss_mb())}
+
+
+def bench_virus(nodes: int = 5_000, degree: int = 10) -> dict:
+    import networkx as nx
+    import numpy as np
+    from mesa.examples.basic.virus_on_network.model import VirusOnNetwork
+
+    from model import OUDModel
+
+    # Mesa's Network space computes a spring layout when built (minutes at 5,000 nodes). The layout
+    # plays no part in stepping, so the harness swaps in a random one to keep set-up short.
+    real = nx.spring_layout
+    nx.spring_layout = lambda g, *a, **k: nx.random_layout(g, seed=1)
+    try:
+        virus = VirusOnNetwork(num_nodes=nodes, avg_node_degree=degree, rng=1)
+    finally:
+        nx.spring_layout = real
+    ours = OUDModel(population=nodes, rng=1, burn_in_years=0, mean_degree=degree)
+    virus.step()
+    ours.step()
+    v_times, o_times = [], []
+    for _ in range(7):  # alternate, so load on the machine hits both alike
+        v_times.append(median_step_time(virus, 1, 10))
+        o_times.append(median_step_time(ours, 1, 100))
+    v, o = float(np.median(v_times)), float(np.median(o_times))
+    return {"nodes": nodes, "mean_degree": degree, "virus_ms_per_step": round(v * 1e3, 3),
+            "oudsim_ms_per_step": round(o * 1e3, 3), "virus_agent_steps_per_s": round(nodes / v),
+            "oudsim_agent_steps_per_s": round(nodes / o), "ratio": round(v / o, 1)}
+
+
+BENCHES = {"rate": bench_rate, "million": bench_million, "virus": bench_virus}
+TARGETS = {
+    "rate": ("agent_steps_per_s", ">=", 5_000_000),
+    "million": ("total_s", "<=", 180),
+    "virus": ("ratio", ">=", 20),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=sorted(BENCHES), action="append")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(BENCHES[args.child]()))
+        return
+    for name in args.only or list(BENCHES):
+        print(f"running {name} ...", flush=True)
+        out = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        key, op, target = TARGETS[name]
+        ok = result[key] >= target if op == ">=" else result[key] <= target
+        extra = ""
+        if name == "million":
+            ok = ok and result["peak_rss_mb"] < 4096
+            extra = " and peak memory < 4096 MB"
+        print(f"  {json.dumps(result)}")
+        print(f"  target {key} {op} {target:,}{extra}: {'met' if ok else 'NOT met'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
