@@ -219,38 +219,38 @@ def test_compare_from_a_folder_that_lacks_the_scenario(tmp_path: Path) -> None:
     assert_clean_error(invoke("report", str(tmp_path / "nowhere")), "no such folder")
 
 
-def test_dask_scheduler_via_cli_equals_a_local_run(tmp_path: Path) -> None:
+def test_dask_local_cluster_equals_a_local_run_through_the_api_and_the_cli(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    args = [
-        "run",
-        "baseline",
-        "naloxone",
-        "-n",
-        "2",
-        "-y",
-        "0.5",
-        "-p",
-        "400",
-        "--seed",
-        "5",
-        *FAST,
-    ]
+    scenarios = ["baseline", "naloxone"]
     local = run_replicates(
-        ["baseline", "naloxone"],
-        replicates=2,
+        scenarios,
+        replicates=3,
         years=0.5,
         population=400,
         seed=5,
+        workers=1,
         overrides={"simulation.burn_in_years": 0},
     )
+    args = ["run", *scenarios, "-n", "3", "-y", "0.5", "-p", "400", "--seed", "5", *FAST]
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster:
+        on_dask = run_replicates(
+            scenarios,
+            replicates=3,
+            years=0.5,
+            population=400,
+            seed=5,
+            scheduler=cluster.scheduler_address,
+            overrides={"simulation.burn_in_years": 0},
+        )
         result = invoke(*args, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path))
+    pd.testing.assert_frame_equal(on_dask, local, check_exact=True)
     assert result.exit_code == 0, result.output
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "timeseries.parquet"), local, check_exact=True
-    )
+    from_cli = pd.read_parquet(tmp_path / "timeseries.parquet")
+    pd.testing.assert_frame_equal(from_cli, local, check_exact=True)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["scheduler"] == cluster.scheduler_address
     assert_clean_error(
         invoke(*args, "--scheduler", "xyz://nowhere:1", "--out", str(tmp_path / "x")),
         "cannot reach the Dask scheduler",

@@ -19,7 +19,7 @@ from model.experiments import FAIL_HOOK_ENV, compare, final_year_means, replicat
 from model.metrics import METRIC_NAMES
 
 OUDSIM = str(Path(sys.executable).with_name("oudsim"))
-SMALL = ["-n", "2", "-y", "1", "-p", "800", "--seed", "3", "--set", "simulation.burn_in_years=1"]
+SMALL = ["-n", "2", "-y", "1", "-p", "500", "--seed", "3", "--set", "simulation.burn_in_years=0.5"]
 
 
 def oudsim(
@@ -71,7 +71,7 @@ def test_run_compare_report_end_to_end(tmp_path: Path) -> None:
         3, 2
     )
     assert [s["name"] for s in manifest["scenarios"]] == ["baseline", "expand_moud"]
-    assert all(s["parameters"]["simulation"]["population"] == 800 for s in manifest["scenarios"])
+    assert all(s["parameters"]["simulation"]["population"] == 500 for s in manifest["scenarios"])
     assert manifest["scenarios"][1]["interventions"][0]["kind"] == "expand_moud"
     assert (
         manifest["timings"]["wall_seconds"] > 0
@@ -138,7 +138,7 @@ def test_a_failing_replicate_exits_1_names_it_and_keeps_the_rest(tmp_path: Path)
     assert json.loads((out / "manifest.json").read_text())["failures"][0]["seed"] == seed
 
     resumed = oudsim(
-        "run", "baseline", "naloxone", *SMALL, "-w", "2", "--out", str(out), "--resume"
+        "run", "baseline", "naloxone", *SMALL, "-w", "1", "--out", str(out), "--resume"
     )
     assert resumed.returncode == 0 and "Resumed: 3" in resumed.stderr
     assert (

@@ -25,7 +25,7 @@ from model.experiments import (
 from model.metrics import METRIC_NAMES
 from scenarios import ScenarioError, load_scenario
 
-FAST = {"simulation.burn_in_years": 1}  # short burn-in: tests check mechanics, not calibration
+FAST = {"simulation.burn_in_years": 0}  # no burn-in: these tests check mechanics, not calibration
 SMALL = dict(years=1, population=600, overrides=FAST)
 
 
@@ -101,21 +101,6 @@ def test_scenarios_may_be_names_paths_or_objects(reference: pd.DataFrame) -> Non
     pd.testing.assert_frame_equal(df, reference, check_exact=True)
 
 
-def test_dask_local_cluster_gives_the_same_results(reference: pd.DataFrame) -> None:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        df = run_replicates(
-            ["baseline", "stigma_campaign"],
-            replicates=3,
-            seed=11,
-            scheduler=cluster.scheduler_address,
-            **SMALL,
-        )
-    pd.testing.assert_frame_equal(df, reference, check_exact=True)
-
-
 # -- summaries and comparisons (against hand computation) -----------------------------------------
 
 
@@ -188,7 +173,7 @@ def test_stigma_campaign_lowers_stigma_and_reduce_isolation_lowers_loneliness() 
         population=600,
         seed=4,
         workers=2,
-        overrides=FAST,
+        overrides={"simulation.burn_in_years": 1},  # settle ties first: unsettled runs are noisy
     )
     stigma = final_means(df, "mean_stigma")
     assert (stigma["stigma_campaign"] < stigma["baseline"]).all()
