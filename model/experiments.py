@@ -490,8 +490,7 @@ def run_experiment(
     Outputs in ``out_dir``: ``timeseries.parquet``, ``summary.csv``, ``replicates.csv`` (final-year
     means per replicate), ``manifest.json``, and ``parts/`` (a Parquet file per finished replicate,
     kept so ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished,
-    and returns
-    with ``interrupted=True``.
+    and returns with ``interrupted=True``.
     """
     if replicates < 1:
         raise ScenarioError(f"replicates = {replicates}: need at least 1")
@@ -513,6 +512,14 @@ def run_experiment(
     failures: list[ReplicateFailure] = []
     todo = tasks
     resumed = 0
+
+    def adopt(task: ReplicateTask, frame: pd.DataFrame) -> None:
+        """Count a finished replicate: its final-year means (and frame, if asked for)."""
+        key = (task.scenario.name, task.replicate)
+        finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
+        if keep_frames:
+            frames[key] = frame
+
     if parts_dir is not None:
         parts_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
@@ -524,12 +531,7 @@ def run_experiment(
         for task in tasks:
             part = parts_dir / task.part_name
             if resume and part.is_file():
-                frame = pd.read_parquet(part)
-                finals_rows[(task.scenario.name, task.replicate)] = (
-                    final_year_means(frame).iloc[0].to_dict()
-                )
-                if keep_frames:
-                    frames[(task.scenario.name, task.replicate)] = frame
+                adopt(task, pd.read_parquet(part))
                 resumed += 1
             else:
                 todo.append(task)
@@ -558,9 +560,7 @@ def run_experiment(
                 atomic_write(
                     parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False)
                 )
-            finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
-            if keep_frames:
-                frames[key] = frame
+            adopt(task, frame)
         done += 1
         if progress is not None:
             progress(done, total)
@@ -573,16 +573,15 @@ def run_experiment(
             except KeyboardInterrupt:
                 interrupted = True
                 _stop_now(executor)
+            except BaseException:  # e.g. a caller's progress callback cancelling: stop workers now
+                _stop_now(executor)
+                raise
         if interrupted and parts_dir is not None:
             # Ctrl-C may land between a part reaching disk and being counted: disk is the record.
             for task in todo:
-                key = (task.scenario.name, task.replicate)
                 part = parts_dir / task.part_name
-                if key not in finals_rows and part.is_file():
-                    frame = pd.read_parquet(part)
-                    finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
-                    if keep_frames:
-                        frames[key] = frame
+                if (task.scenario.name, task.replicate) not in finals_rows and part.is_file():
+                    adopt(task, pd.read_parquet(part))
 
     finals = pd.DataFrame(
         [

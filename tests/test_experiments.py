@@ -373,3 +373,24 @@ def test_bad_input_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="unique"):
         run_experiment(["baseline", "baseline"], replicates=1, **SMALL)
     assert not (tmp_path / "parts").exists()
+
+
+def test_an_exception_from_the_progress_callback_cancels_the_run_promptly(tmp_path: Path) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel_after_first(done: int, total: int) -> None:
+        if done >= 1:
+            raise Cancelled  # how the dashboard stops a comparison the user cancelled
+
+    with pytest.raises(Cancelled):
+        run_experiment(
+            ["baseline"],
+            replicates=6,
+            seed=2,
+            workers=2,
+            out_dir=tmp_path,
+            progress=cancel_after_first,
+            **SMALL,
+        )
+    assert 1 <= len(list((tmp_path / "parts").glob("*.parquet"))) < 6
