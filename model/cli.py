@@ -77,6 +77,9 @@ def _clear_errors() -> Iterator[None]:
         yield
     except ParameterError as e:  # ScenarioError is one too
         _fail(str(e))
+    except OSError as e:  # e.g. --out names a file, or a folder we may not write to
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -204,6 +207,9 @@ def _run(
     from model.experiments import connect, resolve_scenarios, run_experiment
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
     where = f"on {scheduler}" if scheduler else f"{workers} worker{'s' * (workers > 1)}"
     # Connect first, so a wrong address is one clear error rather than a stalled progress bar.
     client = connect(scheduler) if scheduler else None

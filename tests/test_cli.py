@@ -107,6 +107,14 @@ def test_run_refuses_bad_input_with_one_clear_message(tmp_path: Path) -> None:
         invoke("run", "baseline", "--set", "no_equals_sign", "--out", out), "dotted.name=value"
     )
     assert_clean_error(invoke("run", "baseline", "--replicates", "0", "--out", out))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    assert_clean_error(
+        invoke(
+            "run", "baseline", "-n", "1", "-y", "0", "-p", "100", "-w", "1", "--out", str(a_file)
+        ),
+        str(a_file),
+    )
     assert not Path(out).exists()  # nothing ran, nothing written
 
 
