@@ -273,7 +273,7 @@ def run_replicate(params: Parameters, seed: int, years: float) -> dict[str, floa
     return out
 
 
-def _seeds(seed: int, replicates: int) -> list[int]:
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
     try:
         from model.experiments import replicate_seeds
     except ImportError:  # pragma: no cover - experiments is optional for this module
@@ -331,7 +331,7 @@ def evaluate(
     total: int | None = None,
 ) -> pd.DataFrame:
     """One row per replicate: ``replicate, seed`` + final-year metric means + the ACE odds ratio."""
-    seeds = _seeds(seed, replicates)
+    seeds = replicate_seeds(seed, replicates)
     total = total if total is not None else replicates
     with contextlib.ExitStack() as stack:
         ex = pool if pool is not None else stack.enter_context(executor(workers))

@@ -1,0 +1,329 @@
+"""Global sensitivity analysis with SALib: which parameters move a metric, ranked.
+
+- **Morris** screening (default): ``r`` trajectories of ``k + 1`` runs each over a ``levels``-level
+  grid; for each parameter, ``mu_star`` is the mean absolute elementary effect (how much the metric
+  moves when the parameter crosses its range, in the metric's units, per unit of scaled range),
+  ``sigma`` the spread of its effects (non-linearity and interactions).
+- **Sobol** indices (on request): ``N * (k + 2)`` runs (Saltelli sampling); ``S1`` is the share
+  of the metric's variance due to the parameter alone, ``ST`` including its interactions.
+
+Parameters are dotted names. Bounds are either given (``name=lo:hi``) or default to
+``default * (1 ± fraction)``, clipped to the schema range; a vector parameter (one value per group)
+is moved as a whole by a scale factor in ``[1 - fraction, 1 + fraction]``. Integer parameters are
+rounded.
+
+Each sample point runs ``replicates`` replicates on the same seeds (common random numbers: points
+differ by their parameters, not their luck), and its value is the mean over replicates of the
+metric's mean over the final simulated year (as ``summary.csv``). The stochastic noise that remains
+shows up as a floor under ``mu_star``; a parameter that cannot affect the metric gets exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model.calibration import (
+    ODDS_RATIO,
+    FreeParameter,
+    executor,
+    overrides_for,
+    replicate_seeds,
+    run_replicate,
+)
+from model.metrics import METRIC_NAMES
+from model.parameters import ParameterError, Parameters, apply_overrides, field_info
+
+__all__ = [
+    "METHODS",
+    "SensitivityResult",
+    "bounds_for",
+    "parse_parameter",
+    "plot_ranking",
+    "run_sensitivity",
+]
+
+METHODS = ("morris", "sobol")
+Progress = Callable[[int, int], None]
+
+
+def _schema_range(name: str) -> tuple[float, float]:
+    rng = field_info(name).get("range") or [None, None]
+    return (-math.inf if rng[0] is None else rng[0], math.inf if rng[1] is None else rng[1])
+
+
+def bounds_for(name: str, fraction: float = 0.5) -> FreeParameter:
+    """Default bounds: default * (1 ± fraction), clipped to the schema range (vectors: a factor)."""
+    if not 0 < fraction < 1:
+        raise ParameterError(f"fraction must lie in (0, 1), not {fraction}")
+    info = field_info(name)  # unknown names: ParameterError with a suggestion
+    default = info["default"]
+    s_lo, s_hi = _schema_range(name)
+    if isinstance(default, list):
+        f_lo, f_hi = 1.0 - fraction, 1.0 + fraction
+        for x in default:
+            if x > 0:
+                f_lo = max(f_lo, s_lo / x)
+                f_hi = min(f_hi, s_hi / x)
+        lo, hi = f_lo, f_hi
+    elif isinstance(default, int | float) and not isinstance(default, bool):
+        if default == 0:
+            raise ParameterError(
+                f"'{name}' defaults to 0, so ± a fraction of it is no range: give bounds as "
+                f"{name}=lo:hi"
+            )
+        a, b = sorted((default * (1 - fraction), default * (1 + fraction)))
+        if isinstance(default, int):  # widen to whole numbers (values are rounded when run)
+            a, b = math.floor(a), math.ceil(b)
+        lo, hi = max(a, s_lo), min(b, s_hi)
+    else:
+        raise ParameterError(f"'{name}' is not numeric, so it cannot be varied")
+    if not lo < hi:
+        raise ParameterError(f"'{name}': no room to vary it inside its allowed range")
+    return FreeParameter(name, float(lo), float(hi))
+
+
+def parse_parameter(spec: str, fraction: float = 0.5) -> FreeParameter:
+    """``name`` (default bounds) or ``name=lo:hi`` (explicit; for a vector, a scale factor)."""
+    name, eq, rng = spec.partition("=")
+    name = name.strip()
+    if not eq:
+        return bounds_for(name, fraction)
+    field_info(name)
+    lo, colon, hi = rng.partition(":")
+    try:
+        p = FreeParameter(name, float(lo), float(hi))
+    except ValueError:
+        raise ParameterError(f"'{spec}': expected name=lo:hi with numbers") from None
+    if not colon:
+        raise ParameterError(f"'{spec}': expected name=lo:hi")
+    p.check()
+    return p
+
+
+@dataclass
+class SensitivityResult:
+    metric: str
+    method: str
+    indices: pd.DataFrame  # one row per parameter, ranked (rank 1 = most influential)
+    samples: pd.DataFrame  # every sample point and its metric value
+    settings: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ranking(self) -> list[str]:
+        return list(self.indices["parameter"])
+
+    def format(self) -> str:
+        key = "mu_star" if self.method == "morris" else "ST"
+        lines = [f"{self.method} sensitivity of {self.metric} (ranked by {key}):"]
+        for r in self.indices.itertuples(index=False):
+            conf = getattr(r, f"{key}_conf")
+            lines.append(
+                f"{r.rank:3d}. {r.parameter:40s} {key} = {getattr(r, key):.4g} ± {conf:.2g}"
+            )
+        return "\n".join(lines)
+
+
+def run_sensitivity(
+    parameters: Sequence[str | FreeParameter],
+    metric: str = "oud_prevalence",
+    *,
+    method: str = "morris",
+    base: Parameters | None = None,
+    trajectories: int = 8,
+    levels: int = 4,
+    sobol_n: int = 64,
+    fraction: float = 0.5,
+    population: int = 5_000,
+    years: float = 5.0,
+    burn_in_years: float | None = None,
+    replicates: int = 1,
+    seed: int = 1,
+    workers: int = 1,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+) -> SensitivityResult:
+    """Sample the parameters, run the model at every point, compute and rank the indices.
+
+    With ``out``, writes ``sensitivity_<metric>_<method>.csv`` (indices), ``..._samples.csv`` (the
+    points and values) and ``..._ranking.png`` (a ranked bar plot).
+    """
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
+    if metric not in METRIC_NAMES and metric != ODDS_RATIO:
+        import difflib
+
+        close = difflib.get_close_matches(metric, [*METRIC_NAMES, ODDS_RATIO], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ParameterError(f"unknown metric '{metric}'{hint}")
+    free = [p if isinstance(p, FreeParameter) else parse_parameter(p, fraction) for p in parameters]
+    names = [p.name for p in free]
+    if len(free) < 2:
+        raise ParameterError("sensitivity analysis needs at least two parameters")
+    if len(set(names)) != len(names):
+        raise ParameterError(f"parameters repeat a name: {names}")
+    if trajectories < 2 or levels < 2 or replicates < 1 or years <= 0 or sobol_n < 2:
+        raise ParameterError(
+            "trajectories >= 2, levels >= 2, sobol_n >= 2, replicates >= 1 and "
+            "years > 0 are required"
+        )
+    fixed: dict[str, Any] = {"simulation.population": population}
+    if burn_in_years is not None:
+        fixed["simulation.burn_in_years"] = burn_in_years
+    base = apply_overrides(base if base is not None else Parameters(), fixed)
+    problem = {"num_vars": len(free), "names": names, "bounds": [[p.lo, p.hi] for p in free]}
+
+    if method == "morris":
+        from SALib.sample import morris as sampler
+
+        X = sampler.sample(problem, N=trajectories, num_levels=levels, seed=seed)
+    else:
+        from SALib.sample import sobol as sampler
+
+        X = sampler.sample(problem, N=sobol_n, calc_second_order=False, seed=seed)
+
+    # Every point's overrides are checked before anything runs.
+    points = [apply_overrides(base, overrides_for(dict(zip(names, x, strict=True)))) for x in X]
+    seeds = replicate_seeds(seed, replicates)
+    total = len(points) * replicates
+    values = np.zeros((len(points), replicates))
+    with executor(workers) as pool:
+        futures = {
+            pool.submit(run_replicate, params, s, years): (i, j)
+            for i, params in enumerate(points)
+            for j, s in enumerate(seeds)
+        }
+        import concurrent.futures as cf
+
+        for n, fut in enumerate(cf.as_completed(futures), start=1):
+            i, j = futures[fut]
+            values[i, j] = fut.result()[metric]
+            if progress is not None:
+                progress(n, total)
+    Y = values.mean(axis=1)
+
+    if method == "morris":
+        from SALib.analyze import morris as analyzer
+
+        res = analyzer.analyze(problem, X, Y, num_levels=levels, conf_level=0.95, seed=seed)
+        indices = pd.DataFrame(
+            {
+                "parameter": names,
+                "lo": [p.lo for p in free],
+                "hi": [p.hi for p in free],
+                "scale_factor": [p.is_vector for p in free],
+                "mu_star": res["mu_star"],
+                "mu_star_conf": res["mu_star_conf"],
+                "mu": res["mu"],
+                "sigma": res["sigma"],
+            }
+        )
+        key = "mu_star"
+    else:
+        from SALib.analyze import sobol as analyzer
+
+        res = analyzer.analyze(problem, Y, calc_second_order=False, conf_level=0.95, seed=seed)
+        indices = pd.DataFrame(
+            {
+                "parameter": names,
+                "lo": [p.lo for p in free],
+                "hi": [p.hi for p in free],
+                "scale_factor": [p.is_vector for p in free],
+                "ST": res["ST"],
+                "ST_conf": res["ST_conf"],
+                "S1": res["S1"],
+                "S1_conf": res["S1_conf"],
+            }
+        )
+        key = "ST"
+    indices = indices.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
+    indices.insert(0, "rank", np.arange(1, len(indices) + 1))
+    indices.insert(1, "metric", metric)
+    samples = pd.DataFrame(X, columns=names)
+    samples[metric] = Y
+    settings = dict(
+        method=method,
+        metric=metric,
+        trajectories=trajectories,
+        levels=levels,
+        sobol_n=sobol_n,
+        fraction=fraction,
+        population=population,
+        years=years,
+        burn_in_years=base.simulation.burn_in_years,
+        replicates=replicates,
+        seed=seed,
+        runs=total,
+    )
+    result = SensitivityResult(metric, method, indices, samples, settings)
+    if out is not None:
+        result.paths = write_outputs(result, out)
+    return result
+
+
+def write_outputs(result: SensitivityResult, out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"sensitivity_{result.metric}_{result.method}"
+    paths = {
+        "indices": out / f"{stem}.csv",
+        "samples": out / f"{stem}_samples.csv",
+        "plot": out / f"{stem}_ranking.png",
+    }
+    result.indices.to_csv(paths["indices"], index=False)
+    result.samples.to_csv(paths["samples"], index=False)
+    plot_ranking(result, paths["plot"])
+    return paths
+
+
+def plot_ranking(result: SensitivityResult, path: str | Path) -> Path:
+    """A horizontal bar chart, most influential at the top, with 95% confidence whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from model.metrics import BY_NAME
+
+    df = result.indices.iloc[::-1]
+    morris = result.method == "morris"
+    key = "mu_star" if morris else "ST"
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(df) + 1.6), dpi=120)
+    labels = [
+        f"{p} (×)" if v else p for p, v in zip(df["parameter"], df["scale_factor"], strict=True)
+    ]
+    ax.barh(labels, df[key], xerr=df[f"{key}_conf"], color="#3b6ea5", capsize=3)
+    if not morris:
+        ax.barh(labels, df["S1"], height=0.35, color="#e0a030", label="S1 (alone)")
+        ax.legend(loc="lower right", fontsize=8)
+    m = BY_NAME.get(result.metric)
+    unit = f" ({m.unit})" if m is not None else ""
+    xlabel = (
+        f"μ* — mean |elementary effect| on {result.metric}{unit}"
+        if morris
+        else f"total-order Sobol index S_T of {result.metric}"
+    )
+    ax.set_xlabel(xlabel, fontsize=9)
+    s = result.settings
+    ax.set_title(
+        f"{'Morris' if morris else 'Sobol'} ranking: {result.metric}\n"
+        f"{s.get('population')} people, {s.get('years')} y after "
+        f"{s.get('burn_in_years')} y burn-in, {s.get('runs')} runs",
+        fontsize=10,
+    )
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlim(left=0)
+    if any(df["scale_factor"]):
+        fig.text(0.01, 0.01, "(×): a vector parameter, scaled as a whole", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,87 @@
+"""Sensitivity analysis: bounds follow the schema, Morris ranks a parameter with a strong effect
+above one that provably cannot move the metric, and the files (CSV, PNG) are written."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from model.parameters import ParameterError, field_info
+from model.sensitivity import bounds_for, parse_parameter, run_sensitivity
+
+# network.powerlaw_exponent only shapes the scale-free generator; the baseline network is
+# small-world, so it cannot affect any output (and consumes no random numbers).
+NULL = "network.powerlaw_exponent"
+TINY = dict(population=400, years=0.5, burn_in_years=0.5, seed=3)
+
+
+def test_default_bounds_are_a_fraction_of_the_default_clipped_to_the_schema():
+    p = bounds_for("use.initiation_rate", 0.5)
+    d = field_info("use.initiation_rate")["default"]
+    assert (p.lo, p.hi) == pytest.approx((0.5 * d, 1.5 * d))
+    # overdose.naloxone_efficacy defaults to 0.9 and may not exceed 1
+    p = bounds_for("overdose.naloxone_efficacy", 0.5)
+    assert p.hi == 1.0 and p.lo == pytest.approx(0.45)
+    # a vector moves as a whole: its bounds are a scale factor, clipped so every item stays in range
+    p = bounds_for("demography.ace_shares", 0.5)
+    assert p.is_vector and p.lo == pytest.approx(0.5) and p.hi == pytest.approx(1.5)
+    # integers get whole-number bounds
+    p = bounds_for("social.isolated_max_ties", 0.5)
+    assert (p.lo, p.hi) == (0, 2)
+
+
+def test_bad_parameters_are_refused_by_name():
+    with pytest.raises(ParameterError, match="did you mean"):
+        parse_parameter("use.initation_rate")
+    with pytest.raises(ParameterError, match="defaults to 0"):
+        parse_parameter("social.peer_support_rate")
+    assert parse_parameter("social.peer_support_rate=0:2").hi == 2
+    with pytest.raises(ParameterError, match="allowed range"):
+        parse_parameter("overdose.fatality=0.5:1.5")
+    with pytest.raises(ParameterError, match="not numeric"):
+        parse_parameter("network.kind")
+    with pytest.raises(ParameterError, match="unknown metric"):
+        run_sensitivity(["use.initiation_rate", NULL], "oud_prevalance", **TINY)
+    with pytest.raises(ParameterError, match="method"):
+        run_sensitivity(["use.initiation_rate", NULL], method="fast", **TINY)
+    with pytest.raises(ParameterError, match="at least two"):
+        run_sensitivity(["use.initiation_rate"], **TINY)
+
+
+def test_morris_ranks_a_strong_parameter_above_one_with_no_effect(tmp_path):
+    res = run_sensitivity(
+        [NULL, "use.initiation_rate", "social.isolated_max_ties"],
+        "misuse_prevalence",
+        trajectories=3,
+        out=tmp_path,
+        **TINY,
+    )
+    idx = res.indices.set_index("parameter")
+    assert res.ranking[0] == "use.initiation_rate"
+    assert idx.loc["use.initiation_rate", "mu_star"] > 0
+    # parameters that cannot move the metric have exactly zero effect (common random numbers)
+    assert idx.loc[NULL, "mu_star"] == 0 and idx.loc["social.isolated_max_ties", "mu_star"] == 0
+    assert list(res.indices["rank"]) == [1, 2, 3]
+    # files: indices, samples (3 trajectories x 4 points), a PNG
+    written = pd.read_csv(res.paths["indices"])
+    assert list(written["parameter"]) == res.ranking
+    assert {"mu_star", "mu_star_conf", "mu", "sigma", "lo", "hi"} <= set(written.columns)
+    assert len(pd.read_csv(res.paths["samples"])) == 12
+    assert res.paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "use.initiation_rate" in res.format()
+
+
+def test_sobol_on_request(tmp_path):
+    res = run_sensitivity(
+        ["use.initiation_rate", NULL],
+        "misuse_prevalence",
+        method="sobol",
+        sobol_n=4,
+        out=tmp_path,
+        **TINY,
+    )
+    assert len(res.samples) == 4 * (2 + 2)
+    idx = res.indices.set_index("parameter")
+    assert {"S1", "S1_conf", "ST", "ST_conf"} <= set(idx.columns)
+    assert res.ranking[0] == "use.initiation_rate" and idx.loc[NULL, "ST"] == 0
+    assert res.paths["plot"].exists()
