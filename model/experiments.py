@@ -18,6 +18,7 @@ half-written file is ever left under a final name.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import hashlib
@@ -72,7 +73,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "n",
 )
 PARTS = "parts"
-# Test hook: "scenario:replicate[,scenario:replicate...]" makes those replicates raise.
+# Test hook: "scenario:replicate[,...]" makes those replicates raise; "scenario:replicate:exit"
+# ends the worker process running it instead (as an out-of-memory kill would).
 FAIL_HOOK_ENV = "OUDSIM_FAIL_REPLICATES"
 
 ScenarioRef = str | Path | Scenario
@@ -174,8 +176,14 @@ def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
 
 
 def _fault_hook(task: ReplicateTask) -> None:
-    wanted = os.environ.get(FAIL_HOOK_ENV, "")
-    if f"{task.scenario.name}:{task.replicate}" in {w.strip() for w in wanted.split(",")}:
+    wanted = {w.strip() for w in os.environ.get(FAIL_HOOK_ENV, "").split(",")}
+    me = f"{task.scenario.name}:{task.replicate}"
+    if f"{me}:exit" in wanted:
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:  # only ever end a worker process
+            os._exit(70)  # as the out-of-memory killer would
+    if me in wanted or f"{me}:exit" in wanted:
         raise RuntimeError(f"injected failure ({FAIL_HOOK_ENV})")
 
 
@@ -226,11 +234,51 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
     # threaded parent can deadlock; spawn would pay the import in every worker).
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["model.experiments", "model.oud_model"])
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    pool = _ProcessPool(workers, ctx)
     try:
         yield pool, 2 * workers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _ProcessPool(cf.Executor):
+    """A local process pool that starts afresh when a worker process dies.
+
+    A ProcessPoolExecutor whose worker died (out of memory, killed) refuses all further work; this
+    one replaces it, so the remaining replicates still run.
+    """
+
+    def __init__(self, workers: int, ctx: Any) -> None:
+        self._workers, self._ctx = workers, ctx
+        self._pool = self._new()
+
+    def _new(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=self._ctx, initializer=_ignore_sigint
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def terminate(self) -> None:
+        """End the worker processes now (Ctrl-C, cancellation)."""
+        terminate = getattr(self._pool, "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+        else:
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def connect(address: str, timeout: str = "10s") -> Any:
@@ -249,14 +297,8 @@ def connect(address: str, timeout: str = "10s") -> Any:
 
 def _stop_now(executor: cf.Executor) -> None:
     """Stop running work at once (after Ctrl-C): cancel what waits, end the worker processes."""
-    if isinstance(executor, cf.ProcessPoolExecutor):
-        terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
-        if terminate is not None:
-            terminate()
-        else:
-            for proc in list((getattr(executor, "_processes", None) or {}).values()):
-                proc.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
+    if isinstance(executor, _ProcessPool):
+        executor.terminate()
     else:
         executor.shutdown(wait=False)  # a Dask ClientExecutor cancels its futures on shutdown
 
@@ -641,36 +683,61 @@ def _drain(
     todo: list[ReplicateTask],
     record: Callable[[ReplicateOutcome, ReplicateTask], None],
 ) -> None:
-    """Keep at most ``window`` tasks in flight (bounded memory), recording each as it finishes."""
-    queue = iter(todo)
-    pending: dict[cf.Future, ReplicateTask] = {}
+    """Keep at most ``window`` tasks in flight (bounded memory), recording each as it finishes.
+
+    When a worker process dies, every replicate in flight with it fails alike. Those are run again
+    one at a time, so the one that kills its worker is found and reported and the others finish.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    waiting = collections.deque(todo)
+    suspects: collections.deque[ReplicateTask] = collections.deque()
+    pending: dict[cf.Future, tuple[ReplicateTask, bool]] = {}  # future -> (task, run alone?)
+
+    def submit(task: ReplicateTask, alone: bool) -> None:
+        try:
+            pending[executor.submit(run_replicate, task)] = (task, alone)
+        except Exception as e:  # noqa: BLE001 - a closed cluster: this replicate cannot start
+            record(_lost(task, e), task)
 
     def top_up() -> None:
-        while len(pending) < window:
-            task = next(queue, None)
-            if task is None:
-                return
-            pending[executor.submit(run_replicate, task)] = task
+        if suspects:
+            if not pending:
+                submit(suspects.popleft(), alone=True)
+            return
+        while len(pending) < window and waiting:
+            submit(waiting.popleft(), alone=False)
 
     top_up()
     while pending:
         # A timeout keeps the main thread responsive to Ctrl-C while it waits.
         finished, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
         for fut in finished:
-            task = pending.pop(fut)
+            task, alone = pending.pop(fut)
             try:
                 outcome = fut.result()
-            except Exception as e:  # noqa: BLE001 - a lost worker process, a cluster error
-                outcome = ReplicateOutcome(
-                    task.scenario.name,
-                    task.replicate,
-                    task.seed,
-                    0.0,
-                    error=f"{type(e).__name__}: {e}",
-                    traceback=traceback.format_exc(),
-                )
+            except BrokenProcessPool as e:
+                if not alone:
+                    suspects.append(task)
+                    continue
+                outcome = _lost(task, e)  # it ended its worker when run alone: the culprit
+            except Exception as e:  # noqa: BLE001 - a cluster error (e.g. Dask's KilledWorker)
+                outcome = _lost(task, e)
             record(outcome, task)
         top_up()
+
+
+def _lost(task: ReplicateTask, error: Exception) -> ReplicateOutcome:
+    """The outcome of a replicate whose worker failed (as opposed to the model raising)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, BrokenProcessPool):
+        message = "its worker process died (out of memory, or killed) while running it"
+    tb = "".join(traceback.format_exception(error))
+    return ReplicateOutcome(
+        task.scenario.name, task.replicate, task.seed, 0.0, error=message, traceback=tb
+    )
 
 
 def _in_output_order(tasks: list[ReplicateTask], scenarios: list[Scenario]) -> list[ReplicateTask]:

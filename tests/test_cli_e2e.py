@@ -22,9 +22,7 @@ OUDSIM = str(Path(sys.executable).with_name("oudsim"))
 SMALL = ["-n", "2", "-y", "1", "-p", "500", "--seed", "3", "--set", "simulation.burn_in_years=0.5"]
 
 
-def oudsim(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess:
+def oudsim(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         [OUDSIM, *args],
         capture_output=True,
@@ -59,24 +57,17 @@ def test_run_compare_report_end_to_end(tmp_path: Path) -> None:
     assert (summary["lo"] <= summary["mean"]).all() and (summary["mean"] <= summary["hi"]).all()
 
     replicates = pd.read_csv(out / "replicates.csv")
-    pd.testing.assert_frame_equal(
-        replicates, final_year_means(series), check_exact=False, rtol=1e-12
-    )
+    pd.testing.assert_frame_equal(replicates, final_year_means(series), check_exact=False, rtol=1e-12)
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["version"] == version("oudsim")
     assert "git_commit" in manifest
-    assert manifest["seeds"]["root"] == 3 and manifest["seeds"]["replicates"] == replicate_seeds(
-        3, 2
-    )
+    assert manifest["seeds"]["root"] == 3 and manifest["seeds"]["replicates"] == replicate_seeds(3, 2)
     assert [s["name"] for s in manifest["scenarios"]] == ["baseline", "expand_moud"]
     assert all(s["parameters"]["simulation"]["population"] == 500 for s in manifest["scenarios"])
     assert manifest["scenarios"][1]["interventions"][0]["kind"] == "expand_moud"
-    assert (
-        manifest["timings"]["wall_seconds"] > 0
-        and len(manifest["timings"]["replicate_seconds"]) == 4
-    )
+    assert manifest["timings"]["wall_seconds"] > 0 and len(manifest["timings"]["replicate_seconds"]) == 4
     assert manifest["replicates"] == {"total": 4, "finished": 4, "resumed": 0, "failed": 0}
 
     # compare: paired differences from the replicates already on disk.
@@ -137,13 +128,25 @@ def test_a_failing_replicate_exits_1_names_it_and_keeps_the_rest(tmp_path: Path)
     ]
     assert json.loads((out / "manifest.json").read_text())["failures"][0]["seed"] == seed
 
-    resumed = oudsim(
-        "run", "baseline", "naloxone", *SMALL, "-w", "1", "--out", str(out), "--resume"
-    )
+    resumed = oudsim("run", "baseline", "naloxone", *SMALL, "-w", "1", "--out", str(out), "--resume")
     assert resumed.returncode == 0 and "Resumed: 3" in resumed.stderr
-    assert (
-        pd.read_parquet(out / "timeseries.parquet").groupby(["scenario", "replicate"]).ngroups == 4
-    )
+    assert pd.read_parquet(out / "timeseries.parquet").groupby(["scenario", "replicate"]).ngroups == 4
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_is_found_and_the_others_finish(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["run", "baseline", "-n", "5", "-y", "0.25", "-p", "200", "-w", "2", "--out", str(out)]
+    args += ["--set", "simulation.burn_in_years=0"]
+    # Replicate 2's worker process exits, as an out-of-memory kill would.
+    ran = oudsim(*args, env={FAIL_HOOK_ENV: "baseline:2:exit"})
+    assert ran.returncode == 1, ran.stderr
+    assert "baseline replicate 2" in ran.stderr and "worker process died" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    series = pd.read_parquet(out / "timeseries.parquet")
+    assert sorted(series["replicate"].unique()) == [0, 1, 3, 4]  # the others all finished
+    resumed = oudsim(*args, "--resume")
+    assert resumed.returncode == 0 and "Resumed: 4" in resumed.stderr
 
 
 @pytest.mark.slow
