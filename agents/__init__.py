@@ -2,6 +2,6 @@
 
 from agents.person import Person
 from agents.population import Population
-from agents.states import DISORDERS, TRAITS, AceGroup, Care, SES, Stage
+from agents.states import DISORDERS, SES, TRAITS, AceGroup, Care, Stage
 
 __all__ = ["Person", "Population", "Stage", "Care", "AceGroup", "SES", "DISORDERS", "TRAITS"]

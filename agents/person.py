@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mesa
-import numpy as np
 
 from agents.states import DISORDERS, TRAITS, Care, Stage
 

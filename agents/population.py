@@ -21,6 +21,7 @@ class Population:
     age: np.ndarray  # float32 years
     age_band: np.ndarray  # int8 index into agents.states.AGE_BANDS, kept in step with age
     group: np.ndarray  # intp (age band * 3 + SES) * 3 + ACE: one index for per-group parameter tables
+    next_band_age: np.ndarray  # float32 age at which the next age band starts (inf in the last band)
     female: np.ndarray  # bool
     ses: np.ndarray  # int8, agents.states.SES
     ace: np.ndarray  # int8, agents.states.AceGroup
@@ -116,6 +117,7 @@ class Population:
             age=age.astype(np.float32),
             age_band=band_of(age),
             group=group_of(band_of(age), ses, ace),
+            next_band_age=NEXT_BAND_AGE[band_of(age)],
             female=rng.random(n) < d.female_share,
             ses=ses,
             ace=ace,
@@ -145,14 +147,18 @@ class Population:
             loneliness=z(np.float32),
         )
 
-    def replace(self, rows: np.ndarray, params: Parameters, rng: np.random.Generator, week: int) -> None:
-        """Newcomers (young adults drawn from the same inputs) take the given rows."""
-        if rows.size == 0:
-            return
-        age = np.full(rows.size, params.demography.entry_age, dtype=np.float32)
-        new = Population._draw(rows.size, age, params, rng, week)
+    def replace(self, rows: np.ndarray, new: Population, new_rows: np.ndarray, week: int) -> None:
+        """Newcomers (rows ``new_rows`` of a population drawn from the same inputs) take ``rows``."""
         for f in fields(self):
-            getattr(self, f.name)[..., rows] = getattr(new, f.name)
+            getattr(self, f.name)[..., rows] = getattr(new, f.name)[..., new_rows]
+        self.entry_week[rows] = week
+        self.stage_since[rows] = week
+
+    def set_age_band(self, rows: np.ndarray) -> None:
+        band = band_of(self.age[rows])
+        self.age_band[rows] = band
+        self.group[rows] = group_of(band, self.ses[rows], self.ace[rows])
+        self.next_band_age[rows] = NEXT_BAND_AGE[band]
 
     def set_stage(self, rows: np.ndarray, stage: Stage, week: int) -> None:
         self.stage[rows] = stage
@@ -160,6 +166,32 @@ class Population:
 
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+NEXT_BAND_AGE = np.array([*AGE_BAND_EDGES, np.inf], dtype=np.float32)
+
+
+class NewcomerPool:
+    """Young adults drawn in batches from the same inputs, handed out as people die.
+
+    Drawing one batch every few steps costs far less than drawing a handful every step; draws are
+    independent, so who gets which pre-drawn newcomer changes nothing in distribution.
+    """
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self._pool: Population | None = None
+        self._next = 0
+        self._params: Parameters | None = None
+
+    def take(self, k: int, params: Parameters, rng: np.random.Generator) -> tuple[Population, np.ndarray]:
+        if self._pool is None or params is not self._params or self._next + k > self._pool.n:
+            size = max(self.batch, k)
+            age = np.full(size, params.demography.entry_age, dtype=np.float32)
+            self._pool, self._next, self._params = Population._draw(size, age, params, rng, week=0), 0, params
+        idx = np.arange(self._next, self._next + k)
+        self._next += k
+        return self._pool, idx
 
 
 def band_of(age: np.ndarray) -> np.ndarray:

@@ -39,3 +39,10 @@ AGE_BAND_EDGES = (26.0, 35.0, 50.0, 65.0)  # lower edge of bands 1..4, in years
 DISORDERS = ("depression", "anxiety", "ptsd")
 TRAITS = ("impulsivity", "risk_impairment", "dysregulation")
 NEVER = -(10**9)  # week stamp meaning "never happened"
+
+# Per-stage lookup tables (index with the stage array): cheaper than comparisons on every step.
+import numpy as _np  # noqa: E402
+
+ACTIVE_USE = _np.array([0, 1, 1, 0, 0, 0], dtype=_np.float32)  # misuse or untreated OUD
+RECOVERING = _np.array([0, 0, 0, 1, 1, 0], dtype=_np.float32)  # in treatment or remission
+HAS_OUD = _np.array([0, 0, 1, 1, 0, 0], dtype=_np.float32)  # OUD in care or not

@@ -32,8 +32,10 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("anxiety_prevalence", "Anxiety disorder", "share of population", "share"),
     Metric("ptsd_prevalence", "PTSD", "share of population", "share"),
     Metric("cooccurring_share", "People with OUD who have a disorder", "share of people with OUD", "share"),
-    Metric("treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD", "share"),
-    Metric("integrated_share", "People with OUD in integrated dual-diagnosis care", "share of people with OUD", "share"),
+    Metric("treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD",
+           "share"),
+    Metric("integrated_share", "People with OUD in integrated dual-diagnosis care", "share of people with OUD",
+           "share"),
     Metric("waitlist", "Waiting for an OUD treatment slot", "people", "count"),
     Metric("incidence", "New OUD", "per 100,000 per year", "rate"),
     Metric("overdoses", "Overdoses in the step", "events per step", "count"),
@@ -59,21 +61,23 @@ def compute(model) -> dict[str, float]:
     n = pop.n
     dt = model.dt_years
     st = pop.stage
-    counts = [np.count_nonzero(st == s) for s in Stage]  # faster than bincount on int8 here
-    n_oud = counts[Stage.OUD] + counts[Stage.TREATMENT]
-    has_oud = pop.has_oud
-    mh_counts = np.count_nonzero(pop.mh, axis=1)
+    counts = np.bincount(st, minlength=len(Stage))
+    n_oud = int(counts[Stage.OUD] + counts[Stage.TREATMENT])
     any_mh = pop.any_mh
+    mh_counts = np.count_nonzero(pop.mh, axis=1)
+    n_mh = int(np.count_nonzero(any_mh))
+    # OUD (in care or not) among people with a disorder: stages 2 and 3 among them
+    mh_oud = np.bincount(st[any_mh], minlength=len(Stage)) if n_mh else counts * 0
     person_years = f["oud_at_start"] * dt
     return {
         "oud_prevalence": _share(n_oud, n),
         "untreated_oud_prevalence": _share(counts[Stage.OUD], n),
         "misuse_prevalence": _share(counts[Stage.MISUSE] + n_oud, n),
-        "mh_prevalence": _share(np.count_nonzero(any_mh), n),
+        "mh_prevalence": _share(n_mh, n),
         "depression_prevalence": _share(mh_counts[0], n),
         "anxiety_prevalence": _share(mh_counts[1], n),
         "ptsd_prevalence": _share(mh_counts[2], n),
-        "cooccurring_share": _share(np.count_nonzero(any_mh & has_oud), n_oud),
+        "cooccurring_share": _share(mh_oud[Stage.OUD] + mh_oud[Stage.TREATMENT], n_oud),
         "treatment_coverage": _share(counts[Stage.TREATMENT], n_oud),
         "integrated_share": _share(np.count_nonzero(pop.care == Care.INTEGRATED), n_oud),
         "waitlist": float(np.count_nonzero(pop.waiting)),

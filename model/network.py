@@ -71,13 +71,16 @@ def read_edgelist(path: str | Path, population: int) -> np.ndarray:
     """Load an edge list with networkx, checking it first so errors name the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise ParameterError(f"network.edgelist_path: no such file '{path}'; give a text file with one tie 'u v' per line")
+        raise ParameterError(
+            f"network.edgelist_path: no such file '{path}'; give a text file with one tie 'u v' per line"
+        )
     with path.open() as fh:
         for lineno, line in enumerate(fh, 1):
             parts = line.split("#", 1)[0].split()
             if parts and len(parts) < 2:
                 raise ParameterError(
-                    f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), got {line.strip()!r}"
+                    f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), "
+                    f"got {line.strip()!r}"
                 )
     try:
         g = nx.read_edgelist(path, nodetype=str, data=False, comments="#")

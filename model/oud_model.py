@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from agents.person import Person
-from agents.population import Population
+from agents.population import NewcomerPool, Population
 from agents.states import Care, Stage
 from model import metrics
 from model.interventions import Intervention, InterventionSchedule
@@ -18,9 +18,11 @@ from model.network import build_network
 from model.parameters import Parameters, apply_overrides
 from model.processes import SCHEDULE, social
 from model.processes.treatment import slots
+from model.rates import GroupFactors
 from model.transitions import TransitionLog
 
-FLOWS = ("new_oud", "overdoses", "overdose_deaths", "alone_overdoses", "oud_deaths", "deaths", "admissions", "oud_at_start")
+FLOWS = ("new_oud", "overdoses", "overdose_deaths", "alone_overdoses", "oud_deaths", "deaths", "admissions",
+         "oud_at_start")
 
 
 class OUDModel(mesa.Model):
@@ -61,6 +63,9 @@ class OUDModel(mesa.Model):
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
 
         self.population = Population.initial(self.base_params, self.rng)
+        self.factors = GroupFactors()  # per-person log factors by age band, SES and ACE, cached
+        self._newcomers = NewcomerPool(batch=max(32, self.population.n // 500))
+        self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         self.network = build_network(self.base_params.network, self.population.n, self.rng, graph)
         self._initial_care()
         social.refresh(self)
@@ -123,7 +128,11 @@ class OUDModel(mesa.Model):
 
     def replace_deceased(self) -> None:
         rows = np.flatnonzero(self.population.stage == Stage.DECEASED)
-        self.population.replace(rows, self.params, self.rng, self.week)
+        if rows.size == 0:
+            return
+        pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
+        self.population.replace(rows, pool, idx, self.week)
+        self.factors.update_rows(rows, self.population.group)
         if self.people is not None:
             # Mesa agents follow the people: the dead leave, newcomers join (a loop over deaths only).
             for r in rows.tolist():

@@ -1,10 +1,11 @@
 """Turning annual rates and hazard ratios into events in a step.
 
-Hazards are built in log space. Masks enter as arithmetic (np.where and boolean assignment on
-random masks cost ~10x more than a multiply here, measured), and (a sum of log hazard ratios, one exp at the end), which is both the
-multiplicative model of DESIGN §1 and cheap: no power or exp per factor. An event with hazard h in a
-step of dt years happens with probability 1 - exp(-h dt); drawing E ~ Exp(1) and testing E < h dt has
-exactly that probability and needs no exp per person.
+Hazards are built in log space: a sum of log hazard ratios with one exp at the end, which is both the
+multiplicative model of DESIGN §1 and cheap. Masks enter as arithmetic (np.where and boolean
+assignment on random masks cost ~10x a multiply here, measured). An event with hazard h in a step of
+dt years happens with probability 1 - exp(-h dt). Rare events are drawn by thinning: candidates at an
+upper bound of the hazard, then each kept with probability p_i / p_bound, so the cost follows the
+number of candidates rather than the population.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ F32 = np.float32
 
 
 def prob(rate, dt_years: float):
-    """Probability of at least one event in a step: p = 1 - exp(-rate * dt)."""
+    """Probability of at least one event in a step: p = 1 - exp(-rate * dt) (arrays or scalars)."""
+    if isinstance(rate, float | int):
+        return -math.expm1(-rate * dt_years)
     return -np.expm1(-np.asarray(rate, dtype=F32) * F32(dt_years))
 
 
@@ -42,11 +45,41 @@ def log_table(values, index: np.ndarray) -> np.ndarray:
 
 def log_by_group(group: np.ndarray, age=None, ses=None, ace=None) -> np.ndarray:
     """Sum of log ratios by age band, SES and ACE group for each person (one gather, see Population.group)."""
+    return _group_table(age, ses, ace)[group]
+
+
+class GroupFactors:
+    """Per-person log factors that depend only on (age band, SES, ACE) and on parameters.
+
+    Kept as arrays so a step reads them instead of rebuilding them; rebuilt when the parameters
+    behind them change, and row by row when someone's group changes (newcomers, a birthday into the
+    next age band).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, np.ndarray, np.ndarray, float]] = {}
+
+    def get(self, name: str, group: np.ndarray, age=None, ses=None, ace=None) -> tuple[np.ndarray, float]:
+        """(log factor of each person, the largest value any group can take)."""
+        key = tuple(tuple(v) if v is not None else None for v in (age, ses, ace))
+        entry = self._entries.get(name)
+        if entry is None or entry[0] != key:
+            table = _group_table(age, ses, ace)
+            entry = (key, table, table[group], float(table.max()))
+            self._entries[name] = entry
+        return entry[2], entry[3]
+
+    def update_rows(self, rows: np.ndarray, group: np.ndarray) -> None:
+        for _, table, values, _ in self._entries.values():
+            values[rows] = table[group[rows]]
+
+
+def _group_table(age=None, ses=None, ace=None) -> np.ndarray:
     t = np.zeros((5, 3, 3), dtype=F32)
     for values, shape in ((age, (5, 1, 1)), (ses, (1, 3, 1)), (ace, (1, 1, 3))):
         if values is not None:
             t += np.log(np.maximum(np.asarray(values, dtype=F32), F32(1e-30))).reshape(shape)
-    return t.reshape(-1)[group]
+    return t.reshape(-1)
 
 
 def table(values, index: np.ndarray) -> np.ndarray:
@@ -103,11 +136,32 @@ def events(rng: np.random.Generator, log_hazard: np.ndarray, dt_years: float) ->
     return cand[keep]
 
 
+def events_bounded(rng: np.random.Generator, n: int, log_bound: float, log_hazard_at, dt_years: float) -> np.ndarray:
+    """Indices 0..n-1 where an event happens, evaluating hazards only at candidates (exact).
+
+    ``log_bound`` must be >= every log hazard (a product of each factor's largest value); candidates
+    come as a Bernoulli process at the bound's step probability and ``log_hazard_at(idx)`` gives the
+    exact log hazards there; each is kept with probability p_i / p_bound. The cost follows the number
+    of candidates, not n, which is what makes rare events cheap for large and small populations alike.
+    """
+    p_max = -math.expm1(-math.exp(min(float(log_bound), 50.0)) * dt_years)
+    cand = bernoulli_indices(rng, n, p_max)
+    if cand.size == 0:
+        return cand
+    p = -np.expm1(-np.exp(log_hazard_at(cand)) * F32(dt_years))
+    return cand[rng.random(cand.size, dtype=F32) * F32(p_max) < p]
+
+
+def pos(x: float) -> float:
+    """The part of a log factor that can raise a hazard (for bounds): max(x, 0)."""
+    return x if x > 0 else 0.0
+
+
 def bernoulli_indices(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     """Indices 0..n-1 each chosen independently with probability p."""
     if p <= 0.0:
         return np.empty(0, dtype=np.int64)
-    if p >= 0.2:  # dense: a draw per index is cheaper than gaps
+    if p >= 0.2 or n <= 50_000:  # dense: a draw per index is cheaper than gaps (measured)
         return np.flatnonzero(rng.random(n) < p)
     expected = n * p
     chunks, last = [], -1

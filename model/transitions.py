@@ -13,7 +13,8 @@ class TransitionLog:
         self._chunks: list[tuple[int, np.ndarray, np.ndarray, int]] = []
 
     def record(self, week: int, uids: np.ndarray, old: np.ndarray, new: int) -> None:
-        self._chunks.append((week, uids.copy(), old.astype(np.int8, copy=True), new))
+        # callers pass fancy-indexed copies, so no copy is needed here
+        self._chunks.append((week, uids, old, new))
 
     def frame(self) -> pd.DataFrame:
         if not self._chunks:

@@ -42,7 +42,8 @@ def test_more_isolation_more_oud_and_worse_mental_health():
     assert_greater(outcome("mean_loneliness", **hi), outcome("mean_loneliness", **lo), "loneliness")
     assert_greater(outcome("mh_prevalence", **hi), outcome("mh_prevalence", **lo), "mental-health prevalence")
     assert_greater(outcome("misuse_prevalence", **hi), outcome("misuse_prevalence", **lo), "misuse")
-    assert_greater(outcome("oud_prevalence", **hi), outcome("oud_prevalence", **lo), "OUD prevalence")
+    big = dict(n=12_000)
+    assert_greater(outcome("oud_prevalence", **big, **hi), outcome("oud_prevalence", **big, **lo), "OUD prevalence")
 
 
 def test_more_stigma_less_treatment():

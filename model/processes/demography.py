@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Stage
-from agents.population import band_of, group_of
-from model.rates import events, log_by_group, log_hr
+from agents.states import HAS_OUD, Stage
+from model.rates import events_bounded, log_hr, pos
 
 
 def step(m) -> None:
     p, pop, rng, dt = m.params.demography, m.population, m.rng, m.dt_years
-    log_rate = log_by_group(pop.group, age=p.mortality_per_1000) + log_hr(1e-3)
-    log_rate += log_hr(p.oud_mortality_hr) * pop.has_oud
-    dead = events(rng, log_rate, dt)
-    dead = dead[pop.stage[dead] != Stage.DECEASED]
+    static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
+    base, l_oud = log_hr(1e-3), log_hr(p.oud_mortality_hr)
+    st = pop.stage
+
+    def log_death(i: np.ndarray) -> np.ndarray:
+        return base + static[i] + l_oud * HAS_OUD[st[i]]
+
+    dead = events_bounded(rng, pop.n, base + top + pos(l_oud), log_death, dt)
+    dead = dead[st[dead] != Stage.DECEASED]
     m.kill(dead, cause="background")
     pop.age += np.float32(dt)
-    band = band_of(pop.age)
-    moved = np.flatnonzero(band != pop.age_band)  # only people who crossed into the next band
-    pop.age_band[moved] = band[moved]
-    pop.group[moved] = group_of(band[moved], pop.ses[moved], pop.ace[moved])
+    # Birthdays into the next age band (few each step): their group, and their cached factors, change.
+    moved = np.flatnonzero(pop.age >= pop.next_band_age)
+    if moved.size:
+        pop.set_age_band(moved)
+        m.factors.update_rows(moved, pop.group)
     m.replace_deceased()

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Stage
-from model.rates import occurs, when
+from model.rates import F32, events_bounded, log_hr, pos
 
 
 def step(m) -> None:
     p, pop, rng, dt, wk = m.params.overdose, m.population, m.rng, m.dt_years, m.week
     st = pop.stage
-    i = np.flatnonzero((st != Stage.NONE) & (st != Stage.DECEASED))
-    stage_hr = np.array([0.0, p.misuse_hr, 1.0, p.treatment_hr, p.remission_hr, 0.0], dtype=np.float32)
-    h = np.float32(p.rate_oud) * stage_hr[st[i]] * when(pop.lost_tolerance_until[i] > wk, p.lost_tolerance_hr)
-    od = i[occurs(rng, h, dt)]
+    log_stage = np.array([log_hr(h) for h in (0.0, p.misuse_hr, 1.0, p.treatment_hr, p.remission_hr, 0.0)], dtype=F32)
+    base, l_tol = log_hr(p.rate_oud), log_hr(p.lost_tolerance_hr)
+    bound = base + float(log_stage.max()) + pos(l_tol)
+
+    def log_overdose(i: np.ndarray) -> np.ndarray:
+        return base + log_stage[st[i]] + l_tol * (pop.lost_tolerance_until[i] > wk)
+
+    od = events_bounded(rng, pop.n, bound, log_overdose, dt)
     if od.size == 0:
         return
     pop.last_overdose[od] = wk
-    p_alone = np.clip(p.alone_base + p.alone_loneliness * pop.loneliness[od] + p.alone_stigma * pop.internal_stigma[od], 0.0, 1.0)
+    p_alone = p.alone_base + p.alone_loneliness * pop.loneliness[od] + p.alone_stigma * pop.internal_stigma[od]
+    p_alone = np.clip(p_alone, 0.0, 1.0)
     alone = rng.random(od.size) < p_alone
     rescued = 1.0 - p.naloxone_coverage * p.naloxone_efficacy
     p_die = p.fatality * np.where(alone, 1.0, p.witnessed_fatality_factor * rescued)
@@ -35,7 +39,8 @@ def step(m) -> None:
     m.flows["overdose_deaths"] += dead.size
     m.flows["alone_overdoses"] += int(alone.sum())
     m.kill(dead, cause="overdose")
-    # Bereavement: an overdose death is a stressful event for the person's ties.
-    nbrs = m.network.neighbours_of(dead)
-    hit = nbrs[rng.random(nbrs.size) < m.params.life_events.bereavement_prob]
-    pop.last_event[hit] = wk
+    if dead.size:
+        # Bereavement: an overdose death is a stressful event for the person's ties.
+        nbrs = m.network.neighbours_of(dead)
+        hit = nbrs[rng.random(nbrs.size) < m.params.life_events.bereavement_prob]
+        pop.last_event[hit] = wk

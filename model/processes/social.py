@@ -18,47 +18,50 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Stage
-from model.rates import prob, when
+from agents.states import ACTIVE_USE, RECOVERING
+from model.rates import log_hr, prob
 
 _FLOOR = 1e-6
 
 
 def step(m) -> None:
-    p, pop, net, rng, dt = m.params.social, m.population, m.network, m.rng, m.dt_years
-    if net.n_ties:
-        w = when(pop.any_mh, p.withdrawal_hr_mh) * when(pop.active_use, p.withdrawal_hr_oud)
-        w = np.maximum(w, _FLOOR)
-        _lapse(m, w)
-        _regrow(m, w)
+    if m.network.n_ties:
+        _lapse(m)
+        _regrow(m)
     refresh(m)
 
 
-def _lapse(m, w: np.ndarray) -> None:
+def _log_withdrawal(m, rows: np.ndarray) -> np.ndarray:
+    """log w_i = log(withdrawal_hr_mh) * disorder + log(withdrawal_hr_oud) * active use, for some people."""
+    p, pop = m.params.social, m.population
+    return log_hr(p.withdrawal_hr_mh) * pop.any_mh[rows] + log_hr(p.withdrawal_hr_oud) * ACTIVE_USE[pop.stage[rows]]
+
+
+def _lapse(m) -> None:
     p, net, rng, dt = m.params.social, m.network, m.rng, m.dt_years
     base = p.tie_loss_rate * p.isolation_multiplier
     w_max = max(p.withdrawal_hr_mh, 1.0) * max(p.withdrawal_hr_oud, 1.0)
-    p_max = float(prob(base * w_max, dt))
+    p_max = prob(base * w_max, dt)
     if p_max <= 0:
         return
     t = rng.integers(0, net.n_ties, size=rng.binomial(net.n_ties, p_max))
     t = t[net.active[t]]
-    h = base * 0.5 * (w[net.u[t]] + w[net.v[t]])
+    h = base * 0.5 * (np.exp(_log_withdrawal(m, net.u[t])) + np.exp(_log_withdrawal(m, net.v[t])))
     keep = rng.random(t.size, dtype=np.float32) * p_max < prob(h, dt)
     net.set_active(t[keep], False)
 
 
-def _regrow(m, w: np.ndarray) -> None:
+def _regrow(m) -> None:
     p, pop, net, rng, dt = m.params.social, m.population, m.network, m.rng, m.dt_years
     g_max = 1.0 / max(min(p.withdrawal_hr_mh, 1.0) * min(p.withdrawal_hr_oud, 1.0), _FLOOR)
     h_max = max(p.reconnect_rate * g_max, p.new_tie_rate + p.peer_support_rate)
-    p_max = float(prob(h_max, dt))
+    p_max = prob(h_max, dt)
     if p_max <= 0:
         return
     t = rng.integers(0, net.n_ties, size=rng.binomial(net.n_ties, p_max))
     t = t[~net.active[t]]
     u, v = net.u[t], net.v[t]
-    h_known = p.reconnect_rate * 0.5 * (1.0 / w[u] + 1.0 / w[v])
+    h_known = p.reconnect_rate * 0.5 * (np.exp(-_log_withdrawal(m, u)) + np.exp(-_log_withdrawal(m, v)))
     h_latent = p.new_tie_rate + p.peer_support_rate * np.maximum(pop.loneliness[u], pop.loneliness[v])
     h = np.where(net.latent[t], h_latent, h_known)
     keep = rng.random(t.size, dtype=np.float32) * p_max < prob(h, dt)
@@ -74,12 +77,10 @@ def refresh(m) -> None:
     With larger hubs, counts pack at 2^20 and attitudes take a second product.
     """
     p, pop, net = m.params.social, m.population, m.network
-    st = pop.stage
     one_pass = net.max_ties < 256
     bits = 8 if one_pass else 20
-    packed = np.ones(pop.n, dtype=np.float64)
-    packed += float(2**bits) * ((st == Stage.MISUSE) | (st == Stage.OUD))
-    packed += float(2 ** (2 * bits)) * ((st == Stage.TREATMENT) | (st == Stage.REMISSION))
+    status = 1.0 + float(2**bits) * ACTIVE_USE.astype(np.float64) + float(2 ** (2 * bits)) * RECOVERING
+    packed = status[pop.stage]
     if one_pass:
         packed += float(2**24) * np.rint(pop.stigma * np.float32(255.0))
     sums = net.aggregate(packed).astype(np.int64)

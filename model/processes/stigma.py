@@ -21,20 +21,26 @@ from model.rates import F32, flush_tiny, prob
 def step(m) -> None:
     p, pop, dt = m.params.stigma, m.population, m.dt_years
     s = pop.stigma
-    delta = prob(p.conformity_rate, dt) * (pop.perceived_stigma - s)
-    delta += prob(p.norm_reversion_rate, dt) * (pop.stigma_norm * F32(1.0 - p.campaign_strength) - s)
+    a_conf = prob(p.conformity_rate, dt)
+    a_norm = prob(p.norm_reversion_rate, dt)
     # Contact: 1 - exp(-contact_rate * k * dt) for k ties in recovery, looked up (k is a small integer).
     k = pop.recovery_ties.astype(np.intp)
-    delta -= prob(p.contact_rate * np.arange(int(k.max()) + 1, dtype=F32), dt)[k] * s
-    s += delta
+    contact = prob(p.contact_rate * np.arange(int(k.max()) + 1, dtype=F32), dt)
+    # s' = s + a_conf (perceived - s) + a_norm (norm (1 - campaign) - s) - contact s, in four passes
+    s *= F32(1.0 - a_conf - a_norm) - contact[k]
+    s += F32(a_conf) * pop.perceived_stigma
+    s += F32(a_norm * (1.0 - p.campaign_strength)) * pop.stigma_norm
     np.clip(s, 0.0, 1.0, out=s)
     flush_tiny(s)
 
     user = pop.stage != Stage.NONE  # misuse, OUD, care or remission: an opioid-use history
-    any_mh = pop.any_mh
     # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (mh_stigma_factor <= 1), 0 else
-    factor = np.maximum(user, F32(p.mh_stigma_factor) * any_mh)
-    factor *= F32(1.0) + F32(p.dual_stigma_factor - 1.0) * (user & any_mh)
+    factor = np.maximum(user, F32(p.mh_stigma_factor) * pop.any_mh)
+    if p.dual_stigma_factor != 1.0:
+        factor *= F32(1.0) + F32(p.dual_stigma_factor - 1.0) * (user & pop.any_mh)
     target = np.minimum(pop.perceived_stigma * factor, F32(1.0))
-    pop.internal_stigma += (target - pop.internal_stigma) * prob(p.internalisation_rate, dt)
-    flush_tiny(pop.internal_stigma)
+    a_int = F32(prob(p.internalisation_rate, dt))
+    x = pop.internal_stigma
+    x *= F32(1.0) - a_int
+    x += a_int * target
+    flush_tiny(x)

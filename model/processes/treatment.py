@@ -6,7 +6,8 @@ Leaving OUD care (competing): dropout at
 (back to OUD, tolerance lost for ``post_care_weeks``), or completion at ``completion_rate`` (to remission).
 Seeking (untreated OUD, not yet waiting):
     seek_rate * perceived_stigma_HR^(perceived stigma) * internal_stigma_HR^(internalised stigma)
-              * dual_stigma_HR^(disorder) * peer_recovery_HR^min(ties in recovery, peer_recovery_cap) * overdose_seek_HR^(recent overdose)
+              * dual_stigma_HR^(disorder) * peer_recovery_HR^min(ties in recovery, peer_recovery_cap)
+              * overdose_seek_HR^(recent overdose)
 Seekers join a first-come queue; those waiting give up at ``waitlist_giveup_rate``. Admission fills free
 slots: integrated slots (``integrated_share`` of ``capacity_per_100k``) go to people with a disorder first,
 medication slots to everyone left in queue order. No one is ever in care beyond capacity.
@@ -20,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.rates import compete, occurs, per_unit, when
+from model.rates import F32, compete, events_bounded, log_hr, occurs, per_unit, pos, when
+
 
 def slots(m) -> tuple[int, int, int]:
     """Medication slots, integrated slots and mental-health slots for this population."""
@@ -42,7 +44,7 @@ def _leave_care(m) -> None:
     p, pop, dt, wk = m.params.treatment, m.population, m.dt_years, m.week
     i = np.flatnonzero(pop.stage == Stage.TREATMENT)
     integ = pop.care[i] == Care.INTEGRATED
-    untreated_mh = pop.mh[:, i].any(axis=0) & ~integ & ~pop.in_mh_care[i]
+    untreated_mh = pop.any_mh[i] & ~integ & ~pop.in_mh_care[i]
     h_drop = (
         np.float32(p.dropout_rate)
         * per_unit(p.stigma_dropout_hr, pop.internal_stigma[i])
@@ -72,7 +74,7 @@ def _seek(m) -> None:
         np.float32(p.seek_rate)
         * per_unit(p.perceived_stigma_hr, pop.perceived_stigma[i])
         * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
-        * when(pop.mh[:, i].any(axis=0), p.dual_stigma_hr)
+        * when(pop.any_mh[i], p.dual_stigma_hr)
         * np.power(np.float32(p.peer_recovery_hr), np.minimum(pop.recovery_ties[i], p.peer_recovery_cap))
         * when(recent_od, p.overdose_seek_hr)
     )
@@ -85,23 +87,26 @@ def _admit(m) -> None:
     pop, rng = m.population, m.rng
     cap_med, cap_int, _ = slots(m)
     care = pop.care
-    in_med = np.flatnonzero(care == Care.MEDICATION)
-    in_int = np.flatnonzero(care == Care.INTEGRATED)
+    n_med = int(np.count_nonzero(care == Care.MEDICATION))
+    n_int = int(np.count_nonzero(care == Care.INTEGRATED))
     # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
-    for rows, cap in ((in_med, cap_med), (in_int, cap_int)):
-        if rows.size > cap:
-            back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: rows.size - cap]]
+    for kind, count, cap in ((Care.MEDICATION, n_med, cap_med), (Care.INTEGRATED, n_int, cap_int)):
+        if count > cap:
+            rows = np.flatnonzero(care == kind)
+            back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: count - cap]]
             care[back] = Care.NONE
             m.set_stage(back, Stage.OUD)
             pop.waiting[back] = True
             pop.wait_since[back] = NEVER + 1  # front of the queue
-    free_med = max(cap_med - min(in_med.size, cap_med), 0)
-    free_int = max(cap_int - min(in_int.size, cap_int), 0)
+    free_med = max(cap_med - n_med, 0)
+    free_int = max(cap_int - n_int, 0)
+    if free_med + free_int == 0:
+        return
     q = np.flatnonzero(pop.waiting)
-    if q.size == 0 or free_med + free_int == 0:
+    if q.size == 0:
         return
     q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
-    dual = pop.mh[:, q].any(axis=0)
+    dual = pop.any_mh[q]
     to_int = q[dual][:free_int]
     rest = q[~np.isin(q, to_int)] if to_int.size else q
     to_med = rest[:free_med]
@@ -117,18 +122,22 @@ def _admit(m) -> None:
 
 def _mental_health_care(m) -> None:
     p, pop, rng, dt = m.params.treatment, m.population, m.rng, m.dt_years
-    any_mh = pop.any_mh
     inside = pop.in_mh_care
     i = np.flatnonzero(inside)
-    h = np.float32(p.mh_exit_rate) * when(~any_mh[i], p.mh_exit_remitted_hr)
+    h = np.float32(p.mh_exit_rate) * when(~pop.any_mh[i], p.mh_exit_remitted_hr)
     inside[i[occurs(rng, h, dt)]] = False
     _, _, cap = slots(m)
-    free = cap - int(np.count_nonzero(inside))
+    free = cap - (i.size - int(np.count_nonzero(~inside[i])))
     if free <= 0:
         return
-    i = np.flatnonzero(any_mh & ~inside & (pop.care != Care.INTEGRATED))
-    h = np.float32(p.mh_seek_rate) * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
-    seekers = i[occurs(rng, h, dt)]
+    # Seeking: candidates at the no-stigma rate, kept by eligibility and the stigma ratio.
+    l_int = log_hr(p.internal_stigma_hr)
+
+    def log_seek(c: np.ndarray) -> np.ndarray:
+        ok = pop.any_mh[c] & ~inside[c] & (pop.care[c] != Care.INTEGRATED)
+        return np.where(ok, log_hr(p.mh_seek_rate) + l_int * pop.internal_stigma[c], F32(-100.0))
+
+    seekers = events_bounded(rng, pop.n, log_hr(p.mh_seek_rate) + pos(l_int), log_seek, dt)
     if seekers.size > free:
         seekers = rng.choice(seekers, size=free, replace=False)
     inside[seekers] = True

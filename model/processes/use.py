@@ -19,31 +19,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Stage
-from model.processes.life_events import recent
-from model.rates import F32, compete, events, flush_tiny, log_by_group, log_hr, occurs, per_unit, prob, when
+from agents.states import NEVER, Stage
+from model.rates import F32, compete, events_bounded, flush_tiny, log_hr, occurs, per_unit, pos, prob, when
 
 
 def step(m) -> None:
     p, pop, rng, dt, wk = m.params.use, m.population, m.rng, m.dt_years, m.week
     st = pop.stage
     any_mh = pop.any_mh
-    rec = recent(m)
+    rec = m.recent
+    inc = m.params.mental_health.trait_increment
 
-    # none -> misuse (log hazard for everyone: almost everyone is at risk)
-    lh = log_by_group(pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    lh += log_hr(p.mh_hr) * any_mh
-    lh += log_hr(p.impulsivity_hr) * pop.trait(0, m.params.mental_health.trait_increment)
-    lh += log_hr(p.peer_hr) * np.minimum(pop.using_ties, F32(p.peer_cap))
-    lh += log_hr(p.loneliness_hr) * pop.loneliness
-    lh += log_hr(p.event_hr) * rec
-    lh += log_hr(p.initiation_rate * p.access_multiplier)
-    start = events(rng, lh, dt)
+    # none -> misuse: candidates at an upper bound of everyone's hazard, exact hazard at candidates only
+    static, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    base = log_hr(p.initiation_rate * p.access_multiplier)
+    l_mh, l_imp, l_peer = log_hr(p.mh_hr), log_hr(p.impulsivity_hr), log_hr(p.peer_hr)
+    l_lone, l_event = log_hr(p.loneliness_hr), log_hr(p.event_hr)
+    bound = base + top + pos(l_mh) + pos(l_imp) + pos(l_peer) * p.peer_cap + pos(l_lone) + pos(l_event)
+
+    def log_initiation(i: np.ndarray) -> np.ndarray:
+        lh = base + static[i] + l_mh * any_mh[i] + l_imp * pop.trait(0, inc, i)
+        lh += l_peer * np.minimum(pop.using_ties[i], F32(p.peer_cap))
+        lh += l_lone * pop.loneliness[i] + l_event * rec[i]
+        return lh
+
+    start = events_bounded(rng, pop.n, bound, log_initiation, dt)
     start = start[st[start] == Stage.NONE]
 
     # misuse -> none | OUD
     i = np.flatnonzero(st == Stage.MISUSE)
-    inc = m.params.mental_health.trait_increment
     out = compete(
         rng, dt,
         F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
@@ -77,6 +81,7 @@ def step(m) -> None:
     m.set_stage(remit, Stage.REMISSION)
     m.set_stage(relapse, Stage.OUD)
     pop.waiting[remit] = False
+    pop.wait_since[remit] = NEVER
     # Relapse after abstinence: tolerance is lost for the first weeks.
     pop.lost_tolerance_until[relapse] = wk + m.params.treatment.post_care_weeks
     m.flows["new_oud"] += progress.size
