@@ -402,3 +402,36 @@ def _format_errors(exc: ValidationError, source: str | None) -> str:
         lines.append(f"{where or 'parameters'}{shown}: {msg}{_describe_range(dotted)}")
     prefix = f"{source}: " if source else ""
     return prefix + "; ".join(lines)
+
+
+def markdown_table() -> str:
+    """Every parameter as a Markdown table (docs/parameters.md is generated from this)."""
+    lines = [
+        "# Parameters",
+        "",
+        "Generated from `model/parameters.py` by `python -m model.parameters > docs/parameters.md`;",
+        "a test keeps it in step with the code. Sources cite rows of `evidence.md` (E1 ...).",
+        "",
+        "| parameter | default | unit | allowed range | source | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, info in flat_fields().items():
+        extra = info.json_schema_extra or {}
+        rng = extra.get("range")
+        shown_range = f"[{rng[0]:g}, {rng[1]:g}]" if rng and rng[0] is not None else ""
+        default = info.default if info.default_factory is None else info.default_factory()
+        if isinstance(default, list):
+            default = ", ".join(f"{v:g}" for v in default)
+        lines.append(
+            f"| `{name}` | {default} | {extra.get('unit', '')} | {shown_range} | {extra.get('source', '')} "
+            f"| {info.description or ''} |"
+        )
+    lines.append("")
+    lines.append("Short names accepted by `OUDModel(...)`, `mesa.batch_run` and the dashboard:")
+    lines.append("")
+    lines.extend(f"- `{alias}` = `{dotted}`" for alias, dotted in ALIASES.items())
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
