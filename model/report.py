@@ -22,9 +22,7 @@ __all__ = ["FLOW_METRICS", "build_report", "format_band", "format_diff", "format
 
 # Counts and rates of events in a step are spiky at small populations; plots smooth them over half a
 # year (the summary already averages the whole final year).
-FLOW_METRICS = frozenset(
-    {"incidence", "overdoses", "overdose_deaths", "overdose_death_rate", "oud_death_rate"}
-)
+FLOW_METRICS = frozenset({"incidence", "overdoses", "overdose_deaths", "overdose_death_rate", "oud_death_rate"})
 SMOOTH_WEEKS = 26
 
 
@@ -77,21 +75,15 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
     summary_path = out / "summary.csv"
     for needed in (series_path, summary_path):
         if not needed.is_file():
-            raise ScenarioError(
-                f"{out}: no {needed.name} here; run `oudsim run ... --out {out}` first"
-            )
+            raise ScenarioError(f"{out}: no {needed.name} here; run `oudsim run ... --out {out}` first")
     chosen = list(metrics) if metrics else list(METRIC_NAMES)
     unknown = [m for m in chosen if m not in BY_NAME]
     if unknown:
-        raise ScenarioError(
-            f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}"
-        )
+        raise ScenarioError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}")
 
     summary = pd.read_csv(summary_path)
     comparison = pd.read_csv(out / "comparison.csv") if (out / "comparison.csv").is_file() else None
-    manifest = (
-        json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
-    )
+    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
     scenarios = list(dict.fromkeys(summary["scenario"]))
 
     figures = out / "report"
@@ -128,11 +120,7 @@ def _dt_weeks(df: pd.DataFrame) -> float:
     steps = df[["step", "year"]].drop_duplicates("step").sort_values("step")
     if len(steps) < 2:
         return 1.0
-    return float(
-        (steps["year"].iloc[1] - steps["year"].iloc[0])
-        / (steps["step"].iloc[1] - steps["step"].iloc[0])
-        * 52
-    )
+    return float((steps["year"].iloc[1] - steps["year"].iloc[0]) / (steps["step"].iloc[1] - steps["step"].iloc[0]) * 52)
 
 
 def _plot(bands: pd.DataFrame, metric: str, scenarios: list[str], png: Path) -> None:
@@ -140,9 +128,7 @@ def _plot(bands: pd.DataFrame, metric: str, scenarios: list[str], png: Path) -> 
 
     info = BY_NAME[metric]
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
-    fig.subplots_adjust(
-        left=0.12, right=0.98, top=0.9, bottom=0.14
-    )  # fixed margins: constrained layout costs 3x
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.9, bottom=0.14)  # fixed margins: constrained layout costs 3x
     ax = fig.add_subplot()
     colours = _colours(len(scenarios))
     scale = 100.0 if is_share(metric) else 1.0
@@ -168,15 +154,13 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], first_col_class: str = "name"
-) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 2) -> str:
+    """An HTML table; the first ``text_columns`` columns are labels, the rest numbers."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{first_col_class if i == 0 else "num"}">{html.escape(c)}</td>'
-            for i, c in enumerate(row)
+            f'<td class="{"name" if i < text_columns else "num"}">{html.escape(c)}</td>' for i, c in enumerate(row)
         )
         + "</tr>"
         for row in rows
@@ -201,9 +185,7 @@ def comparison_rows(comparison: pd.DataFrame) -> list[list[str]]:
     for metric in dict.fromkeys(comparison["metric"]):
         row = [metric, unit_of(metric)]
         for other in others:
-            hit = comparison[
-                (comparison["scenario"] == other) & (comparison["metric"] == metric)
-            ].iloc[0]
+            hit = comparison[(comparison["scenario"] == other) & (comparison["metric"] == metric)].iloc[0]
             mark = " *" if np.isfinite(hit["lo"]) and (hit["lo"] > 0 or hit["hi"] < 0) else ""
             lo, hi = (format_diff(metric, hit[k], unit=False) for k in ("lo", "hi"))
             row.append(f"{format_diff(metric, hit['diff'])} ({lo}, {hi}){mark}")
@@ -236,14 +218,11 @@ def _html(
             f"{manifest.get('timings', {}).get('wall_seconds', '?')} s",
         ),
     ]
-    facts_html = "".join(
-        f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts
-    )
+    facts_html = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>oudsim report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222;"
-        "padding:0 1em}",
+        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}",
         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}",
         "th,td{border-bottom:1px solid #ddd;padding:0.3em 0.7em;text-align:left}",
         "td.num{font-variant-numeric:tabular-nums;white-space:nowrap}",
@@ -254,8 +233,7 @@ def _html(
         "<h1>oudsim report</h1>",
         f"<dl>{facts_html}</dl>",
         "<h2>Summary</h2>",
-        "<p>Mean over the final simulated year, with the 2.5th–97.5th percentile range across "
-        "replicates.</p>",
+        "<p>Mean over the final simulated year, with the 2.5th–97.5th percentile range across replicates.</p>",
         _table(["metric", "unit", *scenarios], summary_rows(summary, scenarios)),
     ]
     if comparison is not None and len(comparison):
@@ -270,9 +248,7 @@ def _html(
                 comparison_rows(comparison),
             ),
         ]
-    parts.append(
-        "<h2>Over time</h2><p>Mean and 2.5th–97.5th percentile band across replicates.</p>"
-    )
+    parts.append("<h2>Over time</h2><p>Mean and 2.5th–97.5th percentile band across replicates.</p>")
     parts.append("<div class='figs'>")
     for metric, src in images:
         parts.append(
