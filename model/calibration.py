@@ -63,6 +63,7 @@ __all__ = [
     "calibrate",
     "evaluate",
     "format_table",
+    "format_value",
     "free_parameter",
     "loss",
     "overrides_for",
@@ -157,9 +158,7 @@ class FreeParameter:
         """Refuse a search range that leaves the schema range (for a vector: any scaled item)."""
         info = field_info(self.name)  # raises ParameterError for an unknown name
         if not (self.lo < self.hi):
-            raise ParameterError(
-                f"free parameter '{self.name}': lo {self.lo} must be below hi {self.hi}"
-            )
+            raise ParameterError(f"free parameter '{self.name}': lo {self.lo} must be below hi {self.hi}")
         if self.log and self.lo <= 0:
             raise ParameterError(f"free parameter '{self.name}': a log-scale range needs lo > 0")
         rng = info.get("range") or [None, None]
@@ -213,16 +212,13 @@ def free_parameter(spec: str) -> FreeParameter:
             return declared[name]
         field_info(name)  # unknown names get the schema's "did you mean" message
         raise ParameterError(
-            f"'{name}' is not a declared free parameter; give a range as {name}=lo:hi "
-            f"(declared: {', '.join(declared)})"
+            f"'{name}' is not a declared free parameter; give a range as {name}=lo:hi (declared: {', '.join(declared)})"
         )
     lo, colon, hi = rng.partition(":")
     try:
         lo_f, hi_f = float(lo), float(hi)
     except ValueError:
-        raise ParameterError(
-            f"'{spec}': expected name=lo:hi with numbers, e.g. use.relapse_rate=0.01:0.05"
-        ) from None
+        raise ParameterError(f"'{spec}': expected name=lo:hi with numbers, e.g. use.relapse_rate=0.01:0.05") from None
     if not colon:
         raise ParameterError(f"'{spec}': expected name=lo:hi")
     base = declared.get(name)
@@ -256,8 +252,9 @@ def _round(x: float, digits: int = 4) -> float:
 # -- running replicates -------------------------------------------------------------------------
 
 
-def run_replicate(params: Parameters, seed: int, years: float) -> dict[str, float]:
-    """One replicate: final-year mean of every metric, and the ACE odds ratio on the final state."""
+def run_replicate(params: Parameters, seed: int, years: float, average_years: float = 1.0) -> dict[str, float]:
+    """One replicate: every metric's mean over the final ``average_years`` (default: the final
+    year, as summary.csv), and the ACE odds ratio on the final state."""
     from model.oud_model import OUDModel  # imported here: workers import it once
 
     t0 = time.perf_counter()
@@ -266,7 +263,7 @@ def run_replicate(params: Parameters, seed: int, years: float) -> dict[str, floa
     model.run_for(steps)
     df = model.metrics_frame()
     last = float(df["year"].max())
-    sel = df["year"] > max(last - 1.0, 0.0) if last > 0 else df["year"] >= last
+    sel = df["year"] > max(last - average_years, 0.0) if last > 0 else df["year"] >= last
     out = {k: float(v) for k, v in df.loc[sel, list(METRIC_NAMES)].mean().items()}
     out[ODDS_RATIO] = float(odds_ratio(model))
     out["seconds"] = time.perf_counter() - t0
@@ -430,9 +427,7 @@ def calibrate(
     if len(set(names)) != len(names):
         raise ParameterError(f"free parameters repeat a name: {names}")
     if replicates < 1 or population < 10 or years <= 0 or trials < 0:
-        raise ParameterError(
-            "replicates >= 1, population >= 10, years > 0 and trials >= 0 are required"
-        )
+        raise ParameterError("replicates >= 1, population >= 10, years > 0 and trials >= 0 are required")
     base = base if base is not None else Parameters()
     fixed: dict[str, Any] = {"simulation.population": population}
     if burn_in_years is not None:
@@ -458,9 +453,7 @@ def calibrate(
     evaluated: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]] = {}
     interrupted = False
 
-    def score(
-        values: dict[str, float], pool: cf.Executor
-    ) -> tuple[float, pd.DataFrame, pd.DataFrame]:
+    def score(values: dict[str, float], pool: cf.Executor) -> tuple[float, pd.DataFrame, pd.DataFrame]:
         params = apply_overrides(base, overrides_for(values)) if values else base
         reps = evaluate(
             params,
@@ -494,10 +487,7 @@ def calibrate(
                         "trial": trial.number,
                         "loss": value,
                         **values,
-                        **{
-                            f"model:{m}": x
-                            for m, x in zip(summary["metric"], summary["mean"], strict=True)
-                        },
+                        **{f"model:{m}": x for m, x in zip(summary["metric"], summary["mean"], strict=True)},
                     }
                 )
                 evaluated[trial.number] = (summary, reps, values)
@@ -530,7 +520,7 @@ def calibrate(
 # -- output -------------------------------------------------------------------------------------
 
 
-def _fmt(x: float | None, metric: str) -> str:
+def format_value(x: float | None, metric: str) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "—"
     if metric in ("oud_death_rate", ODDS_RATIO):
@@ -556,10 +546,10 @@ def format_table(summary: pd.DataFrame) -> str:
         cells = (
             f"`{m}`",
             r.source,
-            _fmt(target, m),
-            f"{_fmt(r.band_lo, m)} – {_fmt(r.band_hi, m)}",
-            _fmt(r.mean, m),
-            f"{_fmt(r.lo, m)} – {_fmt(r.hi, m)}",
+            format_value(target, m),
+            f"{format_value(r.band_lo, m)} – {format_value(r.band_hi, m)}",
+            format_value(r.mean, m),
+            f"{format_value(r.lo, m)} – {format_value(r.hi, m)}",
             "yes" if r.inside else "**no**",
         )
         lines.append("| " + " | ".join(cells) + " |")
@@ -580,9 +570,7 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
-def write_parameter_file(
-    path: str | Path, overrides: dict[str, Any], header: Sequence[str] = ()
-) -> Path:
+def write_parameter_file(path: str | Path, overrides: dict[str, Any], header: Sequence[str] = ()) -> Path:
     """A TOML parameter file: a ``[parameters]`` table of dotted names (TOML dotted keys, so
     ``Parameters.from_file`` reads them as the nested tree). Written atomically."""
     path = Path(path)

@@ -20,6 +20,7 @@ shows up as a floor under ``mu_star``; a parameter that cannot affect the metric
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,9 @@ __all__ = [
     "bounds_for",
     "parse_parameter",
     "plot_ranking",
+    "check_metric",
     "run_sensitivity",
+    "run_sensitivity_metrics",
 ]
 
 METHODS = ("morris", "sobol")
@@ -75,8 +78,7 @@ def bounds_for(name: str, fraction: float = 0.5) -> FreeParameter:
     elif isinstance(default, int | float) and not isinstance(default, bool):
         if default == 0:
             raise ParameterError(
-                f"'{name}' defaults to 0, so ± a fraction of it is no range: give bounds as "
-                f"{name}=lo:hi"
+                f"'{name}' defaults to 0, so ± a fraction of it is no range: give bounds as {name}=lo:hi"
             )
         a, b = sorted((default * (1 - fraction), default * (1 + fraction)))
         if isinstance(default, int):  # widen to whole numbers (values are rounded when run)
@@ -125,15 +127,33 @@ class SensitivityResult:
         lines = [f"{self.method} sensitivity of {self.metric} (ranked by {key}):"]
         for r in self.indices.itertuples(index=False):
             conf = getattr(r, f"{key}_conf")
-            lines.append(
-                f"{r.rank:3d}. {r.parameter:40s} {key} = {getattr(r, key):.4g} ± {conf:.2g}"
-            )
+            lines.append(f"{r.rank:3d}. {r.parameter:40s} {key} = {getattr(r, key):.4g} ± {conf:.2g}")
         return "\n".join(lines)
 
 
 def run_sensitivity(
     parameters: Sequence[str | FreeParameter],
     metric: str = "oud_prevalence",
+    **kwargs: Any,
+) -> SensitivityResult:
+    """Sample the parameters, run the model at every point, compute and rank the indices for one
+    metric (keywords: see ``run_sensitivity_metrics``)."""
+    return run_sensitivity_metrics(parameters, [metric], **kwargs)[metric]
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRIC_NAMES and metric != ODDS_RATIO:
+        import difflib
+
+        close = difflib.get_close_matches(metric, [*METRIC_NAMES, ODDS_RATIO], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ParameterError(f"unknown metric '{metric}'{hint}")
+    return metric
+
+
+def run_sensitivity_metrics(
+    parameters: Sequence[str | FreeParameter],
+    metrics: Sequence[str] = ("oud_prevalence",),
     *,
     method: str = "morris",
     base: Parameters | None = None,
@@ -143,26 +163,26 @@ def run_sensitivity(
     fraction: float = 0.5,
     population: int = 5_000,
     years: float = 5.0,
+    average_years: float = 1.0,
     burn_in_years: float | None = None,
     replicates: int = 1,
     seed: int = 1,
     workers: int = 1,
     out: str | Path | None = None,
     progress: Progress | None = None,
-) -> SensitivityResult:
-    """Sample the parameters, run the model at every point, compute and rank the indices.
+) -> dict[str, SensitivityResult]:
+    """One sample design run once; the indices of every metric in ``metrics`` from those runs.
 
-    With ``out``, writes ``sensitivity_<metric>_<method>.csv`` (indices), ``..._samples.csv`` (the
-    points and values) and ``..._ranking.png`` (a ranked bar plot).
+    Each point's value is the mean over ``replicates`` (common seeds) of the metric's mean over the
+    final ``average_years`` (default 1: the final year, as summary.csv). With ``out``, writes per
+    metric ``sensitivity_<metric>_<method>.csv`` (indices), ``..._samples.csv`` (the points and
+    values) and ``..._ranking.png`` (a ranked bar plot).
     """
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
-    if metric not in METRIC_NAMES and metric != ODDS_RATIO:
-        import difflib
-
-        close = difflib.get_close_matches(metric, [*METRIC_NAMES, ODDS_RATIO], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ParameterError(f"unknown metric '{metric}'{hint}")
+    metrics = [check_metric(m) for m in dict.fromkeys(metrics)]
+    if not metrics:
+        raise ParameterError("no metric given")
     free = [p if isinstance(p, FreeParameter) else parse_parameter(p, fraction) for p in parameters]
     names = [p.name for p in free]
     if len(free) < 2:
@@ -170,10 +190,10 @@ def run_sensitivity(
     if len(set(names)) != len(names):
         raise ParameterError(f"parameters repeat a name: {names}")
     if trajectories < 2 or levels < 2 or replicates < 1 or years <= 0 or sobol_n < 2:
-        raise ParameterError(
-            "trajectories >= 2, levels >= 2, sobol_n >= 2, replicates >= 1 and "
-            "years > 0 are required"
-        )
+        raise ParameterError("trajectories >= 2, levels >= 2, sobol_n >= 2, replicates >= 1 and years > 0 are required")
+    if average_years <= 0:
+        raise ParameterError(f"average_years must be positive, not {average_years:g}")
+    average_years = min(average_years, years)  # a run shorter than the window: all of it
     fixed: dict[str, Any] = {"simulation.population": population}
     if burn_in_years is not None:
         fixed["simulation.burn_in_years"] = burn_in_years
@@ -193,79 +213,73 @@ def run_sensitivity(
     points = [apply_overrides(base, overrides_for(dict(zip(names, x, strict=True)))) for x in X]
     seeds = replicate_seeds(seed, replicates)
     total = len(points) * replicates
-    values = np.zeros((len(points), replicates))
+    values = np.zeros((len(metrics), len(points), replicates))
     with executor(workers) as pool:
         futures = {
-            pool.submit(run_replicate, params, s, years): (i, j)
+            pool.submit(run_replicate, params, s, years, average_years): (i, j)
             for i, params in enumerate(points)
             for j, s in enumerate(seeds)
         }
-        import concurrent.futures as cf
-
         for n, fut in enumerate(cf.as_completed(futures), start=1):
             i, j = futures[fut]
-            values[i, j] = fut.result()[metric]
+            row = fut.result()
+            values[:, i, j] = [row[m] for m in metrics]
             if progress is not None:
                 progress(n, total)
-    Y = values.mean(axis=1)
 
-    if method == "morris":
-        from SALib.analyze import morris as analyzer
-
-        res = analyzer.analyze(problem, X, Y, num_levels=levels, conf_level=0.95, seed=seed)
-        indices = pd.DataFrame(
-            {
-                "parameter": names,
-                "lo": [p.lo for p in free],
-                "hi": [p.hi for p in free],
-                "scale_factor": [p.is_vector for p in free],
-                "mu_star": res["mu_star"],
-                "mu_star_conf": res["mu_star_conf"],
-                "mu": res["mu"],
-                "sigma": res["sigma"],
-            }
-        )
-        key = "mu_star"
-    else:
-        from SALib.analyze import sobol as analyzer
-
-        res = analyzer.analyze(problem, Y, calc_second_order=False, conf_level=0.95, seed=seed)
-        indices = pd.DataFrame(
-            {
-                "parameter": names,
-                "lo": [p.lo for p in free],
-                "hi": [p.hi for p in free],
-                "scale_factor": [p.is_vector for p in free],
-                "ST": res["ST"],
-                "ST_conf": res["ST_conf"],
-                "S1": res["S1"],
-                "S1_conf": res["S1_conf"],
-            }
-        )
-        key = "ST"
-    indices = indices.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
-    indices.insert(0, "rank", np.arange(1, len(indices) + 1))
-    indices.insert(1, "metric", metric)
-    samples = pd.DataFrame(X, columns=names)
-    samples[metric] = Y
     settings = dict(
         method=method,
-        metric=metric,
         trajectories=trajectories,
         levels=levels,
         sobol_n=sobol_n,
         fraction=fraction,
         population=population,
         years=years,
+        average_years=average_years,
         burn_in_years=base.simulation.burn_in_years,
         replicates=replicates,
         seed=seed,
         runs=total,
     )
-    result = SensitivityResult(metric, method, indices, samples, settings)
-    if out is not None:
-        result.paths = write_outputs(result, out)
-    return result
+    results = {}
+    for k, metric in enumerate(metrics):
+        Y = values[k].mean(axis=1)
+        indices = _analyse(method, problem, free, X, Y, levels, seed)
+        indices.insert(1, "metric", metric)
+        samples = pd.DataFrame(X, columns=names)
+        samples[metric] = Y
+        result = SensitivityResult(metric, method, indices, samples, {**settings, "metric": metric})
+        if out is not None:
+            result.paths = write_outputs(result, out)
+        results[metric] = result
+    return results
+
+
+def _analyse(
+    method: str, problem: dict, free: list[FreeParameter], X: np.ndarray, Y: np.ndarray, levels: int, seed: int
+) -> pd.DataFrame:
+    names = [p.name for p in free]
+    head = {
+        "parameter": names,
+        "lo": [p.lo for p in free],
+        "hi": [p.hi for p in free],
+        "scale_factor": [p.is_vector for p in free],
+    }
+    if method == "morris":
+        from SALib.analyze import morris as analyzer
+
+        res = analyzer.analyze(problem, X, Y, num_levels=levels, conf_level=0.95, seed=seed)
+        keys, key = ("mu_star", "mu_star_conf", "mu", "sigma"), "mu_star"
+    else:
+        from SALib.analyze import sobol as analyzer
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = analyzer.analyze(problem, Y, calc_second_order=False, conf_level=0.95, seed=seed)
+        keys, key = ("ST", "ST_conf", "S1", "S1_conf"), "ST"
+    indices = pd.DataFrame({**head, **{k: np.asarray(res[k], dtype=float) for k in keys}})
+    indices = indices.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
+    indices.insert(0, "rank", np.arange(1, len(indices) + 1))
+    return indices
 
 
 def write_outputs(result: SensitivityResult, out: str | Path) -> dict[str, Path]:
@@ -296,9 +310,7 @@ def plot_ranking(result: SensitivityResult, path: str | Path) -> Path:
     morris = result.method == "morris"
     key = "mu_star" if morris else "ST"
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(df) + 1.6), dpi=120)
-    labels = [
-        f"{p} (×)" if v else p for p, v in zip(df["parameter"], df["scale_factor"], strict=True)
-    ]
+    labels = [f"{p} (×)" if v else p for p, v in zip(df["parameter"], df["scale_factor"], strict=True)]
     ax.barh(labels, df[key], xerr=df[f"{key}_conf"], color="#3b6ea5", capsize=3)
     if not morris:
         ax.barh(labels, df["S1"], height=0.35, color="#e0a030", label="S1 (alone)")

@@ -19,10 +19,7 @@ def _summary(values: dict[str, float]) -> pd.DataFrame:
 
 
 def centres() -> dict[str, float]:
-    return {
-        t.metric: (t.target if t.target is not None else math.sqrt(t.lo * t.hi))
-        for t in cal.TARGETS
-    }
+    return {t.metric: (t.target if t.target is not None else math.sqrt(t.lo * t.hi)) for t in cal.TARGETS}
 
 
 def test_targets_are_valid_and_name_real_outputs():
@@ -95,9 +92,7 @@ def test_free_parameter_specs():
 
 
 def test_vector_free_parameter_scales_the_whole_vector():
-    over = cal.overrides_for(
-        {"mental_health.onset_rate": 1.2, "treatment.recent_overdose_weeks": 9.6}
-    )
+    over = cal.overrides_for({"mental_health.onset_rate": 1.2, "treatment.recent_overdose_weeks": 9.6})
     default = field_info("mental_health.onset_rate")["default"]
     assert over["mental_health.onset_rate"] == pytest.approx([1.2 * x for x in default])
     assert over["treatment.recent_overdose_weeks"] == 10
@@ -168,3 +163,100 @@ def test_bad_settings_are_refused():
         cal.calibrate(population=400, replicates=0, trials=1)
     with pytest.raises(ParameterError, match="repeat"):
         cal.calibrate(free=[cal.FREE_PARAMETERS[0]] * 2, population=400, trials=1)
+
+
+# -- the `oudsim calibrate` command -------------------------------------------------------------
+
+
+def _app():
+    import typer
+
+    from model.cli_analysis import register
+
+    app = typer.Typer()
+    app.command("noop")(lambda: None)  # a second command keeps Typer in multi-command mode
+    return register(app)
+
+
+def test_calibrate_command_writes_table_and_fitted_file(tmp_path):
+    from typer.testing import CliRunner
+
+    out = tmp_path / "cal"
+    args = [
+        "calibrate",
+        "-p",
+        "300",
+        "-n",
+        "2",
+        "-y",
+        "0.5",
+        "--burn-in",
+        "0.5",
+        "-t",
+        "2",
+        "-w",
+        "1",
+        "--free",
+        "use.initiation_rate",
+        "--free",
+        "use.cessation_rate=0.4:0.8",
+        "-o",
+        str(out),
+    ]
+    r = CliRunner().invoke(_app(), args)
+    assert r.exit_code == 0, r.output
+    assert "oud_prevalence" in r.output and "Fitted values" in r.output
+    fitted = Parameters.from_file(out / "fitted.toml")
+    assert 0.4 <= fitted.use.cessation_rate <= 0.8
+    table = pd.read_csv(out / "calibration.csv")
+    assert list(table["metric"]) == [t.metric for t in cal.TARGETS]
+    assert len(pd.read_csv(out / "trials.csv")) == 2
+
+
+def test_calibrate_command_check_and_evaluate_only(tmp_path):
+    from typer.testing import CliRunner
+
+    # With an absurd initiation rate the targets cannot all be met: --check exits 1.
+    f = tmp_path / "p.toml"
+    f.write_text("[parameters]\nuse.initiation_rate = 2.0\n")
+    args = [
+        "calibrate",
+        "-p",
+        "300",
+        "-n",
+        "1",
+        "-y",
+        "0.3",
+        "--burn-in",
+        "0.3",
+        "-t",
+        "0",
+        "-w",
+        "1",
+        "--params",
+        str(f),
+        "--check",
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    r = CliRunner().invoke(_app(), args)
+    assert r.exit_code == 1, r.output
+    assert "no" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--free", "use.initation_rate"], "did you mean"),
+        (["--free", "overdose.fatality=0.5:3"], "allowed range"),
+        (["--scenario", "expand_moud"], "interventions"),
+        (["--scenario", "no_such_scenario"], "unknown scenario"),
+        (["--params", "/nonexistent/p.toml"], "no such parameter file"),
+    ],
+)
+def test_calibrate_command_bad_input_exits_2(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(_app(), ["calibrate", "-t", "0", "-o", str(tmp_path), *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output

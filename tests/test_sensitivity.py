@@ -85,3 +85,81 @@ def test_sobol_on_request(tmp_path):
     assert {"S1", "S1_conf", "ST", "ST_conf"} <= set(idx.columns)
     assert res.ranking[0] == "use.initiation_rate" and idx.loc[NULL, "ST"] == 0
     assert res.paths["plot"].exists()
+
+
+def test_one_design_serves_several_metrics():
+    from model.sensitivity import run_sensitivity_metrics
+
+    res = run_sensitivity_metrics(
+        ["use.initiation_rate", NULL],
+        ["misuse_prevalence", "mh_prevalence"],
+        trajectories=2,
+        **TINY,
+    )
+    a, b = res["misuse_prevalence"], res["mh_prevalence"]
+    assert a.samples.drop(columns="misuse_prevalence").equals(b.samples.drop(columns="mh_prevalence"))
+    assert a.indices.set_index("parameter").loc[NULL, "mu_star"] == 0
+
+
+# -- the `oudsim sensitivity` command -----------------------------------------------------------
+
+
+def _app():
+    import typer
+
+    from model.cli_analysis import register
+
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    return register(app)
+
+
+def test_sensitivity_command_prints_ranking_and_writes_files(tmp_path):
+    from typer.testing import CliRunner
+
+    args = [
+        "sensitivity",
+        "use.initiation_rate",
+        f"{NULL}=2.1:4",
+        "-m",
+        "misuse_prevalence",
+        "-r",
+        "2",
+        "-p",
+        "300",
+        "-y",
+        "0.3",
+        "--burn-in",
+        "0.3",
+        "-w",
+        "1",
+        "-o",
+        str(tmp_path),
+    ]
+    r = CliRunner().invoke(_app(), args)
+    assert r.exit_code == 0, r.output
+    assert "Morris ranking of misuse_prevalence" in r.output
+    assert r.output.index("use.initiation_rate") < r.output.index(NULL)
+    idx = pd.read_csv(tmp_path / "sensitivity_misuse_prevalence_morris.csv")
+    assert list(idx["parameter"]) == ["use.initiation_rate", NULL]
+    assert (tmp_path / "sensitivity_misuse_prevalence_morris_ranking.png").exists()
+    assert "sensitivity" in (tmp_path / "sensitivity_misuse_prevalence_morris_command.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["use.initiation_rate", "use.progresion_rate"], "did you mean"),
+        (["use.initiation_rate", NULL, "-m", "oud_prevalance"], "did you mean 'oud_prevalence'"),
+        (["use.initiation_rate", NULL, "--method", "fast"], "--method"),
+        (["use.initiation_rate", "overdose.fatality=0:2"], "allowed range"),
+        (["use.initiation_rate", "social.peer_support_rate"], "defaults to 0"),
+        (["use.initiation_rate", NULL, "--scenario", "naloxone"], "interventions"),
+    ],
+)
+def test_sensitivity_command_bad_input_exits_2(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(_app(), ["sensitivity", *args, "-o", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output

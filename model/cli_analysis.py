@@ -1,0 +1,372 @@
+"""``oudsim calibrate`` and ``oudsim sensitivity``: fitting the model to published figures and
+ranking what moves its outputs.
+
+The commands are plain functions; ``register(app)`` adds them to a Typer app (the main ``oudsim``
+app calls it). Exit codes: 0 success; 1 ``calibrate --check`` found a target outside its band;
+2 bad input (one message, no traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from model.parameters import ParameterError, Parameters
+
+__all__ = ["calibrate", "register", "sensitivity"]
+
+EXIT_OUTSIDE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+
+
+def _width(stream: Any) -> int | None:
+    # Rich assumes 80 columns when output is not a terminal; the tables need more.
+    return None if os.environ.get("COLUMNS") or stream.isatty() else 150
+
+
+out_console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Bad input becomes one message and exit 2; Ctrl-C becomes exit 130."""
+    try:
+        yield
+    except ParameterError as e:  # ScenarioError is one too
+        _fail(str(e))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def _progress(label: str, unit: str = "runs") -> Iterator[Any]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _command_line() -> str:
+    return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _base(scenario: str, params_file: Path | None) -> Parameters:
+    """The parameters to start from: a scenario (without interventions) or a parameter file."""
+    if params_file is not None:
+        return Parameters.from_file(params_file)
+    from scenarios import load_scenario
+
+    s = load_scenario(scenario)
+    if s.interventions:
+        raise ParameterError(
+            f"scenario '{s.name}' has interventions; calibration and sensitivity analysis start "
+            "from a scenario without any (e.g. baseline)"
+        )
+    return s.params
+
+
+# -- shared options ----------------------------------------------------------------------------
+
+Population = Annotated[int, typer.Option("--population", "-p", min=50, help="Number of people.")]
+Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per evaluated point.")]
+Years = Annotated[
+    float,
+    typer.Option("--years", "-y", min=0.02, max=500, help="Years recorded after burn-in."),
+]
+BurnIn = Annotated[
+    float | None,
+    typer.Option("--burn-in", min=0, max=200, help="Burn-in years (default: simulation.burn_in_years)."),
+]
+Seed = Annotated[
+    int,
+    typer.Option("--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."),
+]
+Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]
+ScenarioOpt = Annotated[
+    str,
+    typer.Option("--scenario", help="Scenario to start from (its parameters; no interventions)."),
+]
+ParamsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        help="Start from this TOML parameter file instead of a scenario.",
+        dir_okay=False,
+    ),
+]
+
+
+# -- calibrate ---------------------------------------------------------------------------------
+
+
+def calibrate(
+    population: Population = 10_000,
+    replicates: Replicates = 4,
+    years: Years = 10.0,
+    burn_in: BurnIn = None,
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials",
+            "-t",
+            min=0,
+            help="Optuna trials (trial 0 is the starting values); 0 only evaluates them.",
+        ),
+    ] = 40,
+    seed: Seed = 1,
+    workers: Workers = DEFAULT_WORKERS,
+    free: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--free",
+            help="A free parameter: a declared name, or name=lo:hi. Repeat; default: the declared "
+            "set (model.calibration.FREE_PARAMETERS).",
+        ),
+    ] = None,
+    pull: Annotated[float, typer.Option("--pull", min=0, help="Weight of the pull toward each point target.")] = 0.1,
+    scenario: ScenarioOpt = "baseline",
+    params_file: ParamsFile = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the table, trials and fitted.toml.")] = Path(
+        "results/calibration"
+    ),
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if any target mean is outside its band.")] = False,
+) -> None:
+    """Fit the free parameters to the calibration targets (evidence.md) with Optuna; print each
+    target against the model (mean and 95% interval across replicates) and write fitted.toml."""
+    from model import calibration as cal
+
+    command = _command_line()
+    with _clear_errors():
+        base = _base(scenario, params_file)
+        chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
+        for p in chosen:
+            p.check()
+        with _progress("calibrating", "replicates") as update:
+            result = cal.calibrate(
+                base,
+                chosen,
+                population=population,
+                replicates=replicates,
+                years=years,
+                burn_in_years=burn_in,
+                trials=trials,
+                seed=seed,
+                workers=workers,
+                pull=pull,
+                progress=update,
+            )
+        paths = cal.write_outputs(result, out, command=command)
+    out_console.print(_target_table(result))
+    if trials:
+        fitted = Table(title="Fitted values", title_justify="left")
+        fitted.add_column("parameter")
+        fitted.add_column("value", justify="right")
+        for k, v in sorted(result.overrides.items()):
+            fitted.add_row(k, str(v))
+        out_console.print(fitted)
+    if result.interrupted:
+        err_console.print("interrupted: the best trial so far is written")
+    out_console.print(
+        f"Loss {result.loss:.4g}; every target inside its band: "
+        f"{'yes' if result.all_inside else 'no'}. Wrote {paths['table']}, {paths['fitted'].name}, "
+        f"{paths['trials'].name}, {paths['replicates'].name}, {paths['markdown'].name}."
+    )
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if check and not result.all_inside:
+        raise typer.Exit(EXIT_OUTSIDE)
+
+
+def _target_table(result: Any) -> Table:
+    from model.calibration import format_value as _fmt
+
+    s = result.settings
+    t = Table(
+        title=f"Calibration targets: {s['population']:,} people, {s['replicates']} replicates, "
+        f"{s['years']:g} years after {s['burn_in_years']:g} years of burn-in (final-year means)",
+        title_justify="left",
+    )
+    for col, just in (
+        ("target", "left"),
+        ("evidence", "left"),
+        ("point", "right"),
+        ("band", "right"),
+        ("model mean", "right"),
+        ("95% interval", "right"),
+        ("inside", "center"),
+    ):
+        t.add_column(col, justify=just)
+    for r in result.summary.itertuples(index=False):
+        m = r.metric
+        target = None if r.target is None or r.target != r.target else float(r.target)
+        t.add_row(
+            m,
+            r.source,
+            _fmt(target, m),
+            f"{_fmt(r.band_lo, m)} – {_fmt(r.band_hi, m)}",
+            _fmt(r.mean, m),
+            f"{_fmt(r.lo, m)} – {_fmt(r.hi, m)}",
+            Text("yes", style="green") if r.inside else Text("no", style="bold red"),
+        )
+    return t
+
+
+# -- sensitivity -------------------------------------------------------------------------------
+
+
+def sensitivity(
+    parameters: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[PARAMETER[=LO:HI]]...",
+            help="Dotted parameter names, each optionally with bounds (a vector parameter's "
+            "bounds scale it). Default: the calibration's free parameters.",
+            show_default=False,
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str],
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Metric to analyse (a catalogue name); repeat for several, from the same runs.",
+        ),
+    ] = ["oud_prevalence"],  # noqa: B006 - Typer needs a literal default
+    method: Annotated[str, typer.Option("--method", help="morris (screening) or sobol (variance indices).")] = "morris",
+    trajectories: Annotated[
+        int, typer.Option("--trajectories", "-r", min=2, help="Morris trajectories (k+1 runs each).")
+    ] = 8,
+    levels: Annotated[int, typer.Option("--levels", min=2, help="Morris grid levels.")] = 4,
+    sobol_n: Annotated[
+        int, typer.Option("--sobol-n", min=2, help="Sobol base sample (N*(k+2) runs); a power of 2.")
+    ] = 64,
+    fraction: Annotated[
+        float,
+        typer.Option(
+            "--fraction",
+            min=0.01,
+            max=0.99,
+            help="Default bounds: default * (1 ± fraction), clipped to the schema range.",
+        ),
+    ] = 0.5,
+    population: Population = 5_000,
+    years: Years = 5.0,
+    average: Annotated[
+        float,
+        typer.Option(
+            "--average-years", min=0.02, help="Average each metric over the final years (default: the final year)."
+        ),
+    ] = 1.0,
+    burn_in: BurnIn = None,
+    replicates: Replicates = 1,
+    seed: Seed = 1,
+    workers: Workers = DEFAULT_WORKERS,
+    scenario: ScenarioOpt = "baseline",
+    params_file: ParamsFile = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the indices CSV and the ranked plot.")] = Path(
+        "results/sensitivity"
+    ),
+) -> None:
+    """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request, of a
+    metric over named parameters; writes the indices as CSV and a ranked plot, prints the ranking."""
+    from model import sensitivity as sa
+    from model.calibration import FREE_PARAMETERS
+
+    with _clear_errors():
+        if method not in sa.METHODS:
+            raise ParameterError(f"--method must be one of {', '.join(sa.METHODS)}, not '{method}'")
+        for m in metric:
+            sa.check_metric(m)
+        base = _base(scenario, params_file)
+        specs = parameters or [p.name for p in FREE_PARAMETERS]
+        free = [sa.parse_parameter(p, fraction) for p in specs]
+        with _progress(f"{method} sensitivity", "runs") as update:
+            results = sa.run_sensitivity_metrics(
+                free,
+                metric,
+                method=method,
+                base=base,
+                trajectories=trajectories,
+                levels=levels,
+                sobol_n=sobol_n,
+                fraction=fraction,
+                population=population,
+                years=years,
+                average_years=average,
+                burn_in_years=burn_in,
+                replicates=replicates,
+                seed=seed,
+                workers=workers,
+                out=out,
+                progress=update,
+            )
+    command = _command_line()
+    for res in results.values():
+        out_console.print(_ranking_table(res))
+        (out / f"sensitivity_{res.metric}_{res.method}_command.txt").write_text(command + "\n")
+        out_console.print(f"Wrote {res.paths['indices']} and {res.paths['plot']}.")
+
+
+def _ranking_table(res: Any) -> Table:
+    morris = res.method == "morris"
+    s = res.settings
+    t = Table(
+        title=f"{'Morris' if morris else 'Sobol'} ranking of {res.metric} ({s['runs']} runs, "
+        f"{s['population']:,} people, {s['years']:g} years)",
+        title_justify="left",
+    )
+    t.add_column("rank", justify="right")
+    t.add_column("parameter")
+    t.add_column("range", justify="right")
+    cols = ("mu_star", "mu_star_conf", "mu", "sigma") if morris else ("ST", "ST_conf", "S1")
+    for c in cols:
+        t.add_column(c.replace("_conf", " ±95%"), justify="right")
+    for r in res.indices.itertuples(index=False):
+        rng = f"{r.lo:.4g} – {r.hi:.4g}" + (" (×)" if r.scale_factor else "")
+        t.add_row(str(r.rank), r.parameter, rng, *(f"{getattr(r, c):.4g}" for c in cols))
+    return t
+
+
+def register(app: typer.Typer) -> typer.Typer:
+    """Add ``calibrate`` and ``sensitivity`` to an existing Typer app."""
+    app.command("calibrate")(calibrate)
+    app.command("sensitivity")(sensitivity)
+    return app
