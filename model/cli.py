@@ -555,6 +555,20 @@ def report(
     out_console.print(f"Wrote {page} with {count} plots in {page.parent / 'report'}/.")
 
 
+def _register_other_commands() -> None:
+    """``calibrate`` and ``sensitivity`` live in model/cli_analysis.py (owned by calibration work)."""
+    try:
+        from model.cli_analysis import register
+    except ModuleNotFoundError as e:  # that module is optional: only its absence is tolerated
+        if e.name != "model.cli_analysis":
+            raise
+        return
+    register(app)
+
+
+_register_other_commands()
+
+
 def main() -> None:  # pragma: no cover - `python -m model.cli`
     app()
 
