@@ -212,3 +212,23 @@ def test_networkx_graph_can_be_passed():
     g = nx.connected_watts_strogatz_graph(200, 6, 0.1, seed=1)
     m = OUDModel(population=200, rng=1, burn_in_years=0, graph=g, **{"network.latent_ties_per_person": 0})
     assert {tuple(sorted(e)) for e in m.graph.edges()} == {tuple(sorted(e)) for e in g.edges()}
+
+
+def test_newcomers_are_young_adults_drawn_from_the_inputs():
+    m = OUDModel(population=40_000, rng=8, burn_in_years=0, **{"demography.mortality_per_1000": [900.0] * 5})
+    m.run_for(4)
+    pop = m.population
+    new = pop.entry_week > 0
+    assert new.sum() > 2_000
+    assert np.all(pop.age[new] < m.params.demography.entry_age + 4 / 52 + 1e-4)
+    shares = np.bincount(pop.ace[new], minlength=3) / new.sum()
+    assert np.allclose(shares, m.params.demography.ace_shares, atol=0.03)
+    # Newcomers start without opioid use (a few may have started since entering).
+    assert np.mean(pop.stage[new] == Stage.NONE) > 0.97
+    # Cached per-person factors follow the newcomers' groups.
+    from model.rates import _group_table
+
+    p = m.params.use
+    expected = _group_table(p.age_hr, p.ses_hr, p.ace_hr)[pop.group]
+    cached, _ = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    assert np.allclose(cached, expected)
