@@ -161,7 +161,7 @@ def calibrate(
             "set (model.calibration.FREE_PARAMETERS).",
         ),
     ] = None,
-    pull: Annotated[float, typer.Option("--pull", min=0, help="Weight of the pull toward each point target.")] = 0.1,
+    pull: Annotated[float, typer.Option("--pull", min=0, help="Weight of the pull toward each point target.")] = 1.0,
     scenario: ScenarioOpt = "baseline",
     params_file: ParamsFile = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the table, trials and fitted.toml.")] = Path(
@@ -370,3 +370,13 @@ def register(app: typer.Typer) -> typer.Typer:
     app.command("calibrate")(calibrate)
     app.command("sensitivity")(sensitivity)
     return app
+
+
+def main() -> None:  # pragma: no cover - `python -m model.cli_analysis calibrate ...`
+    app = typer.Typer(name="oudsim", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

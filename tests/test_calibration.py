@@ -28,8 +28,8 @@ def test_targets_are_valid_and_name_real_outputs():
         assert t.lo < t.hi
         assert t.target is None or t.lo <= t.target <= t.hi
         assert t.source.startswith("E")
-    # the seven rows of evidence.md's "Calibration targets the baseline must hit"
-    assert len(cal.TARGETS) == 7
+    # the seven rows of evidence.md's "Calibration targets the baseline must hit", and E24
+    assert len(cal.TARGETS) == 8
 
 
 def test_free_parameters_lie_inside_schema_ranges_and_contain_the_defaults():
@@ -52,9 +52,13 @@ def test_loss_is_zero_inside_bands_and_grows_outside():
     near = cal.loss(_summary({**inside, t.metric: t.hi + 0.1 * w}), pull=0.0)
     far = cal.loss(_summary({**inside, t.metric: t.hi + 0.5 * w}), pull=0.0)
     below = cal.loss(_summary({**inside, t.metric: t.lo - 0.1 * w}), pull=0.0)
-    assert near == pytest.approx(0.1) and far == pytest.approx(0.5) and below == pytest.approx(0.1)
-    # the pull prefers the point target to the band's edge, but stays small
-    assert cal.loss(_summary(inside)) < cal.loss(_summary(edge)) < near + 1.0
+    assert near == pytest.approx(1.0) and far == pytest.approx(5.0) and below == pytest.approx(1.0)
+    # the pull prefers the point target to the band's edge, but stays small: a central point
+    # anywhere inside its band costs less than a tenth of a band width outside
+    assert cal.loss(_summary(inside)) < cal.loss(_summary(edge))
+    t = cal.TARGETS_BY_METRIC["mh_prevalence"]
+    pulled = cal.loss(_summary({**inside, t.metric: t.hi}), pull=1.0)
+    assert 0 < pulled < cal.loss(_summary({**inside, t.metric: t.hi + 0.1 * (t.hi - t.lo)}), pull=0)
 
 
 def test_odds_ratio_band_is_measured_on_the_log_scale():
