@@ -9,6 +9,7 @@ app calls it). Exit codes: 0 success; 1 ``calibrate --check`` found a target out
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import sys
@@ -179,6 +180,12 @@ def calibrate(
         chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
         for p in chosen:
             p.check()
+        best = [math.inf]
+
+        def on_trial(number: int, value: float, values: dict[str, float]) -> None:
+            best[0] = min(best[0], value)
+            err_console.print(f"trial {number + 1}/{trials}: loss {value:.4g} (best {best[0]:.4g})")
+
         with _progress("calibrating", "replicates") as update:
             result = cal.calibrate(
                 base,
@@ -192,6 +199,7 @@ def calibrate(
                 workers=workers,
                 pull=pull,
                 progress=update,
+                on_trial=on_trial,
             )
         paths = cal.write_outputs(result, out, command=command)
     out_console.print(_target_table(result))
