@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import os
 import threading
 from typing import Any
@@ -29,11 +30,11 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization import solara_viz as mesa_viz
 from mesa.visualization.utils import update_counter
-from solara.components.applayout import apptitle_portal, appbar_portal, sidebar_portal
+from solara.components.applayout import appbar_portal, apptitle_portal, sidebar_portal
 
 from agents.states import DISORDERS, Stage
 from model import ParameterError
-from model.dashboard import MAX_DRAWN, OKABE_ITO, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
+from model.dashboard import MAX_DRAWN, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
 from model.dashboard.drawing import LINE_COLOURS, LINE_STYLES
 from model.metrics import BY_NAME, CATALOGUE
 from model.oud_model import OUDModel
@@ -161,7 +162,9 @@ class ExploreModel(OUDModel):
     reported on the page (``error``) while the defaults run, instead of breaking the page."""
 
     def __init__(self, population: int = DEFAULT_POPULATION, rng: Any = 42,
-                 burn_in_years: float = DEFAULT_BURN_IN, **overrides: Any) -> None:
+                 burn_in_years: float = DEFAULT_BURN_IN, scenario: Any = None, **overrides: Any) -> None:
+        # ``scenario``: Mesa's Reset passes a mesa.experimental Scenario to models that take **kwargs;
+        # the validated parameter tree is this model's source of truth, so it is not used.
         error = None
         try:
             seed = int(str(rng).strip())
@@ -174,6 +177,20 @@ class ExploreModel(OUDModel):
         super().__init__(population=int(population), rng=seed, burn_in_years=burn_in_years, **overrides)
         self.error = error
         self.seed = seed
+        self.paced = False  # set while a page shows this model
+        self.drawn = threading.Event()
+        self.drawn.set()
+
+    def step(self) -> None:
+        # Frame pacing: while a page shows this model, a step waits until the previous one is drawn.
+        # Mesa's Play thread steps every play interval without waiting for the page; when a redraw
+        # takes longer than that (a busy machine), each redraw would be asked to start over before it
+        # ends, and Solara stops such a render loop with an error. The timeout keeps a closed page
+        # from stalling the model.
+        if self.paced:
+            self.drawn.wait(timeout=5.0)
+            self.drawn.clear()
+        super().step()
 
     def settings(self) -> dict[str, Any]:
         """The value of every slider this run was built with (read back from its parameters)."""
@@ -197,12 +214,51 @@ def network_view(model: OUDModel) -> NetworkView:
         return view
 
 
-def charts_view(model: OUDModel) -> ChartsView:
-    with _view_lock:
-        view = getattr(model, "_dashboard_charts", None)
-        if view is None:
-            view = model._dashboard_charts = ChartsView(model)
-        return view
+class SparePool:
+    """One default model built ahead of time, with its layout and first drawings.
+
+    A new visitor takes it, so their first page shows without waiting for a model to be built (burn-in),
+    laid out and drawn; a replacement is built at once in a background thread. The pool is filled when
+    the server imports this file, so even the first page load after start-up is quick.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: tuple[ExploreModel, ChartsView] | None = None
+        self._builder: threading.Thread | None = None
+
+    @staticmethod
+    def build() -> tuple[ExploreModel, ChartsView]:
+        model = ExploreModel(**initial_kwargs())
+        charts = ChartsView(model)
+        charts.render(model)  # draws and caches the chart backgrounds
+        if model.population.n <= MAX_DRAWN:
+            network_view(model).render(model)  # computes the layout
+        return model, charts
+
+    def refill(self) -> None:
+        with self._lock:
+            if self._ready is not None or (self._builder is not None and self._builder.is_alive()):
+                return
+            self._builder = threading.Thread(target=self._fill, name="oudsim-spare-model", daemon=True)
+            self._builder.start()
+
+    def _fill(self) -> None:
+        built = self.build()
+        with self._lock:
+            self._ready = built
+
+    def take(self) -> tuple[ExploreModel, ChartsView]:
+        builder = self._builder
+        if builder is not None:
+            builder.join()  # one is on its way: waiting is quicker than building a second
+        with self._lock:
+            ready, self._ready = self._ready, None
+        self.refill()
+        return ready if ready is not None else self.build()
+
+
+spare_pool = SparePool()
 
 
 def row_of(model: OUDModel, uid: int | None) -> int | None:
@@ -245,6 +301,52 @@ class PickImage(ipyvue.VueTemplate):
     clicked = traitlets.Dict(default_value={}).tag(sync=True)
 
 
+_DOWNLOAD_TEMPLATE = """
+<template>
+  <button class="oud-download" :data-testid="testid" @click="request = true">{{ label }}</button>
+</template>
+<script>
+module.exports = {
+  watch: {
+    payload(value) {
+      if (!value) return;
+      const a = document.createElement('a');
+      a.download = this.filename;
+      a.href = URL.createObjectURL(new Blob([value], {type: this.mime}));
+      document.body.appendChild(a);
+      a.click();
+      document.body.removeChild(a);
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      this.payload = null;
+      this.request = false;
+    }
+  }
+}
+</script>
+"""
+
+
+class DownloadButton(ipyvue.VueTemplate):
+    """A button that fetches bytes from Python only when pressed, then saves them as a file.
+
+    (solara.FileDownload renders nothing with ipyvue 3: its template nests <jupyter-widget> children.)
+    """
+
+    template = traitlets.Unicode(_DOWNLOAD_TEMPLATE).tag(sync=True)
+    label = traitlets.Unicode("Download").tag(sync=True)
+    filename = traitlets.Unicode("download.csv").tag(sync=True)
+    mime = traitlets.Unicode("text/csv").tag(sync=True)
+    testid = traitlets.Unicode("").tag(sync=True)
+    request = traitlets.Bool(False).tag(sync=True)
+    payload = traitlets.Bytes(None, allow_none=True).tag(sync=True)
+    make = traitlets.Any(None)  # () -> bytes, called on the server when the button is pressed
+
+    @traitlets.observe("request")
+    def _on_request(self, change: dict) -> None:
+        if change["new"] and self.make is not None:
+            self.payload = self.make()
+
+
 def png_src(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -270,11 +372,27 @@ CSS = """
                          vertical-align: top; }
 .oud-kv th { color: #555; font-weight: 500; white-space: nowrap; }
 .oud-summary { font-size: 0.85rem; color: #333; }
+.oud-notice { padding: 8px 12px; border-radius: 4px; border-left: 4px solid; margin: 4px 0;
+              font-size: 0.9rem; }
+.oud-error { background: #FDECEA; border-color: #D55E00; }
+.oud-warning { background: #FFF5D6; border-color: #E69F00; }
+.oud-info { background: #E8F3FA; border-color: #0072B2; }
+.oud-success { background: #E6F5EF; border-color: #009E73; }
+.oud-download { border: 1px solid #0072B2; color: #0072B2; border-radius: 4px; padding: 6px 14px;
+                font-size: 0.85rem; font-weight: 500; letter-spacing: 0.03em; background: white; }
+.oud-download:hover { background: #E8F3FA; }
 .oud-table { border-collapse: collapse; font-size: 0.82rem; }
 .oud-table td, .oud-table th { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
 .oud-table td:first-child, .oud-table th:first-child { text-align: left; }
 .oud-table tr.chosen { background: #FFF5D6; }
 """
+
+
+@solara.component
+def Notice(kind: str, message: str) -> None:
+    """A coloured message box. (solara.Error/Info/... pass Vuetify 2 props that ipyvuetify 3 refuses.)"""
+    solara.HTML(tag="div", unsafe_innerHTML=html.escape(message), classes=["oud-notice", f"oud-{kind}"],
+                attributes={"role": "alert" if kind == "error" else "status", "data-testid": f"notice-{kind}"})
 
 
 def stage_chip(stage: Stage) -> str:
@@ -289,26 +407,39 @@ def stage_chip(stage: Stage) -> str:
 @solara.component
 def Explore() -> None:
     # One model per browser session (use_memo), so students on one server never share a model.
-    first = solara.use_memo(lambda: ExploreModel(**initial_kwargs()), [])
+    first, charts = solara.use_memo(spare_pool.take, [])
     model = solara.use_reactive(first)
     selected = solara.use_reactive(None)  # unique_id of the person in the inspector
     solara.Style(CSS)
     SolaraViz(model, components=[], model_params=MODEL_PARAMS, name="oudsim · Explore", play_interval=50)
-    ExploreMain(model, selected)
+    ExploreMain(model, charts, selected)
 
 
 @solara.component
-def ExploreMain(model: solara.Reactive[ExploreModel], selected: solara.Reactive[int | None]) -> None:
+def ExploreMain(model: solara.Reactive[ExploreModel], charts: ChartsView,
+                selected: solara.Reactive[int | None]) -> None:
     tick = update_counter.get()  # Mesa's controller bumps this after every step
     m = model.value
     solara.use_effect(lambda: selected.set(None), [m])  # a reset makes new people: drop the old choice
+
+    def pace() -> Any:
+        m.paced = True
+
+        def stop() -> None:
+            m.paced = False
+            m.drawn.set()
+
+        return stop
+
+    solara.use_effect(pace, [m])
+    solara.use_effect(m.drawn.set)  # after every render: the step just shown has been drawn
     with solara.Column(gap="8px"):
         if m.error:
-            solara.Error(m.error)
+            Notice("error", m.error)
         RunSummary(m, tick)
         with solara.ColumnsResponsive(default=12, large=[5, 7], gutters_dense=True):
             NetworkPanel(m, selected, tick)
-            ChartsPanel(m, tick)
+            ChartsPanel(m, charts, tick)
         Inspector(m, selected, tick)
 
 
@@ -330,7 +461,7 @@ def RunSummary(m: ExploreModel, tick: int) -> None:
 def NetworkPanel(m: ExploreModel, selected: solara.Reactive[int | None], tick: int) -> None:
     with solara.Card("Social network", margin=0):
         if m.population.n > MAX_DRAWN:
-            solara.Info(f"The network is drawn for populations of up to {MAX_DRAWN:,} people. This run has "
+            Notice("info", f"The network is drawn for populations of up to {MAX_DRAWN:,} people. This run has "
                         f"{m.population.n:,}, so the page shows the charts only.")
         else:
             NetworkDrawing(m, selected, tick)
@@ -358,8 +489,8 @@ def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick:
 
 
 @solara.component
-def ChartsPanel(m: ExploreModel, tick: int) -> None:
-    view = charts_view(m)
+def ChartsPanel(m: ExploreModel, view: ChartsView, tick: int) -> None:
+    # One ChartsView per session, kept across resets: its cached backgrounds usually still fit.
     pngs = solara.use_memo(lambda: view.render(m), [m, tick])
     with solara.Card("Over time", margin=0):
         with solara.Div(classes=["oud-charts"]):
@@ -397,7 +528,7 @@ def Inspector(m: ExploreModel, selected: solara.Reactive[int | None], tick: int)
         row = row_of(m, uid)
         history = m.transitions.for_person(uid)
         if row is None:
-            solara.Warning(f"Person {uid} is not in this population now: they died, or the id does not "
+            Notice("warning", f"Person {uid} is not in this population now: they died, or the id does not "
                            "exist in this run (Reset gives everyone new ids).")
         else:
             PersonDetails(m, row, history, selected)
@@ -470,7 +601,6 @@ def comparison(names: list[str], replicates: int, years: float, population: int,
         progress_counts.set((done, total))
         comparison.progress = 100.0 * done / max(total, 1)
 
-    progress_counts.set((0, len(names) * replicates))
     return run_replicates(names, replicates=replicates, years=years, population=population, seed=seed,
                           workers=workers, progress=progress)
 
@@ -490,7 +620,7 @@ def metric_scale(metric: str) -> tuple[float, str]:
 
 def comparison_figure(df: pd.DataFrame, metric: str) -> Figure:
     scale, unit = metric_scale(metric)
-    fig = Figure(figsize=(7.2, 3.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(8.4, 4.0), dpi=100, layout="constrained")
     ax = fig.subplots()
     b = band(df, metric)
     for i, (name, g) in enumerate(b.groupby("scenario", sort=False)):
@@ -505,6 +635,12 @@ def comparison_figure(df: pd.DataFrame, metric: str) -> Figure:
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -557,33 +693,42 @@ def Compare() -> None:
                 solara.HTML(tag="div", unsafe_innerHTML=f"<b>{html.escape(name)}</b>: "
                             f"{html.escape(scenarios.get(name, ''))}", classes=["oud-explainer"])
         with solara.Card("Runs", margin=0):
-            solara.SliderInt("Replicates per scenario (runs)", value=replicates, min=1, max=30)
-            solara.SliderInt("Horizon (years after burn-in)", value=years, min=1, max=20)
+            solara.SliderInt("Replicates per scenario (runs)", value=replicates, min=1, max=30,
+                             thumb_label="always")
+            solara.SliderInt("Horizon (years after burn-in)", value=years, min=1, max=20, thumb_label="always")
             solara.Select("Population (people)", value=population, values=[300, 500, 1_000, 2_000, 5_000, 10_000])
-            solara.InputInt("Seed (whole number; replicate i shares a seed across scenarios)", value=seed)
-            solara.SliderInt("Worker processes", value=workers, min=1, max=max(os.cpu_count() or 1, 1))
+            solara.InputInt("Random seed (whole number)", value=seed)
+            solara.SliderInt("Worker processes", value=workers, min=1, max=max(os.cpu_count() or 1, 1),
+                             thumb_label="always")
             solara.HTML(tag="div", classes=["oud-explainer"], unsafe_innerHTML=(
-                "Each run starts with the scenario's burn-in (10 years by default) before week 0. Runs use "
-                "the CPU of the server: more people, replicates or years take longer."))
+                "Replicate i of every scenario shares a seed, so scenarios are compared on the same luck. "
+                "Each run starts with the scenario's burn-in (10 years by default) before week 0, on "
+                "this server's CPU: more people, replicates or years take longer."))
+            def start() -> None:
+                names = list(chosen.value)
+                progress_counts.set((0, len(names) * replicates.value))
+                comparison(names, replicates.value, float(years.value), int(population.value),
+                           int(seed.value or 0), workers.value)
+
             with solara.Row():
                 solara.Button("Run comparison", color="primary", disabled=comparison.pending or not chosen.value,
-                              on_click=lambda: comparison(list(chosen.value), replicates.value, float(years.value),
-                                                          int(population.value), int(seed.value or 0),
-                                                          workers.value))
+                              on_click=start)
                 solara.Button("Cancel", disabled=not comparison.pending, on_click=comparison.cancel)
 
     with solara.Column(gap="10px"):
-        solara.Markdown("Pick scenarios, the number of replicates and the horizon on the left, then press "
-                        "**Run comparison**. Runs go on in the background; the page stays usable.")
+        # Plain HTML, not solara.Markdown: Markdown loads KaTeX from a CDN that solara-assets lacks.
+        solara.HTML(tag="div", unsafe_innerHTML=(
+            "Pick scenarios, the number of replicates and the horizon on the left, then press "
+            "<b>Run comparison</b>. Runs go on in the background; the page stays usable."))
         if comparison.pending:
             done, total = progress_counts.value
             solara.ProgressLinear(value=comparison.progress or 0)
             solara.HTML(tag="div", unsafe_innerHTML=f"Running: {done} of {total} runs done",
                         attributes={"data-testid": "progress-text"})
         if comparison.error:
-            solara.Error(f"The comparison failed: {comparison.exception}")
+            Notice("error", f"The comparison failed: {comparison.exception}")
         if comparison.cancelled:
-            solara.Warning("Cancelled.")
+            Notice("warning", "Cancelled.")
         df = comparison.value if comparison.finished else None
         if df is not None and not df.empty:
             ComparisonResults(df, metric)
@@ -596,21 +741,23 @@ def ComparisonResults(df: pd.DataFrame, metric: solara.Reactive[str]) -> None:
     summary = solara.use_memo(lambda: summarise(df), [df])
     labels = {m.label: m.name for m in CATALOGUE}
     reps = df.groupby("scenario")["replicate"].nunique()
-    solara.Success(f"Finished: {', '.join(f'{s} ({n} runs)' for s, n in reps.items())}.")
+    Notice("success", f"Finished: {', '.join(f'{s} ({n} runs)' for s, n in reps.items())}.")
     solara.Select("Metric", value=BY_NAME[metric.value].label, values=list(labels),
                   on_value=lambda label: metric.set(labels[label]))
-    fig = solara.use_memo(lambda: comparison_figure(df, metric.value), [df, metric.value])
-    solara.FigureMatplotlib(fig, format="png", dependencies=[df, metric.value])
+    png = solara.use_memo(lambda: figure_png(comparison_figure(df, metric.value)), [df, metric.value])
+    with solara.Div(style={"max-width": "860px"}):
+        PickImage.element(src=png_src(png), testid="compare-chart",
+                          alt=f"{BY_NAME[metric.value].label}: mean and 95% band per scenario over time")
     solara.HTML(tag="div", unsafe_innerHTML=(
         "Lines: mean across replicates; bands: 2.5th–97.5th percentile across replicates (95% band). "
         "Table: the same, for each replicate's mean over the final simulated year."), classes=["oud-explainer"])
     solara.HTML(tag="div", unsafe_innerHTML=summary_table_html(summary, metric.value),
                 style="overflow-x: auto")
     with solara.Row():
-        solara.FileDownload(lambda: df.to_csv(index=False).encode(), filename="oudsim-runs.csv",
-                            label="Download every run (CSV)", mime_type="text/csv")
-        solara.FileDownload(lambda: summary.to_csv(index=False).encode(), filename="oudsim-summary.csv",
-                            label="Download summary (CSV)", mime_type="text/csv")
+        DownloadButton.element(label="Download every run (CSV)", filename="oudsim-runs.csv",
+                               testid="download-runs", make=lambda: df.to_csv(index=False).encode())
+        DownloadButton.element(label="Download summary (CSV)", filename="oudsim-summary.csv",
+                               testid="download-summary", make=lambda: summary.to_csv(index=False).encode())
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -632,6 +779,7 @@ LAYOUT_CSS = """
 .oud-body { display: flex; flex: 1; min-height: 0; }
 .oud-side { width: 360px; flex: none; overflow-y: auto; padding: 8px; border-right: 1px solid #ddd; }
 .oud-main { flex: 1; min-width: 0; overflow: auto; padding: 8px 12px; }
+.oud-hidden { display: none !important; }
 @media (max-width: 900px) {
   .oud-body { flex-direction: column; overflow: auto; }
   .oud-side { width: auto; border-right: none; overflow: visible; }
@@ -670,10 +818,13 @@ def Layout(children: list | None = None) -> None:
             for child in appbar:
                 solara.display(child)
         with solara.Div(classes=["oud-body"]):
-            if sidebar and show_side:
-                solara.Div(children=sidebar, classes=["oud-side"])
-            solara.Div(children=children or [], classes=["oud-main"])
+            # Always mounted, hidden by a class: the inputs keep their state and the main area its place.
+            hidden = [] if (sidebar and show_side) else ["oud-hidden"]
+            solara.Div(children=sidebar, classes=["oud-side", *hidden]).key("oud-side")
+            solara.Div(children=children or [], classes=["oud-main"]).key("oud-main")
 
+
+spare_pool.refill()  # at import, i.e. when the server starts
 
 routes = [
     # The root route carries the layout: Solara uses it for every page of a single-file app.
