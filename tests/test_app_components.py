@@ -19,7 +19,8 @@ import solara.widgets
 
 import app
 from agents.states import Stage
-from model.dashboard import ChartsView, NetworkView, drawing
+from model.dashboard import ChartsView, NetworkView, compare, drawing
+from model.dashboard.ui import DownloadButton, PickImage
 
 POP = 400  # small: CI runs the suite on two shared cores
 
@@ -48,8 +49,8 @@ def all_html(rc: Any) -> str:
     return "\n".join(w.unsafe_innerHTML or "" for w in rc.find(solara.widgets.HTML).widgets)
 
 
-def image(rc: Any, testid: str) -> app.PickImage:
-    return rc.find(app.PickImage, testid=testid).widget
+def image(rc: Any, testid: str) -> PickImage:
+    return rc.find(PickImage, testid=testid).widget
 
 
 def click(rc: Any, label: str) -> None:
@@ -62,14 +63,15 @@ def week(rc: Any) -> int:
 
 def test_every_control_is_labelled_with_units_under_its_explainer() -> None:
     changes: list[tuple[str, Any]] = []
-    _, rc = solara.render(app.ExplainedUserInputs(app.MODEL_PARAMS, on_change=lambda k, x: changes.append((k, x))),
-                          handle_error=False)
+    _, rc = solara.render(
+        app.ExplainedUserInputs(app.MODEL_PARAMS, on_change=lambda k, x: changes.append((k, x))), handle_error=False
+    )
     sliders = rc.find(v.Slider).widgets
     expected = [s["label"] for s in app.MODEL_PARAMS.values() if s["type"].startswith("Slider")]
     assert sorted(s.label for s in sliders) == sorted(expected)
     assert all("(" in s.label and ")" in s.label for s in sliders), "every slider names its unit"
     text = all_html(rc)
-    for title, explainer, names in app.MECHANISMS:
+    for title, explainer, _names in app.MECHANISMS:
         assert title in text and explainer.split(".")[0] in text
     # The explainer sits right before the controls it explains: the isolation text precedes its slider.
     assert text.index("Social isolation") < text.index("Mental health")
@@ -153,7 +155,7 @@ def test_large_population_shows_charts_only(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(drawing, "force_layout", lambda *a, **k: pytest.fail("no layout for a large population"))
     rc = render_explore()
     assert "shows the charts only" in all_html(rc)
-    assert not rc.find(app.PickImage, testid="network").widgets
+    assert not rc.find(PickImage, testid="network").widgets
     chart = image(rc, "chart-mean_stigma").src
     click(rc, "Step")
     assert image(rc, "chart-mean_stigma").src != chart
@@ -197,12 +199,19 @@ def test_node_lookup_inverts_the_drawing() -> None:
 def runs() -> Any:
     from model.experiments import run_replicates
 
-    return run_replicates(["baseline", "expand_moud"], replicates=2, years=0.5, population=200, seed=1,
-                          workers=1, overrides={"burn_in_years": 1})
+    return run_replicates(
+        ["baseline", "expand_moud"],
+        replicates=2,
+        years=0.5,
+        population=200,
+        seed=1,
+        workers=1,
+        overrides={"burn_in_years": 1},
+    )
 
 
 def test_band_is_mean_and_percentiles_across_replicates(runs: Any) -> None:
-    b = app.band(runs, "oud_prevalence")
+    b = compare.band(runs, "oud_prevalence")
     assert set(b["scenario"]) == {"baseline", "expand_moud"}
     last = runs[(runs["scenario"] == "baseline") & (runs["step"] == runs["step"].max())]["oud_prevalence"]
     row = b[(b["scenario"] == "baseline")].iloc[-1]
@@ -214,7 +223,7 @@ def test_band_is_mean_and_percentiles_across_replicates(runs: Any) -> None:
 
 def test_comparison_results_show_both_scenarios_and_follow_the_metric(runs: Any) -> None:
     metric = solara.reactive("oud_prevalence")
-    _, rc = solara.render(app.ComparisonResults(runs, metric), handle_error=False)
+    _, rc = solara.render(compare.ComparisonResults(runs, metric), handle_error=False)
     table = all_html(rc)
     assert 'data-testid="summary-table"' in table
     assert "<th>baseline</th>" in table and "<th>expand_moud</th>" in table
@@ -224,5 +233,5 @@ def test_comparison_results_show_both_scenarios_and_follow_the_metric(runs: Any)
     assert metric.value == "mean_stigma"
     assert image(rc, "compare-chart").src != before
     assert 'class="chosen"><td>Mean community stigma' in all_html(rc)
-    csv = rc.find(app.DownloadButton, testid="download-runs").widget.make().decode()
+    csv = rc.find(DownloadButton, testid="download-runs").widget.make().decode()
     assert csv.splitlines()[0].startswith("scenario,replicate,seed,step,year")

@@ -185,18 +185,16 @@ class NetworkView:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ms = max(2.3, min(6.5, 110 / math.sqrt(self.n)))
-        self._ties = Line2D([], [], color="#D0D0D0", lw=0.35 if self.n > 500 else 0.6,
-                            solid_capstyle="butt")
+        self._ties = Line2D([], [], color="#D0D0D0", lw=0.35 if self.n > 500 else 0.6, solid_capstyle="butt")
         self._ego = Line2D([], [], color=OKABE_ITO["black"], lw=1.3)
         self._marks: dict[tuple[int, bool], Line2D] = {}
         for stage, colour in STAGE_COLOURS.items():
             # No disorder: a filled circle. A mental-health disorder: a diamond with a black edge.
-            self._marks[(int(stage), False)] = Line2D([], [], ls="none", marker="o", ms=ms, mfc=colour,
-                                                      mec="none")
-            self._marks[(int(stage), True)] = Line2D([], [], ls="none", marker="D", ms=ms * 1.05,
-                                                     mfc=colour, mec=OKABE_ITO["black"], mew=0.6)
-        self._ring = Line2D([], [], ls="none", marker="o", ms=ms * 3.2, mfc="none",
-                            mec=OKABE_ITO["black"], mew=2.0)
+            self._marks[(int(stage), False)] = Line2D([], [], ls="none", marker="o", ms=ms, mfc=colour, mec="none")
+            self._marks[(int(stage), True)] = Line2D(
+                [], [], ls="none", marker="D", ms=ms * 1.05, mfc=colour, mec=OKABE_ITO["black"], mew=0.6
+            )
+        self._ring = Line2D([], [], ls="none", marker="o", ms=ms * 3.2, mfc="none", mec=OKABE_ITO["black"], mew=2.0)
         artists: list[Artist] = [self._ties, self._ego, *self._marks.values(), self._ring]
         for a in artists:
             ax.add_line(a)
@@ -263,31 +261,55 @@ def explore_panels(isolated_max_ties: int = 1) -> tuple[Panel, ...]:
     iso = label("isolated_share").replace("isolated_max_ties", str(isolated_max_ties))
     iso = iso.replace(f"{isolated_max_ties} ties", "1 tie") if isolated_max_ties == 1 else iso
     return (
-        Panel("Opioid use disorder", "% of population", (
-            Trace("oud_prevalence", label("oud_prevalence")),
-            Trace("untreated_oud_prevalence", label("untreated_oud_prevalence")),
-        ), scale=100),
-        Panel("Treatment coverage", "% of people with OUD", (
-            Trace("treatment_coverage", label("treatment_coverage")),
-            Trace("integrated_share", label("integrated_share")),
-        ), scale=100),
-        Panel("Mental health", "% of population", (
-            Trace("mh_prevalence", label("mh_prevalence")),
-            Trace("depression_prevalence", label("depression_prevalence")),
-            Trace("anxiety_prevalence", label("anxiety_prevalence")),
-            Trace("ptsd_prevalence", label("ptsd_prevalence")),
-        ), scale=100, ncols=2),
-        Panel("Overdose deaths", "people (total since week 0)", (
-            Trace("overdose_deaths", "Overdose deaths", cumulative=True),
-            Trace("overdoses", "Overdoses, fatal or not", cumulative=True),
-        )),
-        Panel("Isolation", "% of population", (
-            Trace("isolated_share", iso),
-            Trace("mean_loneliness", label("mean_loneliness") + " (right axis)", right=True),
-        ), scale=100, right_unit="score 0–1"),
-        Panel("Stigma", "score 0–1", (
-            Trace("mean_stigma", label("mean_stigma")),
-        ), fixed=(0.0, 1.0)),
+        Panel(
+            "Opioid use disorder",
+            "% of population",
+            (
+                Trace("oud_prevalence", label("oud_prevalence")),
+                Trace("untreated_oud_prevalence", label("untreated_oud_prevalence")),
+            ),
+            scale=100,
+        ),
+        Panel(
+            "Treatment coverage",
+            "% of people with OUD",
+            (
+                Trace("treatment_coverage", label("treatment_coverage")),
+                Trace("integrated_share", label("integrated_share")),
+            ),
+            scale=100,
+        ),
+        Panel(
+            "Mental health",
+            "% of population",
+            (
+                Trace("mh_prevalence", label("mh_prevalence")),
+                Trace("depression_prevalence", label("depression_prevalence")),
+                Trace("anxiety_prevalence", label("anxiety_prevalence")),
+                Trace("ptsd_prevalence", label("ptsd_prevalence")),
+            ),
+            scale=100,
+            ncols=2,
+        ),
+        Panel(
+            "Overdose deaths",
+            "people (total since week 0)",
+            (
+                Trace("overdose_deaths", "Overdose deaths", cumulative=True),
+                Trace("overdoses", "Overdoses, fatal or not", cumulative=True),
+            ),
+        ),
+        Panel(
+            "Isolation",
+            "% of population",
+            (
+                Trace("isolated_share", iso),
+                Trace("mean_loneliness", label("mean_loneliness") + " (right axis)", right=True),
+            ),
+            scale=100,
+            right_unit="score 0–1",
+        ),
+        Panel("Stigma", "score 0–1", (Trace("mean_stigma", label("mean_stigma")),), fixed=(0.0, 1.0)),
     )
 
 
@@ -307,9 +329,17 @@ class PanelFigure:
         self.lines: list[tuple[Trace, Line2D]] = []
         for j, trace in enumerate(panel.traces):
             # A dot marks the latest value, so week 0 (a single point) is visible too.
-            line = Line2D([], [], color=LINE_COLOURS[j % len(LINE_COLOURS)],
-                          ls=LINE_STYLES[j % len(LINE_STYLES)], lw=1.6, label=trace.label,
-                          marker="o", ms=3.5, markevery=[-1])
+            line = Line2D(
+                [],
+                [],
+                color=LINE_COLOURS[j % len(LINE_COLOURS)],
+                ls=LINE_STYLES[j % len(LINE_STYLES)],
+                lw=1.6,
+                label=trace.label,
+                marker="o",
+                ms=3.5,
+                markevery=[-1],
+            )
             (twin if trace.right else ax).add_line(line)
             self.lines.append((trace, line))
         ax.set_ylabel(panel.unit, fontsize=7.5)
@@ -331,9 +361,18 @@ class PanelFigure:
         # Title and legend sit above the plot: they are part of the cached background, so they
         # must not overlap the lines drawn over it each step.
         fig.text(0.02, 0.975, panel.title, fontsize=9, fontweight="bold", va="top")
-        fig.legend(handles=[line for _, line in self.lines], loc="upper left",
-                   bbox_to_anchor=(0.01, 0.975 - 0.075), ncols=panel.ncols, fontsize=7, frameon=False,
-                   borderaxespad=0.0, handlelength=2.4, columnspacing=1.0, labelspacing=0.2)
+        fig.legend(
+            handles=[line for _, line in self.lines],
+            loc="upper left",
+            bbox_to_anchor=(0.01, 0.975 - 0.075),
+            ncols=panel.ncols,
+            fontsize=7,
+            frameon=False,
+            borderaxespad=0.0,
+            handlelength=2.4,
+            columnspacing=1.0,
+            labelspacing=0.2,
+        )
         self.blit = BlitFigure(fig, [line for _, line in self.lines])
 
     def render(self, model: OUDModel, xmax: float) -> bytes:

@@ -21,9 +21,16 @@ OUTPUT = ROOT / "test-output"
 SCREENSHOTS = OUTPUT / "screenshots"
 VIEWPORT = {"width": 1366, "height": 768}  # a common laptop screen
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-default-apps", "--disable-extensions",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -57,9 +64,25 @@ class Server:
         env = {**os.environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False", "PYTHONUNBUFFERED": "1"}
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "solara", "run", str(ROOT / "app.py"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--production", "--no-check-version", "--no-open"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "solara",
+                "run",
+                str(ROOT / "app.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--production",
+                "--no-check-version",
+                "--no-open",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.up_at = self._wait_up()
 
@@ -123,7 +146,8 @@ class NetworkWatch:
     def assert_clean(self) -> None:
         assert self.requests > 0, "the page made no request at all: was it watched?"
         assert not self.problems, "the page needed the network or failed to load something:\n" + "\n".join(
-            self.problems)
+            self.problems
+        )
 
 
 def screenshot(page: Any, name: str, full_page: bool = False) -> Path:

@@ -33,8 +33,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def chromium() -> str:
     path = chromium_path()
     if path is None:
-        pytest.fail("The browser tests need Debian's Chromium: run 'apt-get install chromium' "
-                    "(or set OUDSIM_SKIP_BROWSER=1 to skip them).", pytrace=False)
+        pytest.fail(
+            "The browser tests need Debian's Chromium: run 'apt-get install chromium' "
+            "(or set OUDSIM_SKIP_BROWSER=1 to skip them).",
+            pytrace=False,
+        )
     return path
 
 
@@ -52,8 +55,11 @@ def browser(chromium: str) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("The browser tests need Playwright for Python: pip install playwright "
-                    "(no browser download: they use Debian's Chromium).", pytrace=False)
+        pytest.fail(
+            "The browser tests need Playwright for Python: pip install playwright "
+            "(no browser download: they use Debian's Chromium).",
+            pytrace=False,
+        )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
@@ -78,5 +84,3 @@ def page(browser: Any, watch: NetworkWatch) -> Iterator[Any]:
     finally:
         context.close()
     watch.assert_clean()
-
-

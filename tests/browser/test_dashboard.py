@@ -18,8 +18,7 @@ from browser_support import Server, record_timing, screenshot
 
 pytestmark = pytest.mark.browser
 
-CHARTS = ["oud_prevalence", "treatment_coverage", "mh_prevalence", "overdose_deaths", "isolated_share",
-          "mean_stigma"]
+CHARTS = ["oud_prevalence", "treatment_coverage", "mh_prevalence", "overdose_deaths", "isolated_share", "mean_stigma"]
 STAGES = {"none", "misuse", "oud", "treatment", "remission"}
 LOAD_BUDGET_S = float(os.environ.get("OUDSIM_LOAD_BUDGET_S", "30"))
 STEP_BUDGET_MS = float(os.environ.get("OUDSIM_STEP_BUDGET_MS", "3000"))
@@ -42,7 +41,8 @@ def src(page: Any, testid: str) -> str:
 def wait_src_change(page: Any, testid: str, old: str) -> None:
     page.wait_for_function(
         "([sel, old]) => { const e = document.querySelector(sel); return e && e.getAttribute('src') !== old; }",
-        arg=[f"[data-testid={testid}]", old])
+        arg=[f"[data-testid={testid}]", old],
+    )
 
 
 def week(page: Any) -> int:
@@ -54,7 +54,8 @@ def wait_week(page: Any, predicate: str) -> None:
     """Wait until the week shown satisfies a JS predicate on ``w``, e.g. 'w >= 3'."""
     page.wait_for_function(
         "() => { const t = document.querySelector('[data-testid=run-summary]')?.innerText || '';"
-        " const m = t.match(/Week (\\d+)/); if (!m) return false; const w = +m[1]; return " + predicate + "; }")
+        " const m = t.match(/Week (\\d+)/); if (!m) return false; const w = +m[1]; return " + predicate + "; }"
+    )
 
 
 def button(page: Any, name: str) -> Any:
@@ -100,10 +101,15 @@ def test_explore_loads_offline_with_network_and_charts(page: Any, server: Server
     for slug in CHARTS:
         assert page.locator(f"[data-testid=chart-{slug}]").get_attribute("src").startswith("data:image/png")
     # Every control is labelled, with its unit, and each mechanism has its explainer.
-    for label in ["Social isolation (× baseline tie loss)", "OUD treatment (slots per 100,000)",
-                  "Integrated care (share of OUD slots, 0–1)", "Community stigma at start (score 0–1)",
-                  "Naloxone coverage (share of witnesses, 0–1)", "Mental-health onset (× baseline rate)",
-                  "Population (people)"]:
+    for label in [
+        "Social isolation (× baseline tie loss)",
+        "OUD treatment (slots per 100,000)",
+        "Integrated care (share of OUD slots, 0–1)",
+        "Community stigma at start (score 0–1)",
+        "Naloxone coverage (share of witnesses, 0–1)",
+        "Mental-health onset (× baseline rate)",
+        "Population (people)",
+    ]:
         assert page.get_by_text(label, exact=True).count() >= 1, label
     assert page.get_by_text("a vicious cycle", exact=False).count() == 1
     assert week(page) == 0
@@ -162,7 +168,8 @@ def test_slider_change_reaches_the_model_after_reset(page: Any, server: Server, 
     old = src(page, "network")
     button(page, "Reset").click()
     page.wait_for_function(
-        "() => (document.querySelector('[data-testid=run-summary]')?.innerText || '').includes('isolation ×1.5')")
+        "() => (document.querySelector('[data-testid=run-summary]')?.innerText || '').includes('isolation ×1.5')"
+    )
     wait_src_change(page, "network", old)
     assert week(page) == 0
     screenshot(page, "explore-after-reset")
@@ -190,7 +197,8 @@ def test_inspector_follows_a_clicked_person(page: Any, server: Server, watch: An
     button(page, "Someone with OUD").click()
     page.wait_for_function(
         "(old) => { const e = document.querySelector('[data-testid=inspector-id]'); return e && e.innerText !== old; }",
-        arg=first_id)
+        arg=first_id,
+    )
     assert stage.get_attribute("data-stage") in {"oud", "treatment"}
     table = page.locator("[data-testid=inspector-table]").inner_text()
     for row in ("Opioid-use stage", "Mental health", "Care", "Stigma", "History"):
@@ -202,8 +210,7 @@ def test_inspector_follows_a_clicked_person(page: Any, server: Server, watch: An
     box_input = page.get_by_label("Person id (or click someone in the network)")
     box_input.fill("7")
     box_input.press("Enter")
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=inspector-id]')?.innerText === '7'")
+    page.wait_for_function("() => document.querySelector('[data-testid=inspector-id]')?.innerText === '7'")
     assert stage.get_attribute("data-stage") in STAGES
     watch.assert_clean()
 
@@ -222,8 +229,7 @@ def test_large_population_shows_charts_only(page: Any, server: Server, watch: An
     watch.assert_clean()
 
 
-def test_comparison_runs_in_the_background_and_downloads(page: Any, server: Server, watch: Any,
-                                                         tmp_path: Any) -> None:
+def test_comparison_runs_in_the_background_and_downloads(page: Any, server: Server, watch: Any, tmp_path: Any) -> None:
     page.goto(server.url + "/")
     page.locator("[data-testid=network]").wait_for()
     page.locator("[data-testid=nav-Compare]").click()
@@ -257,14 +263,16 @@ def test_comparison_runs_in_the_background_and_downloads(page: Any, server: Serv
     header = table.locator("tr").first.inner_text()
     assert "baseline" in header and "expand_moud" in header
     assert "OUD prevalence (in care or not)" in table.inner_text()
-    assert page.locator("[data-testid=notice-success]").inner_text().startswith(
-        "Finished: baseline (2 runs), expand_moud (2 runs)")
+    assert (
+        page.locator("[data-testid=notice-success]")
+        .inner_text()
+        .startswith("Finished: baseline (2 runs), expand_moud (2 runs)")
+    )
     before = src(page, "compare-chart")
     assert "OUD prevalence" in page.locator("[data-testid=compare-chart]").get_attribute("alt")
     choose(page, "Metric", "Any modelled mental-health disorder")
     wait_src_change(page, "compare-chart", before)
-    assert "Any modelled mental-health disorder" in page.locator("[data-testid=compare-chart]").get_attribute(
-        "alt")
+    assert "Any modelled mental-health disorder" in page.locator("[data-testid=compare-chart]").get_attribute("alt")
     screenshot(page, "compare")
 
     with page.expect_download() as info:

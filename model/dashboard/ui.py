@@ -1,0 +1,237 @@
+"""Page furniture shared by the dashboard's pages: the layout, small widgets and styles.
+
+Written for the front-end this Solara ships with ipyvue 3 (Vuetify 3): several of Solara's own
+components still pass Vuetify 2 options there (AppLayout, lab.Tabs, Error/Info, FileDownload), so
+these replacements use plain HTML and CSS where they can.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import ipyvue
+import solara
+import traitlets
+from matplotlib.figure import Figure
+from solara.components.applayout import appbar_portal, apptitle_portal, sidebar_portal
+
+from agents.states import Stage
+from model.dashboard.drawing import STAGE_COLOURS, STAGE_LABELS
+
+# -- small widgets ---------------------------------------------------------------------------------
+
+_IMAGE_TEMPLATE = """
+<template>
+  <img :src="src" :alt="alt" :title="alt" :data-testid="testid" class="oud-image"
+       :style="clickable ? 'cursor: crosshair' : ''" @click="pick" />
+</template>
+<script>
+module.exports = {
+  methods: {
+    pick(e) {
+      if (!this.clickable) return;
+      const r = e.target.getBoundingClientRect();
+      this.clicked = {x: (e.clientX - r.left) / r.width, y: (e.clientY - r.top) / r.height, t: Date.now()};
+    }
+  }
+}
+</script>
+"""
+
+
+class PickImage(ipyvue.VueTemplate):
+    """An image that reports where it was clicked, as fractions of its shown size (to pick a node)."""
+
+    template = traitlets.Unicode(_IMAGE_TEMPLATE).tag(sync=True)
+    src = traitlets.Unicode("").tag(sync=True)
+    alt = traitlets.Unicode("").tag(sync=True)
+    testid = traitlets.Unicode("").tag(sync=True)
+    clickable = traitlets.Bool(False).tag(sync=True)
+    clicked = traitlets.Dict(default_value={}).tag(sync=True)
+
+
+_DOWNLOAD_TEMPLATE = """
+<template>
+  <button class="oud-download" :data-testid="testid" @click="request = true">{{ label }}</button>
+</template>
+<script>
+module.exports = {
+  watch: {
+    payload(value) {
+      if (!value) return;
+      const a = document.createElement('a');
+      a.download = this.filename;
+      a.href = URL.createObjectURL(new Blob([value], {type: this.mime}));
+      document.body.appendChild(a);
+      a.click();
+      document.body.removeChild(a);
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      this.payload = null;
+      this.request = false;
+    }
+  }
+}
+</script>
+"""
+
+
+class DownloadButton(ipyvue.VueTemplate):
+    """A button that fetches bytes from Python only when pressed, then saves them as a file.
+
+    (solara.FileDownload renders nothing with ipyvue 3: its template nests <jupyter-widget> children.)
+    """
+
+    template = traitlets.Unicode(_DOWNLOAD_TEMPLATE).tag(sync=True)
+    label = traitlets.Unicode("Download").tag(sync=True)
+    filename = traitlets.Unicode("download.csv").tag(sync=True)
+    mime = traitlets.Unicode("text/csv").tag(sync=True)
+    testid = traitlets.Unicode("").tag(sync=True)
+    request = traitlets.Bool(False).tag(sync=True)
+    payload = traitlets.Bytes(None, allow_none=True).tag(sync=True)
+    make = traitlets.Any(None)  # () -> bytes, called on the server when the button is pressed
+
+    @traitlets.observe("request")
+    def _on_request(self, change: dict) -> None:
+        if change["new"] and self.make is not None:
+            self.payload = self.make()
+
+
+def png_src(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+CSS = """
+.oud-side .v-slider.v-input--horizontal { grid-template-areas: "prepend" "control" "messages";
+  grid-template-columns: 1fr; margin-top: 2px; }
+.oud-side .v-slider .v-input__prepend { margin: 0 0 -2px 0; }
+.oud-side .v-slider .v-slider__label { font-size: 0.85rem; }
+.oud-side .v-slider .v-input__control { padding-top: 22px; }
+.oud-side .v-selection-control__wrapper { font-size: 0; }
+.oud-side .v-selection-control__wrapper .v-icon { font-size: 24px; }
+.oud-mechanism { margin: 6px 0 10px 0; }
+.oud-mech-title { font-size: 0.9rem; margin-top: 4px; }
+.oud-explainer { font-size: 0.78rem; line-height: 1.25; color: #555; margin: 2px 0 2px 0; }
+.oud-image { width: 100%; height: auto; display: block; }
+.oud-charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 6px; }
+.oud-legend { font-size: 0.8rem; display: flex; flex-wrap: wrap; gap: 2px 12px; margin-top: 4px; }
+.oud-legend span.sw { display: inline-block; width: 11px; height: 11px; margin-right: 4px;
+                      vertical-align: -1px; }
+.oud-kv { border-collapse: collapse; font-size: 0.85rem; width: 100%; }
+.oud-kv td, .oud-kv th { padding: 2px 6px; border-bottom: 1px solid #eee; text-align: left;
+                         vertical-align: top; }
+.oud-kv th { color: #555; font-weight: 500; white-space: nowrap; }
+.oud-summary { font-size: 0.85rem; color: #333; }
+.oud-notice { padding: 8px 12px; border-radius: 4px; border-left: 4px solid; margin: 4px 0;
+              font-size: 0.9rem; }
+.oud-error { background: #FDECEA; border-color: #D55E00; }
+.oud-warning { background: #FFF5D6; border-color: #E69F00; }
+.oud-info { background: #E8F3FA; border-color: #0072B2; }
+.oud-success { background: #E6F5EF; border-color: #009E73; }
+.oud-download { border: 1px solid #0072B2; color: #0072B2; border-radius: 4px; padding: 6px 14px;
+                font-size: 0.85rem; font-weight: 500; letter-spacing: 0.03em; background: white; }
+.oud-download:hover { background: #E8F3FA; }
+.oud-table { border-collapse: collapse; font-size: 0.82rem; }
+.oud-table td, .oud-table th { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+.oud-table td:first-child, .oud-table th:first-child { text-align: left; }
+.oud-table tr.chosen { background: #FFF5D6; }
+"""
+
+
+@solara.component
+def Notice(kind: str, message: str) -> None:
+    """A coloured message box. (solara.Error/Info/... pass Vuetify 2 props that ipyvuetify 3 refuses.)"""
+    solara.HTML(
+        tag="div",
+        unsafe_innerHTML=html.escape(message),
+        classes=["oud-notice", f"oud-{kind}"],
+        attributes={"role": "alert" if kind == "error" else "status", "data-testid": f"notice-{kind}"},
+    )
+
+
+def stage_chip(stage: Stage) -> str:
+    colour = STAGE_COLOURS[stage]
+    return f'<span class="sw" style="background:{colour};border-radius:50%"></span>{html.escape(STAGE_LABELS[stage])}'
+
+
+def figure_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+# -- layout -----------------------------------------------------------------------------------------
+
+
+LAYOUT_CSS = """
+.oud-side .v-slider.v-input--horizontal { grid-template-areas: "prepend" "control" "messages";
+  grid-template-columns: 1fr; margin-top: 2px; }
+.oud-side .v-slider .v-input__prepend { margin: 0 0 -2px 0; }
+.oud-side .v-slider .v-slider__label { font-size: 0.85rem; }
+.oud-side .v-slider .v-input__control { padding-top: 22px; }
+.oud-side .v-selection-control__wrapper { font-size: 0; }
+.oud-side .v-selection-control__wrapper .v-icon { font-size: 24px; }
+.oud-app { display: flex; flex-direction: column; height: 100vh; }
+.oud-bar { display: flex; align-items: center; gap: 6px; min-height: 52px; padding: 0 10px;
+           background: #123B5E; color: white; flex: none; }
+.oud-bar .oud-title { font-size: 1.15rem; font-weight: 500; margin-right: 12px; white-space: nowrap; }
+.oud-bar .oud-nav, .oud-bar .oud-menu { color: white !important; }
+.oud-body { display: flex; flex: 1; min-height: 0; }
+.oud-side { width: 360px; flex: none; overflow-y: auto; padding: 8px; border-right: 1px solid #ddd; }
+.oud-main { flex: 1; min-width: 0; overflow: auto; padding: 8px 12px; }
+.oud-hidden { display: none !important; }
+@media (max-width: 900px) {
+  .oud-body { flex-direction: column; overflow: auto; }
+  .oud-side { width: auto; border-right: none; overflow: visible; }
+  .oud-main { overflow: visible; }
+}
+"""
+
+
+@solara.component
+def Layout(children: list | None = None) -> None:
+    """App bar, sidebar and main area in plain CSS flex boxes.
+
+    Solara's AppLayout relies on Vuetify 2 layout props; with this ipyvuetify (3.x, Vuetify 3) its
+    drawer covers the main area and its navigation tabs raise (no TabsSlider). The portals are the
+    same, so SolaraViz's ``solara.Sidebar``/``solara.AppBar`` content lands here unchanged.
+    """
+    current, pages = solara.use_route(peek=True)
+    sidebar = sidebar_portal.use_portal()
+    appbar = appbar_portal.use_portal()
+    titles = apptitle_portal.use_portal()
+    show_side, set_show_side = solara.use_state(True)
+    solara.Style(LAYOUT_CSS)
+    with solara.Div(classes=["oud-app"]):
+        with solara.Div(classes=["oud-bar"]):
+            solara.Button(
+                icon_name="mdi-menu",
+                icon=True,
+                text=True,
+                classes=["oud-menu"],
+                on_click=lambda: set_show_side(not show_side),
+                attributes={"aria-label": "Show or hide the controls", "title": "Show or hide the controls"},
+            )
+            solara.Div(children=titles or ["oudsim"], classes=["oud-title"])
+            solara.v.Spacer()
+            for page in pages:
+                active = page is current
+                with solara.Link(solara.resolve_path(page)):
+                    solara.Button(
+                        page.label,
+                        text=True,
+                        classes=["oud-nav"],
+                        attributes={"data-testid": f"nav-{page.label}"},
+                        style={
+                            "font-weight": "700" if active else "400",
+                            "border-bottom": "2px solid white" if active else "none",
+                        },
+                    )
+            for child in appbar:
+                solara.display(child)
+        with solara.Div(classes=["oud-body"]):
+            # Always mounted, hidden by a class: the inputs keep their state and the main area its place.
+            hidden = [] if (sidebar and show_side) else ["oud-hidden"]
+            solara.Div(children=sidebar, classes=["oud-side", *hidden]).key("oud-side")
+            solara.Div(children=children or [], classes=["oud-main"]).key("oud-main")
