@@ -28,7 +28,7 @@ from agents.states import DISORDERS, Stage
 from model import ParameterError
 from model.dashboard import MAX_DRAWN, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
 from model.dashboard.compare import Compare
-from model.dashboard.ui import CSS, Layout, Notice, PickImage, png_src, stage_chip
+from model.dashboard.ui import CSS, ImageGrid, Layout, Notice, PickImage, png_src, stage_chip
 from model.oud_model import OUDModel
 from model.parameters import Parameters, apply_overrides, field_info, get_dotted
 
@@ -161,8 +161,11 @@ def ExplainedUserInputs(user_params: dict[str, Any], on_change: Any = None) -> N
         if not group:
             continue
         with solara.Column(gap="0px", classes=["oud-mechanism"]):
-            solara.HTML(tag="div", unsafe_innerHTML=f"<b>{html.escape(title)}</b>", classes=["oud-mech-title"])
-            solara.HTML(tag="div", unsafe_innerHTML=html.escape(text), classes=["oud-explainer"])
+            solara.HTML(
+                tag="div",
+                unsafe_innerHTML=f'<div class="oud-mech-title"><b>{html.escape(title)}</b></div>'
+                f'<div class="oud-explainer">{html.escape(text)}</div>',
+            )
             for name, spec in group.items():
                 ParameterInput(name, spec, on_change)
         shown.update(group)
@@ -302,7 +305,10 @@ def Explore() -> None:
     model = solara.use_reactive(first)
     selected = solara.use_reactive(None)  # unique_id of the person in the inspector
     solara.Style(CSS)
-    SolaraViz(model, components=[], model_params=MODEL_PARAMS, name="oudsim · Explore", play_interval=50)
+    # SolaraViz puts its controls in the sidebar and app bar (portals); with no components, what it
+    # leaves in the main area is empty spacing, hidden here. The main area is ExploreMain.
+    with solara.Div(classes=["oud-viz-slot"]):
+        SolaraViz(model, components=[], model_params=MODEL_PARAMS, name="oudsim · Explore", play_interval=50)
     ExploreMain(model, charts, selected)
 
 
@@ -399,12 +405,16 @@ def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick:
 def ChartsPanel(m: ExploreModel, view: ChartsView, tick: int) -> None:
     # One ChartsView per session, kept across resets: its cached backgrounds usually still fit.
     pngs = solara.use_memo(lambda: view.render(m), [m, tick])
+    images = [
+        {
+            "src": png_src(png),
+            "alt": f"{panel.title}: " + ", ".join(t.label for t in panel.traces) + f" ({panel.unit})",
+            "testid": f"chart-{panel.traces[0].metric}",
+        }
+        for panel, png in zip(view.panels, pngs, strict=True)
+    ]
     with solara.Card("Over time", margin=0):
-        with solara.Div(classes=["oud-charts"]):
-            for panel, png in zip(view.panels, pngs, strict=True):
-                alt = f"{panel.title}: " + ", ".join(t.label for t in panel.traces) + f" ({panel.unit})"
-                slug = panel.traces[0].metric
-                PickImage.element(src=png_src(png), alt=alt, testid=f"chart-{slug}")
+        ImageGrid.element(images=images)
 
 
 def _kv_table(rows: list[tuple[str, str]], testid: str = "") -> str:

@@ -293,7 +293,7 @@ def explore_panels(isolated_max_ties: int = 1) -> tuple[Panel, ...]:
         ),
         Panel(
             "Overdose deaths",
-            "people (total since week 0)",
+            "people, total",
             (
                 Trace("overdose_deaths", "Overdose deaths", cumulative=True),
                 Trace("overdoses", "Overdoses, fatal or not", cumulative=True),
@@ -323,7 +323,7 @@ class PanelFigure:
         legend_rows = math.ceil(len(panel.traces) / panel.ncols)
         top = 1.0 - (0.15 + 0.072 * legend_rows)
         twin_space = 0.83 if any(t.right for t in panel.traces) else 0.965
-        ax = fig.add_axes((0.16, 0.18, twin_space - 0.16, top - 0.18))
+        ax = fig.add_axes((0.17, 0.18, twin_space - 0.17, top - 0.18))
         twin = ax.twinx() if any(t.right for t in panel.traces) else None
         self.ax, self.twin = ax, twin
         self.lines: list[tuple[Trace, Line2D]] = []
