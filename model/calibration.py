@@ -37,6 +37,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -193,16 +194,15 @@ class FreeParameter:
 
 
 FREE_PARAMETERS: tuple[FreeParameter, ...] = (
-    FreeParameter("use.initiation_rate", 0.001, 0.012, log=True, why="misuse, OUD (E3)"),
-    FreeParameter("use.progression_rate", 0.03, 0.4, log=True, why="OUD (E1)"),
-    FreeParameter("use.natural_remission_rate", 0.092, 0.224, why="OUD (E25 range)"),
-    FreeParameter("use.relapse_rate", 0.005, 0.08, log=True, why="OUD, with craving (E16)"),
-    FreeParameter("treatment.seek_rate", 0.3, 4.0, log=True, why="coverage (E14)"),
-    FreeParameter("treatment.capacity_per_100k", 400.0, 2000.0, why="coverage (E14)"),
-    FreeParameter("mental_health.onset_rate", 0.7, 1.4, why="disorders (E4, E5); a scale factor"),
-    FreeParameter("mental_health.oud_hr", 1.0, 3.0, why="co-occurrence (E6)"),
-    FreeParameter("overdose.rate_oud", 0.05, 0.4, log=True, why="deaths with OUD (E21, E26)"),
-    FreeParameter("demography.oud_mortality_hr", 1.0, 6.0, why="deaths with OUD (E26)"),
+    FreeParameter("use.initiation_rate", 0.0015, 0.005, log=True, why="misuse, OUD (E3, E1)"),
+    FreeParameter("use.progression_rate", 0.05, 0.4, log=True, why="OUD (E1)"),
+    FreeParameter("use.natural_remission_rate", 0.092, 0.224, why="OUD; the range of E25"),
+    FreeParameter("treatment.seek_rate", 0.8, 3.0, log=True, why="coverage (E14)"),
+    FreeParameter("treatment.capacity_per_100k", 500.0, 1500.0, why="coverage (E14)"),
+    FreeParameter("mental_health.onset_rate", 0.8, 1.2, why="disorders (E4, E5); a scale factor"),
+    FreeParameter("mental_health.oud_hr", 1.0, 2.5, why="co-occurrence (E6)"),
+    FreeParameter("overdose.rate_oud", 0.06, 0.3, log=True, why="deaths (E21, E24, E26)"),
+    FreeParameter("demography.oud_mortality_hr", 1.0, 4.0, why="deaths with OUD (E26)"),
 )
 
 
@@ -489,7 +489,9 @@ def calibrate(
             evaluated[0] = (summary, reps, start)
         else:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, trials))
+            with warnings.catch_warnings():  # multivariate TPE is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, trials), multivariate=True)
             study = optuna.create_study(direction="minimize", sampler=sampler)
             study.enqueue_trial(start)
 
