@@ -170,8 +170,7 @@ def calibrate(
     ),
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if any target mean is outside its band.")] = False,
 ) -> None:
-    """Fit the free parameters to the calibration targets (evidence.md) with Optuna; print each
-    target against the model (mean and 95% interval across replicates) and write fitted.toml."""
+    """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml."""
     from model import calibration as cal
 
     command = _command_line()
@@ -264,7 +263,7 @@ def sensitivity(
     parameters: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[PARAMETER[=LO:HI]]...",
+            metavar="PARAMETER[=LO:HI]",
             help="Dotted parameter names, each optionally with bounds (a vector parameter's "
             "bounds scale it). Default: the calibration's free parameters.",
             show_default=False,
@@ -313,8 +312,7 @@ def sensitivity(
         "results/sensitivity"
     ),
 ) -> None:
-    """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request, of a
-    metric over named parameters; writes the indices as CSV and a ranked plot, prints the ranking."""
+    """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request; indices CSV, ranked plot."""
     from model import sensitivity as sa
     from model.calibration import FREE_PARAMETERS
 
