@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -252,6 +253,7 @@ class SparePool:
         self._lock = threading.Lock()
         self._ready: tuple[ExploreModel, ChartsView] | None = None
         self._builder: threading.Thread | None = None
+        self._building = False
 
     @staticmethod
     def build() -> tuple[ExploreModel, ChartsView]:
@@ -262,25 +264,35 @@ class SparePool:
             network_view(model).render(model)  # computes the layout
         return model, charts
 
-    def refill(self) -> None:
+    def refill(self, delay: float = 0.0) -> None:
         with self._lock:
             if self._ready is not None or (self._builder is not None and self._builder.is_alive()):
                 return
-            self._builder = threading.Thread(target=self._fill, name="oudsim-spare-model", daemon=True)
+            self._builder = threading.Thread(
+                target=self._fill, args=(delay,), name="oudsim-spare-model", daemon=True
+            )
             self._builder.start()
 
-    def _fill(self) -> None:
-        built = self.build()
+    def _fill(self, delay: float) -> None:
+        time.sleep(delay)
+        self._building = True
+        try:
+            built = self.build()
+        finally:
+            self._building = False
         with self._lock:
-            self._ready = built
+            if self._ready is None:
+                self._ready = built
 
     def take(self) -> tuple[ExploreModel, ChartsView]:
         builder = self._builder
-        if builder is not None:
-            builder.join()  # one is on its way: waiting is quicker than building a second
+        if builder is not None and self._building:
+            builder.join()  # one is being built: waiting is quicker than building a second
         with self._lock:
             ready, self._ready = self._ready, None
-        self.refill()
+        # The next spare waits a few seconds: building it now would compete for the CPU with the
+        # page being sent to the visitor who just took this one.
+        self.refill(delay=5.0)
         return ready if ready is not None else self.build()
 
 
@@ -368,10 +380,10 @@ def NetworkPanel(m: ExploreModel, selected: solara.Reactive[int | None], tick: i
             Notice(
                 "info",
                 f"The network is drawn for populations of up to {MAX_DRAWN:,} people. This run has "
-                f"{m.population.n:,}, so the page shows the charts only.",
+                f"{m.population.n:,}, so the page shows the charts only (the inspector still works).",
             )
-        else:
-            NetworkDrawing(m, selected, tick)
+            return
+        NetworkDrawing(m, selected, tick)
         legend = "".join(f"<span>{stage_chip(s)}</span>" for s in STAGE_COLOURS if s != Stage.DECEASED)
         legend += (
             "<span>● no mental-health disorder</span>"

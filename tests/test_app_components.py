@@ -241,3 +241,12 @@ def test_comparison_results_show_both_scenarios_and_follow_the_metric(runs: Any)
     assert 'class="chosen"><td>Mean community stigma' in all_html(rc)
     csv = rc.find(DownloadButton, testid="download-runs").widget.make().decode()
     assert csv.splitlines()[0].startswith("scenario,replicate,seed,step,year")
+
+
+def test_each_visitor_gets_a_model_of_their_own_ready_drawn() -> None:
+    pool = app.SparePool()
+    (first, charts), (second, _) = pool.take(), pool.take()
+    assert first is not second and first.network is not second.network
+    assert first.week == 0 and first.population.n == app.DEFAULT_POPULATION
+    assert getattr(first, "_dashboard_network", None) is not None  # layout computed ahead
+    assert charts.figures[0].blit.full_draws == 1  # chart backgrounds drawn ahead
