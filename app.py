@@ -268,9 +268,7 @@ class SparePool:
         with self._lock:
             if self._ready is not None or (self._builder is not None and self._builder.is_alive()):
                 return
-            self._builder = threading.Thread(
-                target=self._fill, args=(delay,), name="oudsim-spare-model", daemon=True
-            )
+            self._builder = threading.Thread(target=self._fill, args=(delay,), name="oudsim-spare-model", daemon=True)
             self._builder.start()
 
     def _fill(self, delay: float) -> None:
