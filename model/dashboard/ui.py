@@ -125,6 +125,7 @@ CSS = """
 .oud-mech-title { font-size: 0.9rem; margin-top: 4px; }
 .oud-explainer { font-size: 0.78rem; line-height: 1.25; color: #555; margin: 2px 0 2px 0; }
 .oud-image { width: 100%; height: auto; display: block; }
+img[data-testid="network"] { max-width: 560px; margin: 0 auto; }
 .oud-charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 6px; }
 .oud-legend { font-size: 0.8rem; display: flex; flex-wrap: wrap; gap: 2px 12px; margin-top: 4px; }
 .sw { display: inline-block; width: 11px; height: 11px; margin-right: 4px;
