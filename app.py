@@ -271,6 +271,11 @@ class SparePool:
             self._builder = threading.Thread(target=self._fill, args=(delay,), name="oudsim-spare-model", daemon=True)
             self._builder.start()
 
+    def fill_now(self) -> None:
+        built = self.build()
+        with self._lock:
+            self._ready = built
+
     def _fill(self, delay: float) -> None:
         time.sleep(delay)
         self._building = True
@@ -542,7 +547,9 @@ def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Rea
 
 # -- pages ----------------------------------------------------------------------------------------
 
-spare_pool.refill()  # at import, i.e. when the server starts
+# Built while the server starts (it loads this file before it answers): the first visitor's page
+# then needs no model build, layout or first drawing.
+spare_pool.fill_now()
 
 routes = [
     # The root route carries the layout: Solara uses it for every page of a single-file app.
