@@ -197,8 +197,10 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     FreeParameter("use.initiation_rate", 0.0015, 0.005, log=True, why="misuse, OUD (E3, E1)"),
     FreeParameter("use.progression_rate", 0.05, 0.4, log=True, why="OUD (E1)"),
     FreeParameter("use.natural_remission_rate", 0.092, 0.224, why="OUD; the range of E25"),
-    FreeParameter("treatment.seek_rate", 0.8, 3.0, log=True, why="coverage (E14)"),
-    FreeParameter("treatment.capacity_per_100k", 500.0, 1500.0, why="coverage (E14)"),
+    FreeParameter("treatment.seek_rate", 1.0, 4.0, log=True, why="coverage (E14)"),
+    # Kept low enough that slots bind (a waitlist forms): coverage is then limited by capacity as
+    # well as by seeking, so expanding capacity can matter (an assumption; see docs/calibration.md).
+    FreeParameter("treatment.capacity_per_100k", 450.0, 800.0, why="coverage (E14); binding"),
     FreeParameter("mental_health.onset_rate", 0.8, 1.2, why="disorders (E4, E5); a scale factor"),
     FreeParameter("mental_health.oud_hr", 1.0, 2.5, why="co-occurrence (E6)"),
     FreeParameter("overdose.rate_oud", 0.06, 0.3, log=True, why="deaths (E21, E24, E26)"),
