@@ -141,7 +141,7 @@ def test_step_and_play_change_the_charts_and_the_network(page: Any, server: Serv
     try:
         wait_week(page, f"w >= {start + 4}")
     except Exception:
-        screenshot(page, "DEBUG-play")
+        screenshot(page, "FAILED-explore-play")  # what the page showed when Play stalled
         raise
     screenshot(page, "explore-playing")
     button(page, "❚❚").click()
