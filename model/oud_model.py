@@ -45,8 +45,11 @@ class OUDModel(mesa.Model):
         params: Parameters | None = None,
         interventions: list[Intervention | dict] | None = None,
         graph: nx.Graph | None = None,
+        scenario: Any = None,
         **overrides: Any,
     ) -> None:
+        # Mesa's SolaraViz passes its own `scenario=` on reset; parameters come from params and overrides.
+        del scenario
         super().__init__(rng=rng)
         if population is not None:
             overrides["simulation.population"] = population
