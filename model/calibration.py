@@ -63,6 +63,7 @@ __all__ = [
     "FreeParameter",
     "Target",
     "calibrate",
+    "changed_values",
     "evaluate",
     "format_table",
     "format_value",
@@ -315,7 +316,9 @@ def executor(workers: int) -> Iterator[cf.Executor]:
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
     try:
         yield pool
-    except BaseException:
+    except BaseException:  # Ctrl-C, SIGTERM, an error: end the workers now, not after their runs
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -588,6 +591,28 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
+RUN_SETTINGS = ("simulation.population", "simulation.burn_in_years")
+
+
+def changed_values(params: Parameters, reference: Parameters | None = None) -> dict[str, Any]:
+    """Every parameter whose value differs from the reference (the schema defaults), by dotted
+    name, leaving out run settings (population, burn-in): what a parameter file must hold to
+    reproduce ``params``."""
+    reference = reference if reference is not None else Parameters()
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    new, old = flat(params.model_dump()), flat(reference.model_dump())
+    return {k: v for k, v in new.items() if v != old[k] and k not in RUN_SETTINGS and v is not None}
+
+
 def write_parameter_file(path: str | Path, overrides: dict[str, Any], header: Sequence[str] = ()) -> Path:
     """A TOML parameter file: a ``[parameters]`` table of dotted names (TOML dotted keys, so
     ``Parameters.from_file`` reads them as the nested tree). Written atomically."""
@@ -626,7 +651,7 @@ def write_outputs(result: CalibrationResult, out: str | Path, command: str = "")
     ]
     if command:
         header.append(f"Command: {command}")
-    write_parameter_file(paths["fitted"], result.overrides, header)
+    write_parameter_file(paths["fitted"], changed_values(result.params), header)
     md = [
         "# Calibration result",
         "",

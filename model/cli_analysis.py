@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,9 +53,14 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # stop like Ctrl-C: the worker processes are ended too
+
+
 @contextlib.contextmanager
 def _clear_errors() -> Iterator[None]:
-    """Bad input becomes one message and exit 2; Ctrl-C becomes exit 130."""
+    """Bad input becomes one message and exit 2; Ctrl-C (or SIGTERM) becomes exit 130."""
+    previous = signal.signal(signal.SIGTERM, _sigterm) if _main_thread() else None
     try:
         yield
     except ParameterError as e:  # ScenarioError is one too
@@ -62,6 +68,41 @@ def _clear_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """``--set dotted.name=value`` (values as TOML reads them: 2, 0.5, [0.3, 0.5]), checked."""
+    import tomllib
+
+    from model.parameters import apply_overrides
+
+    out: dict[str, Any] = {}
+    for item in sets or []:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip():
+            raise ParameterError(f"--set {item!r}: expected dotted.name=value, e.g. --set treatment.seek_rate=1.5")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out[name.strip()] = value
+    apply_overrides(Parameters(), out)  # names and values checked before anything runs
+    return out
+
+
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Fix a parameter: dotted.name=value (repeat)."),
+]
 
 
 @contextlib.contextmanager
@@ -89,19 +130,25 @@ def _command_line() -> str:
     return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _base(scenario: str, params_file: Path | None) -> Parameters:
-    """The parameters to start from: a scenario (without interventions) or a parameter file."""
-    if params_file is not None:
-        return Parameters.from_file(params_file)
-    from scenarios import load_scenario
+def _base(scenario: str, params_file: Path | None, sets: list[str] | None = None) -> Parameters:
+    """The parameters to start from: a scenario (without interventions) or a parameter file, then
+    any ``--set`` overrides."""
+    from model.parameters import apply_overrides
 
-    s = load_scenario(scenario)
-    if s.interventions:
-        raise ParameterError(
-            f"scenario '{s.name}' has interventions; calibration and sensitivity analysis start "
-            "from a scenario without any (e.g. baseline)"
-        )
-    return s.params
+    overrides = _parse_sets(sets)
+    if params_file is not None:
+        base = Parameters.from_file(params_file)
+    else:
+        from scenarios import load_scenario
+
+        s = load_scenario(scenario)
+        if s.interventions:
+            raise ParameterError(
+                f"scenario '{s.name}' has interventions; calibration and sensitivity analysis start "
+                "from a scenario without any (e.g. baseline)"
+            )
+        base = s.params
+    return apply_overrides(base, overrides) if overrides else base
 
 
 # -- shared options ----------------------------------------------------------------------------
@@ -165,6 +212,7 @@ def calibrate(
     pull: Annotated[float, typer.Option("--pull", min=0, help="Weight of the pull toward each point target.")] = 1.0,
     scenario: ScenarioOpt = "baseline",
     params_file: ParamsFile = None,
+    set_: Sets = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the table, trials and fitted.toml.")] = Path(
         "results/calibration"
     ),
@@ -175,7 +223,7 @@ def calibrate(
 
     command = _command_line()
     with _clear_errors():
-        base = _base(scenario, params_file)
+        base = _base(scenario, params_file, set_)
         chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
         for p in chosen:
             p.check()
@@ -308,6 +356,7 @@ def sensitivity(
     workers: Workers = DEFAULT_WORKERS,
     scenario: ScenarioOpt = "baseline",
     params_file: ParamsFile = None,
+    set_: Sets = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the indices CSV and the ranked plot.")] = Path(
         "results/sensitivity"
     ),
@@ -321,7 +370,7 @@ def sensitivity(
             raise ParameterError(f"--method must be one of {', '.join(sa.METHODS)}, not '{method}'")
         for m in metric:
             sa.check_metric(m)
-        base = _base(scenario, params_file)
+        base = _base(scenario, params_file, set_)
         specs = parameters or [p.name for p in FREE_PARAMETERS]
         free = [sa.parse_parameter(p, fraction) for p in specs]
         with _progress(f"{method} sensitivity", "runs") as update:

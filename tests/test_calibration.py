@@ -264,3 +264,42 @@ def test_calibrate_command_bad_input_exits_2(tmp_path, args, message):
     r = CliRunner().invoke(_app(), ["calibrate", "-t", "0", "-o", str(tmp_path), *args])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+def test_fitted_file_keeps_fixed_overrides_and_the_starting_file(tmp_path):
+    """A chained calibration (--params, --set) writes everything that differs from the defaults."""
+    from typer.testing import CliRunner
+
+    start = tmp_path / "start.toml"
+    start.write_text("[parameters]\nuse.relapse_rate = 0.03\n")
+    out = tmp_path / "b"
+    args = [
+        "calibrate",
+        "-p",
+        "300",
+        "-n",
+        "1",
+        "-y",
+        "0.3",
+        "--burn-in",
+        "0.3",
+        "-t",
+        "1",
+        "-w",
+        "1",
+        "--params",
+        str(start),
+        "--set",
+        "treatment.capacity_per_100k=600",
+        "--free",
+        "use.initiation_rate",
+        "-o",
+        str(out),
+    ]
+    r = CliRunner().invoke(_app(), args)
+    assert r.exit_code == 0, r.output
+    fitted = Parameters.from_file(out / "fitted.toml")
+    assert fitted.use.relapse_rate == 0.03 and fitted.treatment.capacity_per_100k == 600
+    assert fitted.simulation.population == Parameters().simulation.population  # run settings left out
+    r = CliRunner().invoke(_app(), [*args[:-2], "--set", "treatment.capacity=1", "-o", str(out)])
+    assert r.exit_code == 2 and "unknown parameter" in r.output
