@@ -126,8 +126,23 @@ def _progress(label: str, unit: str = "runs") -> Iterator[Any]:
         yield update
 
 
-def _command_line() -> str:
-    return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(name: str) -> str:
+    """The command as typed; when called in-process (tests, notebooks) rebuilt from the parsed options."""
+    if Path(sys.argv[0]).name == "oudsim" or "model.cli" in " ".join(sys.argv[:2]):
+        return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:  # called in-process without a click context: name the command at least
+        return f"oudsim {name}"
+    opts = []
+    for key, value in ctx.params.items():
+        if value is None or value is False or value == []:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        flag = f"--{key.replace('_', '-')}"
+        opts.extend(flag if v is True else f"{flag} {shlex.quote(str(v))}" for v in values)
+    return f"oudsim {name} " + " ".join(opts)
 
 
 def _base(scenario: str, params_file: Path | None, sets: list[str] | None = None) -> Parameters:
@@ -221,7 +236,7 @@ def calibrate(
     """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml."""
     from model import calibration as cal
 
-    command = _command_line()
+    command = _command_line("calibrate")
     with _clear_errors():
         base = _base(scenario, params_file, set_)
         chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
@@ -393,7 +408,7 @@ def sensitivity(
                 out=out,
                 progress=update,
             )
-    command = _command_line()
+    command = _command_line("sensitivity")
     for res in results.values():
         out_console.print(_ranking_table(res))
         (out / f"sensitivity_{res.metric}_{res.method}_command.txt").write_text(command + "\n")

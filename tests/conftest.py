@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# pytest-xdist workers run with COLUMNS=80, which makes Rich fold the CLI's tables; tests read them whole.
+os.environ["COLUMNS"] = "200"
 
 from model import OUDModel
 
