@@ -98,11 +98,11 @@ def test_free_parameter_specs():
 def test_vector_free_parameter_scales_the_whole_vector():
     over = cal.overrides_for({"mental_health.onset_rate": 1.2, "treatment.recent_overdose_weeks": 9.6})
     default = field_info("mental_health.onset_rate")["default"]
-    assert over["mental_health.onset_rate"] == pytest.approx([1.2 * x for x in default])
+    assert over["mental_health.onset_rate"] == pytest.approx([1.2 * x for x in default], rel=1e-3)  # 4 digits
     assert over["treatment.recent_overdose_weeks"] == 10
     fp = next(p for p in cal.FREE_PARAMETERS if p.name == "mental_health.onset_rate")
     params = Parameters.build(**over)
-    assert fp.value_in(params) == pytest.approx(1.2)
+    assert fp.value_in(params) == pytest.approx(1.2, rel=1e-3)
 
 
 def test_parameter_file_round_trips(tmp_path):
