@@ -292,7 +292,7 @@ class Finding:
     kind: str  # "ratio" (reference 1), "difference" (reference 0) or "share"
 
     def line(self) -> str:
-        p = "" if self.p is None else f", p = {self.p:.2g}"
+        p = "" if self.p is None else f", p = {fmt_p(self.p)}"
         return f"{self.what}: {self.estimate:.3g} (95% CI {self.lo:.3g}–{self.hi:.3g}{p})"
 
 
@@ -628,20 +628,21 @@ def figure(check: Check, path) -> None:
     plt.close(fig)
 
 
+def fmt_p(p: float) -> str:
+    return "< 1e-300" if p == 0 else f"{p:.2g}"
+
+
 def markdown(checks: list[Check]) -> str:
     out = []
     for c in checks:
-        out.append(
-            f"### {c.name}\n\n*Seed:* {c.seed_says}.\n\n*Result:* **{'passed' if c.passed else 'failed'}**"
-            f" ![](figures/validation_{c.key}.png)\n"
-        )
+        out.append(f"### {c.name}\n\n*Seed:* {c.seed_says}.\n\n*Result:* **{'passed' if c.passed else 'failed'}**\n")
         out.append("| finding | estimate | 95% interval | p (one-sided) |\n|---|---|---|---|")
         for f in c.findings + c.notes:
-            p = "—" if f.p is None else f"{f.p:.2g}"
+            p = "—" if f.p is None else fmt_p(f.p)
             if any(f is g for g in c.notes):
                 p += " (reported, not asserted)"
             out.append(f"| {f.what} | {f.estimate:.3g} | {f.lo:.3g} – {f.hi:.3g} | {p} |")
-        out.append("")
+        out.append(f"\n![{c.name}](figures/validation_{c.key}.png)\n")
     return "\n".join(out)
 
 
