@@ -128,7 +128,7 @@ def _progress(label: str, unit: str = "runs") -> Iterator[Any]:
 
 def _command_line(name: str) -> str:
     """The command as typed; when called in-process (tests, notebooks) rebuilt from the parsed options."""
-    if Path(sys.argv[0]).name == "oudsim" or "model.cli" in " ".join(sys.argv[:2]):
+    if Path(sys.argv[0]).name in ("oudsim", "cli_analysis.py") or "model.cli" in " ".join(sys.argv[:2]):
         return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     import click
 
