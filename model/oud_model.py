@@ -78,9 +78,7 @@ class OUDModel(mesa.Model):
 
         self.people = [Person(self, r) for r in range(self.population.n)]
         self.uid[:] = [p.unique_id for p in self.people]
-        self.datacollector = mesa.DataCollector(
-            model_reporters={name: (lambda m, k=name: m.metrics[k]) for name in metrics.METRIC_NAMES}
-        )
+        self.datacollector = metrics.MetricCollector()
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
 
