@@ -18,7 +18,7 @@ from model.network import build_network
 from model.parameters import Parameters, apply_overrides
 from model.processes import SCHEDULE, social
 from model.processes.treatment import slots
-from model.rates import GroupFactors
+from model.rates import GroupFactors, rows_where
 from model.transitions import TransitionLog
 
 FLOWS = ("new_oud", "overdoses", "overdose_deaths", "alone_overdoses", "oud_deaths", "deaths", "admissions",
@@ -128,7 +128,7 @@ class OUDModel(mesa.Model):
         self.set_stage(rows, Stage.DECEASED)
 
     def replace_deceased(self) -> None:
-        rows = np.flatnonzero(self.population.stage == Stage.DECEASED)
+        rows = rows_where(self.population.stage == Stage.DECEASED)
         if rows.size == 0:
             return
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import HAS_OUD, Stage
-from model.rates import events_bounded, log_hr, pos
+from model.rates import events_bounded, log_hr, pos, rows_where
 
 
 def step(m) -> None:
@@ -27,7 +27,7 @@ def step(m) -> None:
     m.kill(dead, cause="background")
     pop.age += np.float32(dt)
     # Birthdays into the next age band (few each step): their group, and their cached factors, change.
-    moved = np.flatnonzero(pop.age >= pop.next_band_age)
+    moved = rows_where(pop.age >= pop.next_band_age)
     if moved.size:
         pop.set_age_band(moved)
         m.factors.update_rows(moved, pop.group)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from agents.states import ACTIVE_USE, Care
-from model.rates import F32, bernoulli_indices, flush_tiny, log_hr, occurs, prob
+from model.rates import F32, bernoulli_indices, flush_tiny, log_hr, occurs, prob, rows_where
 
 
 def step(m) -> None:
@@ -44,7 +44,7 @@ def step(m) -> None:
     onset = cand[(rng.random(cand.size, dtype=F32) * F32(p_max) < p_i) & ~flat[cand]]
 
     # Remission, among active disorders only.
-    act = np.flatnonzero(flat)
+    act = rows_where(flat)
     d, i = np.divmod(act, n)
     rem = np.log(np.maximum(np.asarray(p.remission_rate, dtype=F32), F32(1e-30)))[d]
     rem += log_hr(p.care_remission_hr) * pop.in_mh_care[i]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import ACTIVE_USE, RECOVERING
-from model.rates import log_hr, prob
+from model.rates import log_hr, mean_of, prob, rows_where
 
 _FLOOR = 1e-6
 
@@ -97,7 +97,9 @@ def refresh(m) -> None:
     # With no ties, a person perceives the community's mean attitude.
     np.divide(stigma_sum, np.maximum(deg, np.float32(1.0)), out=pop.perceived_stigma)
     np.minimum(pop.perceived_stigma, np.float32(1.0), out=pop.perceived_stigma)  # float rounding
-    pop.perceived_stigma[np.flatnonzero(deg == 0)] = pop.stigma.mean()
+    no_ties = rows_where(deg == 0)
+    if no_ties.size:
+        pop.perceived_stigma[no_ties] = mean_of(pop.stigma)
     supportive = np.minimum((deg - pop.using_ties) * np.float32(1.0 / p.supportive_ties_full), np.float32(1.0))
     fw = np.float32(p.family_weight)
     pop.loneliness[:] = 1.0 - ((1.0 - fw) * supportive + fw * pop.family_support)

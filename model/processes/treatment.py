@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.rates import F32, compete, events_bounded, log_hr, occurs, per_unit, pos, when
+from model.rates import F32, compete, events_bounded, log_hr, occurs, per_unit, pos, rows_where, when
 
 
 def slots(m) -> tuple[int, int, int]:
@@ -42,7 +42,7 @@ def step(m) -> None:
 
 def _leave_care(m) -> None:
     p, pop, dt, wk = m.params.treatment, m.population, m.dt_years, m.week
-    i = np.flatnonzero(pop.stage == Stage.TREATMENT)
+    i = rows_where(pop.stage == Stage.TREATMENT)
     integ = pop.care[i] == Care.INTEGRATED
     untreated_mh = pop.any_mh[i] & ~integ & ~pop.in_mh_care[i]
     h_drop = (
@@ -63,12 +63,12 @@ def _leave_care(m) -> None:
 
 def _seek(m) -> None:
     p, pop, rng, dt, wk = m.params.treatment, m.population, m.rng, m.dt_years, m.week
-    w = np.flatnonzero(pop.waiting)
+    w = rows_where(pop.waiting)
     quit_ = w[occurs(rng, np.full(w.size, p.waitlist_giveup_rate, np.float32), dt)]
     pop.waiting[quit_] = False
     pop.wait_since[quit_] = NEVER
 
-    i = np.flatnonzero((pop.stage == Stage.OUD) & ~pop.waiting)
+    i = rows_where((pop.stage == Stage.OUD) & ~pop.waiting)
     recent_od = (wk - pop.last_overdose[i]) < p.recent_overdose_weeks
     h = (
         np.float32(p.seek_rate)
@@ -92,7 +92,7 @@ def _admit(m) -> None:
     # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
     for kind, count, cap in ((Care.MEDICATION, n_med, cap_med), (Care.INTEGRATED, n_int, cap_int)):
         if count > cap:
-            rows = np.flatnonzero(care == kind)
+            rows = rows_where(care == kind)
             back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: count - cap]]
             care[back] = Care.NONE
             m.set_stage(back, Stage.OUD)
@@ -102,7 +102,7 @@ def _admit(m) -> None:
     free_int = max(cap_int - n_int, 0)
     if free_med + free_int == 0:
         return
-    q = np.flatnonzero(pop.waiting)
+    q = rows_where(pop.waiting)
     if q.size == 0:
         return
     q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
@@ -123,7 +123,7 @@ def _admit(m) -> None:
 def _mental_health_care(m) -> None:
     p, pop, rng, dt = m.params.treatment, m.population, m.rng, m.dt_years
     inside = pop.in_mh_care
-    i = np.flatnonzero(inside)
+    i = rows_where(inside)
     h = np.float32(p.mh_exit_rate) * when(~pop.any_mh[i], p.mh_exit_remitted_hr)
     inside[i[occurs(rng, h, dt)]] = False
     _, _, cap = slots(m)

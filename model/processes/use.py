@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.states import NEVER, Stage
-from model.rates import F32, compete, events_bounded, flush_tiny, log_hr, occurs, per_unit, pos, prob, when
+from model.rates import F32, compete, events_bounded, flush_tiny, log_hr, occurs, per_unit, pos, prob, rows_where, when
 
 
 def step(m) -> None:
@@ -47,7 +47,7 @@ def step(m) -> None:
     start = start[st[start] == Stage.NONE]
 
     # misuse -> none | OUD
-    i = np.flatnonzero(st == Stage.MISUSE)
+    i = rows_where(st == Stage.MISUSE)
     out = compete(
         rng, dt,
         F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
@@ -59,12 +59,12 @@ def step(m) -> None:
     stop, progress = i[out == 1], i[out == 2]
 
     # OUD (untreated) -> remission
-    i = np.flatnonzero(st == Stage.OUD)
+    i = rows_where(st == Stage.OUD)
     h = F32(p.natural_remission_rate) * when(pop.family_support[i], p.support_hr) * when(any_mh[i], p.mh_remission_hr)
     remit = i[occurs(rng, h, dt)]
 
     # remission -> OUD (relapse)
-    i = np.flatnonzero(st == Stage.REMISSION)
+    i = rows_where(st == Stage.REMISSION)
     h = (
         F32(p.relapse_rate)
         * per_unit(p.craving_relapse_hr, pop.craving[i])
@@ -89,7 +89,7 @@ def step(m) -> None:
 
 def _craving(m) -> None:
     p, pop, dt = m.params.use, m.population, m.dt_years
-    i = np.flatnonzero((pop.stage != Stage.NONE) & (pop.stage != Stage.DECEASED))
+    i = rows_where((pop.stage != Stage.NONE) & (pop.stage != Stage.DECEASED))
     st, c = pop.stage[i], pop.craving[i]
     g, d = p.craving_growth_rate, p.craving_decay_rate
     grow = np.array([0, g * p.misuse_craving_factor, g, 0, 0, 0], dtype=np.float32)[st]
