@@ -27,9 +27,9 @@ from mesa.visualization.utils import update_counter
 
 from agents.states import DISORDERS, Stage
 from model import ParameterError
-from model.dashboard import MAX_DRAWN, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
+from model.dashboard import MAX_DRAWN, NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
 from model.dashboard.compare import Compare
-from model.dashboard.ui import CSS, ImageGrid, Layout, Notice, PickImage, png_src, stage_chip
+from model.dashboard.ui import CSS, Img, Layout, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
 from model.oud_model import OUDModel
 from model.parameters import Parameters, apply_overrides, field_info, get_dotted
 
@@ -162,9 +162,9 @@ def ExplainedUserInputs(user_params: dict[str, Any], on_change: Any = None) -> N
         if not group:
             continue
         with solara.Column(gap="0px", classes=["oud-mechanism"]):
-            solara.HTML(
-                tag="div",
-                unsafe_innerHTML=f'<div class="oud-mech-title"><b>{html.escape(title)}</b></div>'
+            RawHTML(
+                "div",
+                f'<div class="oud-mech-title"><b>{html.escape(title)}</b></div>'
                 f'<div class="oud-explainer">{html.escape(text)}</div>',
             )
             for name, spec in group.items():
@@ -319,7 +319,7 @@ def Explore() -> None:
     first, charts = solara.use_memo(spare_pool.take, [])
     model = solara.use_reactive(first)
     selected = solara.use_reactive(None)  # unique_id of the person in the inspector
-    solara.Style(CSS)
+    StyleSheet(CSS)
     # SolaraViz puts its controls in the sidebar and app bar (portals); with no components, what it
     # leaves in the main area is empty spacing, hidden here. The main area is ExploreMain.
     with solara.Div(classes=["oud-viz-slot"]):
@@ -350,9 +350,12 @@ def ExploreMain(
         if m.error:
             Notice("error", m.error)
         RunSummary(m, tick)
-        with solara.ColumnsResponsive(default=12, large=[5, 7], gutters_dense=True):
-            NetworkPanel(m, selected, tick)
-            ChartsPanel(m, charts, tick)
+        # The drawing keeps its size (a click maps to a person through it); the charts take the rest.
+        with solara.Div(classes=["oud-panels"]):
+            with solara.Div(classes=["oud-net-panel"], style={"max-width": f"{NETWORK_PX + 40}px"}):
+                NetworkPanel(m, selected, tick)
+            with solara.Div(classes=["oud-charts-panel"]):
+                ChartsPanel(m, charts, tick)
         Inspector(m, selected, tick)
 
 
@@ -368,9 +371,9 @@ def RunSummary(m: ExploreModel, tick: int) -> None:
         f"stigma {s['stigma']:g} · campaign {s['campaign']:g} · naloxone {s['naloxone_coverage']:.0%} · "
         f"seed {s['rng']}"
     )
-    solara.HTML(
-        tag="div",
-        unsafe_innerHTML="<b>This run:</b> " + html.escape(text),
+    RawHTML(
+        "div",
+        "<b>This run:</b> " + html.escape(text),
         classes=["oud-summary"],
         attributes={"data-testid": "run-summary"},
     )
@@ -392,7 +395,7 @@ def NetworkPanel(m: ExploreModel, selected: solara.Reactive[int | None], tick: i
             "<span>● no mental-health disorder</span>"
             "<span>◆ (black edge) depression, anxiety or PTSD</span><span>grey lines: ties</span>"
         )
-        solara.HTML(tag="div", unsafe_innerHTML=legend, classes=["oud-legend"])
+        RawHTML("div", legend, classes=["oud-legend"])
 
 
 @solara.component
@@ -401,18 +404,17 @@ def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick:
     row = row_of(m, selected.value)
     png = solara.use_memo(lambda: view.render(m, row), [m, tick, row])
 
-    def on_click(where: dict) -> None:
-        if where:
-            picked = view.row_at(float(where["x"]), float(where["y"]))
-            if picked is not None:
-                selected.set(int(m.uid[picked]))
+    def on_pick(x: float, y: float) -> None:
+        picked = view.row_at(x, y)
+        if picked is not None:
+            selected.set(int(m.uid[picked]))
 
-    PickImage.element(
+    PickImage(
         src=png_src(png),
-        clickable=True,
         testid="network",
-        on_clicked=on_click,
         alt="The social network: one marker per person, coloured by opioid-use stage; click a person to inspect them",
+        size_px=view.size_px,
+        on_pick=on_pick,
     )
 
 
@@ -420,16 +422,14 @@ def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick:
 def ChartsPanel(m: ExploreModel, view: ChartsView, tick: int) -> None:
     # One ChartsView per session, kept across resets: its cached backgrounds usually still fit.
     pngs = solara.use_memo(lambda: view.render(m), [m, tick])
-    images = [
-        {
-            "src": png_src(png),
-            "alt": f"{panel.title}: " + ", ".join(t.label for t in panel.traces) + f" ({panel.unit})",
-            "testid": f"chart-{panel.traces[0].metric}",
-        }
-        for panel, png in zip(view.panels, pngs, strict=True)
-    ]
     with solara.Card("Over time", margin=0):
-        ImageGrid.element(images=images)
+        with solara.Div(classes=["oud-charts"]):
+            for panel, png in zip(view.panels, pngs, strict=True):
+                Img(
+                    png_src(png),
+                    f"chart-{panel.traces[0].metric}",
+                    f"{panel.title}: " + ", ".join(t.label for t in panel.traces) + f" ({panel.unit})",
+                )
 
 
 def _kv_table(rows: list[tuple[str, str]], testid: str = "") -> str:
@@ -525,7 +525,7 @@ def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Rea
         )
     )
     with solara.Columns([3, 2], gutters_dense=True):
-        solara.HTML(tag="div", unsafe_innerHTML=_kv_table(rows, "inspector-table"))
+        RawHTML("div", _kv_table(rows, "inspector-table"))
         with solara.Column(gap="2px"):
             ties = person.ties()
             solara.Text(f"Ties ({len(ties)}), click to inspect:", style={"font-size": "0.85rem"})

@@ -11,6 +11,7 @@ import statistics
 import time
 from typing import Any
 
+import ipyvue
 import ipyvuetify as v
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import solara.widgets
 import app
 from agents.states import Stage
 from model.dashboard import ChartsView, NetworkView, compare, drawing
-from model.dashboard.ui import DownloadButton, ImageGrid, PickImage
+from model.dashboard.ui import DownloadButton
 
 POP = 400  # small: CI runs the suite on two shared cores
 
@@ -38,25 +39,34 @@ def render_explore() -> Any:
     return rc
 
 
+def elements(rc: Any) -> list[ipyvue.Html]:
+    """The page's plain elements (ui.RawHTML, ui.Img): inner HTML and attributes are DOM properties."""
+    return rc.find(ipyvue.Html, meta_oud_element=True).widgets
+
+
+def by_testid(rc: Any, testid: str) -> ipyvue.Html | None:
+    return next((w for w in elements(rc) if w.attributes.get("data-testid") == testid), None)
+
+
 def html_text(rc: Any, testid: str) -> str:
-    for w in rc.find(solara.widgets.HTML).widgets:
-        if (w.attributes or {}).get("data-testid") == testid:
-            return w.unsafe_innerHTML
-    raise AssertionError(f"no HTML widget with data-testid={testid!r}")
+    w = by_testid(rc, testid)
+    assert w is not None, f"no element with data-testid={testid!r}"
+    return w.attributes["innerHTML"]
 
 
 def all_html(rc: Any) -> str:
-    return "\n".join(w.unsafe_innerHTML or "" for w in rc.find(solara.widgets.HTML).widgets)
+    return "\n".join(w.attributes["innerHTML"] for w in elements(rc))
 
 
-def image(rc: Any, testid: str) -> PickImage:
-    return rc.find(PickImage, testid=testid).widget
+def image(rc: Any, testid: str) -> ipyvue.Html:
+    w = by_testid(rc, testid)
+    assert w is not None and w.tag == "img", f"no image with data-testid={testid!r}"
+    return w
 
 
 def chart_src(rc: Any, testid: str) -> str:
-    """The data URL of one chart of the Explore page's chart grid."""
-    images = rc.find(ImageGrid).widget.images
-    return next(im["src"] for im in images if im["testid"] == testid)
+    """The data URL of one chart of the Explore page."""
+    return image(rc, testid).attributes["src"]
 
 
 def click(rc: Any, label: str) -> None:
@@ -88,11 +98,11 @@ def test_every_control_is_labelled_with_units_under_its_explainer() -> None:
 
 def test_step_redraws_charts_and_network(model: app.ExploreModel) -> None:
     rc = render_explore()
-    net, chart = image(rc, "network").src, chart_src(rc, "chart-oud_prevalence")
+    net, chart = image(rc, "network").attributes["src"], chart_src(rc, "chart-oud_prevalence")
     assert week(rc) == 0
     click(rc, "Step")
     assert week(rc) == model.week == 1
-    assert image(rc, "network").src != net
+    assert image(rc, "network").attributes["src"] != net
     assert chart_src(rc, "chart-oud_prevalence") != chart
     assert len(model.datacollector.model_vars["oud_prevalence"]) == 2
 
@@ -133,7 +143,9 @@ def test_clicking_a_node_picks_that_person(model: app.ExploreModel) -> None:
     view = app.network_view(model)
     row = 17
     x, y = view.pos[row]
-    image(rc, "network").clicked = {"x": float(x), "y": float(1.0 - y), "t": 1}
+    # What the browser sends for a click: the offset in CSS pixels within the image (shown at size_px).
+    size = view.size_px
+    image(rc, "network").fire_event("click", {"offsetX": float(x) * size, "offsetY": float(1.0 - y) * size})
     assert f'data-testid="inspector-id">{int(model.uid[row])}<' in all_html(rc)
 
 
@@ -161,7 +173,7 @@ def test_large_population_shows_charts_only(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(drawing, "force_layout", lambda *a, **k: pytest.fail("no layout for a large population"))
     rc = render_explore()
     assert "shows the charts only" in all_html(rc)
-    assert not rc.find(PickImage, testid="network").widgets
+    assert by_testid(rc, "network") is None
     chart = chart_src(rc, "chart-mean_stigma")
     click(rc, "Step")
     assert chart_src(rc, "chart-mean_stigma") != chart
@@ -234,10 +246,10 @@ def test_comparison_results_show_both_scenarios_and_follow_the_metric(runs: Any)
     assert 'data-testid="summary-table"' in table
     assert "<th>baseline</th>" in table and "<th>expand_moud</th>" in table
     assert 'class="chosen"><td>OUD prevalence (in care or not)' in table
-    before = image(rc, "compare-chart").src
+    before = image(rc, "compare-chart").attributes["src"]
     rc.find(v.Select, label="Metric").widget.v_model = "Mean community stigma"
     assert metric.value == "mean_stigma"
-    assert image(rc, "compare-chart").src != before
+    assert image(rc, "compare-chart").attributes["src"] != before
     assert 'class="chosen"><td>Mean community stigma' in all_html(rc)
     csv = rc.find(DownloadButton, testid="download-runs").widget.make().decode()
     assert csv.splitlines()[0].startswith("scenario,replicate,seed,step,year")

@@ -5,6 +5,7 @@ Kept apart from app.py so it imports without Solara (benchmarks and tests use it
 
 from model.dashboard.drawing import (
     MAX_DRAWN,
+    NETWORK_PX,
     OKABE_ITO,
     STAGE_COLOURS,
     STAGE_LABELS,
@@ -15,6 +16,7 @@ from model.dashboard.drawing import (
 
 __all__ = [
     "MAX_DRAWN",
+    "NETWORK_PX",
     "OKABE_ITO",
     "STAGE_COLOURS",
     "STAGE_LABELS",

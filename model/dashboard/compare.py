@@ -13,7 +13,7 @@ import solara.lab
 from matplotlib.figure import Figure
 
 from model.dashboard.drawing import LINE_COLOURS, LINE_STYLES
-from model.dashboard.ui import CSS, DownloadButton, Notice, PickImage, figure_png, png_src
+from model.dashboard.ui import CSS, DownloadButton, Img, Notice, RawHTML, StyleSheet, figure_png, png_src
 from model.metrics import BY_NAME, CATALOGUE
 
 # -- Compare ----------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def summary_table_html(summary: pd.DataFrame, chosen: str) -> str:
 def Compare() -> None:
     from scenarios import list_scenarios
 
-    solara.Style(CSS)
+    StyleSheet(CSS)
     scenarios = solara.use_memo(lambda: {s.name: s.description for s in list_scenarios()}, [])
     all_names = list(scenarios)
     chosen = solara.use_reactive([n for n in ("baseline", "expand_moud") if n in scenarios])
@@ -136,7 +136,7 @@ def Compare() -> None:
                 "Scenarios to compare", values=chosen.value, all_values=all_names, on_value=chosen.set
             )
             for name in chosen.value:
-                solara.HTML(
+                RawHTML(
                     tag="div",
                     unsafe_innerHTML=f"<b>{html.escape(name)}</b>: {html.escape(scenarios.get(name, ''))}",
                     classes=["oud-explainer"],
@@ -149,7 +149,7 @@ def Compare() -> None:
             solara.SliderInt(
                 "Worker processes", value=workers, min=1, max=max(os.cpu_count() or 1, 1), thumb_label="always"
             )
-            solara.HTML(
+            RawHTML(
                 tag="div",
                 classes=["oud-explainer"],
                 unsafe_innerHTML=(
@@ -179,7 +179,7 @@ def Compare() -> None:
 
     with solara.Column(gap="10px"):
         # Plain HTML, not solara.Markdown: Markdown loads KaTeX from a CDN that solara-assets lacks.
-        solara.HTML(
+        RawHTML(
             tag="div",
             unsafe_innerHTML=(
                 "Pick scenarios, the number of replicates and the horizon on the left, then press "
@@ -189,7 +189,7 @@ def Compare() -> None:
         if comparison.pending:
             done, total = progress_counts.value
             solara.ProgressLinear(value=comparison.progress or 0)
-            solara.HTML(
+            RawHTML(
                 tag="div",
                 unsafe_innerHTML=f"Running: {done} of {total} runs done",
                 attributes={"data-testid": "progress-text"},
@@ -219,12 +219,12 @@ def ComparisonResults(df: pd.DataFrame, metric: solara.Reactive[str]) -> None:
     )
     png = solara.use_memo(lambda: figure_png(comparison_figure(df, metric.value)), [df, metric.value])
     with solara.Div(style={"max-width": "860px"}):
-        PickImage.element(
-            src=png_src(png),
-            testid="compare-chart",
-            alt=f"{BY_NAME[metric.value].label}: mean and 95% band per scenario over time",
+        Img(
+            png_src(png),
+            "compare-chart",
+            f"{BY_NAME[metric.value].label}: mean and 95% band per scenario over time",
         )
-    solara.HTML(
+    RawHTML(
         tag="div",
         unsafe_innerHTML=(
             "Lines: mean across replicates; bands: 2.5th–97.5th percentile across replicates (95% band). "
@@ -232,7 +232,7 @@ def ComparisonResults(df: pd.DataFrame, metric: solara.Reactive[str]) -> None:
         ),
         classes=["oud-explainer"],
     )
-    solara.HTML(tag="div", unsafe_innerHTML=summary_table_html(summary, metric.value), style="overflow-x: auto")
+    RawHTML(tag="div", unsafe_innerHTML=summary_table_html(summary, metric.value), style="overflow-x: auto")
     with solara.Row():
         DownloadButton.element(
             label="Download every run (CSV)",

@@ -165,10 +165,14 @@ def series(model: OUDModel, name: str) -> np.ndarray:
     return np.asarray(model.datacollector.model_vars[name], dtype=float)
 
 
+NETWORK_PX = 420  # the drawing's size on screen: with the charts beside it on a 1366-px laptop
+
+
 class NetworkView:
     """The drawing of one model's network: layout computed here once, ties and stages per render."""
 
-    def __init__(self, model: OUDModel, size_px: int = 480, seed: int = 0) -> None:
+    def __init__(self, model: OUDModel, size_px: int = NETWORK_PX, seed: int = 0) -> None:
+        self.size_px = size_px
         net = model.network
         self.n = model.population.n
         self.u = net.u.astype(np.int64)
@@ -184,7 +188,7 @@ class NetworkView:
         ax.set_axis_off()
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ms = max(2.3, min(6.5, 110 / math.sqrt(self.n)))
+        ms = max(2.3, min(6.5, 110 / math.sqrt(self.n))) * size_px / 480  # marker size follows the picture's
         self._ties = Line2D([], [], color="#D0D0D0", lw=0.35 if self.n > 500 else 0.6, solid_capstyle="butt")
         self._ego = Line2D([], [], color=OKABE_ITO["black"], lw=1.3)
         self._marks: dict[tuple[int, bool], Line2D] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
+from typing import Any
 
 import ipyvue
 import solara
@@ -22,34 +24,59 @@ from model.dashboard.drawing import STAGE_COLOURS, STAGE_LABELS
 
 # -- small widgets ---------------------------------------------------------------------------------
 
-_IMAGE_TEMPLATE = """
-<template>
-  <img :src="src" :alt="alt" :title="alt" :data-testid="testid" class="oud-image"
-       :style="clickable ? 'cursor: crosshair' : ''" @click="pick" />
-</template>
-<script>
-module.exports = {
-  methods: {
-    pick(e) {
-      if (!this.clickable) return;
-      const r = e.target.getBoundingClientRect();
-      this.clicked = {x: (e.clientX - r.left) / r.width, y: (e.clientY - r.top) / r.height, t: Date.now()};
-    }
-  }
-}
-</script>
-"""
+# Every Vue template (a ``VueTemplate``, and Solara's ``HTML``, ``Style`` and ``Markdown``, which are
+# templates too) makes the browser fetch and run Vue's single-file-component compiler (240 kB, ~0.6 s
+# of CPU in a headless Chromium) before the page shows. The Explore page therefore uses none: plain
+# elements (ipyvue's ``Html``), with inner HTML and stylesheets set as DOM properties.
 
 
-class PickImage(ipyvue.VueTemplate):
-    """An image that reports where it was clicked, as fractions of its shown size (to pick a node)."""
+def RawHTML(
+    tag: str = "div",
+    unsafe_innerHTML: str = "",  # noqa: N803 (solara.HTML's name, so calls read the same)
+    classes: list[str] | None = None,
+    attributes: dict[str, str] | None = None,
+    style: str | None = None,
+) -> Any:
+    """An element with the given inner HTML (like ``solara.HTML(unsafe_innerHTML=...)``, no template)."""
+    kwargs: dict[str, Any] = {"tag": tag, "attributes": {**(attributes or {}), "innerHTML": unsafe_innerHTML}}
+    if classes:
+        kwargs["class_"] = " ".join(classes)
+    if style:
+        kwargs["style_"] = style
+    return ipyvue.Html.element(**kwargs).meta(oud_element=True)  # tests find these by it
 
-    template = traitlets.Unicode(_IMAGE_TEMPLATE).tag(sync=True)
-    src = traitlets.Unicode("").tag(sync=True)
-    alt = traitlets.Unicode("").tag(sync=True)
-    testid = traitlets.Unicode("").tag(sync=True)
-    clickable = traitlets.Bool(False).tag(sync=True)
-    clicked = traitlets.Dict(default_value={}).tag(sync=True)
+
+def StyleSheet(css: str) -> Any:
+    """A ``<style>`` element (``solara.Style`` is a Vue template)."""
+    return RawHTML("style", css)
+
+
+def Img(src: str, testid: str, alt: str, classes: list[str] | None = None, style: str | None = None) -> Any:
+    attributes = {"src": src, "alt": alt, "title": alt, "data-testid": testid}
+    return RawHTML("img", "", classes=classes or ["oud-image"], attributes=attributes, style=style)
+
+
+@solara.component
+def PickImage(src: str, testid: str, alt: str, size_px: int, on_pick: Callable[[float, float], None]) -> None:
+    """A square image shown at ``size_px`` that reports where it was clicked, as fractions of its size.
+
+    The browser sends the click's offset within the image; the image is shown at a fixed size so the
+    offset maps to the picture (its container scrolls on a narrow window).
+    """
+
+    def clicked(_widget: Any, _event: str, data: dict) -> None:
+        if data and "offsetX" in data and "offsetY" in data:
+            on_pick(float(data["offsetX"]) / size_px, float(data["offsetY"]) / size_px)
+
+    with solara.Div(style={"overflow-x": "auto"}):
+        image = Img(
+            src,
+            testid,
+            alt,
+            classes=["oud-pick"],
+            style=f"width: {size_px}px; height: {size_px}px; cursor: crosshair",
+        )
+        solara.v.use_event(image, "click", clicked)
 
 
 _DOWNLOAD_TEMPLATE = """
@@ -98,24 +125,6 @@ class DownloadButton(ipyvue.VueTemplate):
             self.payload = self.make()
 
 
-_GRID_TEMPLATE = """
-<template>
-  <div class="oud-charts">
-    <img v-for="im in images" :key="im.testid" :src="im.src" :alt="im.alt" :title="im.alt"
-         :data-testid="im.testid" class="oud-image" />
-  </div>
-</template>
-"""
-
-
-class ImageGrid(ipyvue.VueTemplate):
-    """Several images in a responsive grid, as one widget: each Vue template costs the browser a
-    compile on first load, so six charts in one template load faster than six image widgets."""
-
-    template = traitlets.Unicode(_GRID_TEMPLATE).tag(sync=True)
-    images = traitlets.List(traitlets.Dict()).tag(sync=True)  # [{src, alt, testid}]
-
-
 def png_src(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -125,8 +134,11 @@ CSS = """
 .oud-mech-title { font-size: 0.9rem; margin-top: 4px; }
 .oud-explainer { font-size: 0.78rem; line-height: 1.25; color: #555; margin: 2px 0 2px 0; }
 .oud-image { width: 100%; height: auto; display: block; }
-img[data-testid="network"] { max-width: 560px; margin: 0 auto; }
-.oud-charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 6px; }
+.oud-pick { display: block; margin: 0 auto; max-width: none; }
+.oud-panels { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; }
+.oud-net-panel { flex: 0 0 auto; min-width: 0; }
+.oud-charts-panel { flex: 1 1 480px; min-width: 0; }
+.oud-charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(215px, 1fr)); gap: 6px; }
 .oud-legend { font-size: 0.8rem; display: flex; flex-wrap: wrap; gap: 2px 12px; margin-top: 4px; }
 .sw { display: inline-block; width: 11px; height: 11px; margin-right: 4px;
                       vertical-align: -1px; }
@@ -154,9 +166,9 @@ img[data-testid="network"] { max-width: 560px; margin: 0 auto; }
 @solara.component
 def Notice(kind: str, message: str) -> None:
     """A coloured message box. (solara.Error/Info/... pass Vuetify 2 props that ipyvuetify 3 refuses.)"""
-    solara.HTML(
-        tag="div",
-        unsafe_innerHTML=html.escape(message),
+    RawHTML(
+        "div",
+        html.escape(message),
         classes=["oud-notice", f"oud-{kind}"],
         attributes={"role": "alert" if kind == "error" else "status", "data-testid": f"notice-{kind}"},
     )
@@ -217,7 +229,7 @@ def Layout(children: list | None = None) -> None:
     appbar = appbar_portal.use_portal()
     titles = apptitle_portal.use_portal()
     show_side, set_show_side = solara.use_state(True)
-    solara.Style(LAYOUT_CSS)
+    StyleSheet(LAYOUT_CSS)
     with solara.Div(classes=["oud-app"]):
         with solara.Div(classes=["oud-bar"]):
             solara.Button(
@@ -244,7 +256,10 @@ def Layout(children: list | None = None) -> None:
                         },
                     )
             for child in appbar:
-                solara.display(child)
+                # SolaraViz adds a dark-theme toggle: the charts and drawings are made for a light page,
+                # and the toggle is a Vue template (a compiler download and ~0.6 s at first load).
+                if getattr(child, "component", None) is not solara.lab.ThemeToggle:
+                    solara.display(child)
         with solara.Div(classes=["oud-body"]):
             # Always mounted, hidden by a class: the inputs keep their state and the main area its place.
             hidden = [] if (sidebar and show_side) else ["oud-hidden"]
