@@ -218,6 +218,7 @@ class ExploreModel(OUDModel):
         if self.paced:
             self.drawn.wait(timeout=5.0)
             self.drawn.clear()
+        spare_pool.last_step = time.monotonic()
         super().step()
 
     def settings(self) -> dict[str, Any]:
@@ -245,11 +246,15 @@ class SparePool:
     """One default model built ahead of time, with its layout and first drawings.
 
     A new visitor takes it, so their first page shows without waiting for a model to be built (burn-in),
-    laid out and drawn; a replacement is built at once in a background thread. The pool is filled when
+    laid out and drawn; a replacement is built in a background thread when the server is quiet. The pool is filled when
     the server imports this file, so even the first page load after start-up is quick.
     """
 
+    QUIET_S = 3.0  # a replacement is built once no page has stepped its model for this long ...
+    MAX_WAIT_S = 60.0  # ... or after this long in any case
+
     def __init__(self) -> None:
+        self.last_step = 0.0  # time.monotonic() of the latest step of any visitor's model
         self._lock = threading.Lock()
         self._ready: tuple[ExploreModel, ChartsView] | None = None
         self._builder: threading.Thread | None = None
@@ -277,7 +282,12 @@ class SparePool:
             self._ready = built
 
     def _fill(self, delay: float) -> None:
+        # Building takes seconds of CPU: while a visitor steps or plays their model, it would slow
+        # each of their steps (the GIL and two cores), so it waits for a pause.
+        start = time.monotonic()
         time.sleep(delay)
+        while time.monotonic() - self.last_step < self.QUIET_S and time.monotonic() - start < self.MAX_WAIT_S:
+            time.sleep(0.5)
         self._building = True
         try:
             built = self.build()
