@@ -149,8 +149,13 @@ class Population:
 
     def replace(self, rows: np.ndarray, new: Population, new_rows: np.ndarray, week: int) -> None:
         """Newcomers (rows ``new_rows`` of a population drawn from the same inputs) take ``rows``."""
-        for f in fields(self):
-            getattr(self, f.name)[..., rows] = getattr(new, f.name)[..., new_rows]
+        for name in FIELD_NAMES:
+            dst, src = getattr(self, name), getattr(new, name)
+            # plain indexing: `[..., rows]` costs ~2.5 us more a field (measured), 30 fields a step
+            if dst.ndim == 1:
+                dst[rows] = src[new_rows]
+            else:
+                dst[:, rows] = src[:, new_rows]
         self.entry_week[rows] = week
         self.stage_since[rows] = week
 
@@ -168,6 +173,7 @@ class Population:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
 
 
+FIELD_NAMES = tuple(f.name for f in fields(Population))
 NEXT_BAND_AGE = np.array([*AGE_BAND_EDGES, np.inf], dtype=np.float32)
 
 

@@ -10,6 +10,7 @@ number of candidates rather than the population.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -33,9 +34,19 @@ def flush_tiny(x: np.ndarray) -> None:
     np.multiply(x, x >= TINY, out=x)
 
 
+@functools.lru_cache(maxsize=4096)  # ~45 calls a step on a few dozen parameter values
 def log_hr(hr: float) -> np.float32:
     """log of a hazard ratio; a ratio of 0 (mechanism blocks the event) maps to a very negative number."""
     return F32(math.log(max(hr, 1e-30)))
+
+
+@functools.lru_cache(maxsize=1024)
+def log_values(values: tuple[float, ...]) -> np.ndarray:
+    """log of a tuple of rates or ratios as float32 (0 maps to a very negative number); cached, so a
+    step reads it instead of rebuilding it. Read-only: callers share it."""
+    out = np.log(np.maximum(np.asarray(values, dtype=F32), F32(1e-30)))
+    out.flags.writeable = False
+    return out
 
 
 def log_table(values, index: np.ndarray) -> np.ndarray:

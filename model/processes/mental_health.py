@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from agents.states import ACTIVE_USE, Care
-from model.rates import F32, bernoulli_indices, flush_tiny, log_hr, occurs, prob, rows_where
+from model.rates import F32, bernoulli_indices, flush_tiny, log_hr, log_values, occurs, prob, rows_where
 
 
 def step(m) -> None:
@@ -35,7 +35,7 @@ def step(m) -> None:
     common += log_hr(p.oud_hr) * active_use
     common += log_hr(p.craving_hr) * pop.craving
     common += log_hr(p.comorbidity_hr) * any_mh
-    log_onset = np.log(np.maximum(np.asarray(p.onset_rate, dtype=F32), F32(1e-30))) + log_hr(p.onset_multiplier)
+    log_onset = log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier)
     # Thinning over (disorder, person): candidates at the largest onset probability, kept in proportion.
     p_max = prob(math.exp(min(float(common.max()) + float(log_onset.max()), 50.0)), dt)
     cand = bernoulli_indices(rng, 3 * n, p_max)
@@ -46,7 +46,7 @@ def step(m) -> None:
     # Remission, among active disorders only.
     act = rows_where(flat)
     d, i = np.divmod(act, n)
-    rem = np.log(np.maximum(np.asarray(p.remission_rate, dtype=F32), F32(1e-30)))[d]
+    rem = log_values(tuple(p.remission_rate))[d]
     rem += log_hr(p.care_remission_hr) * pop.in_mh_care[i]
     rem += log_hr(p.integrated_remission_hr) * (pop.care[i] == Care.INTEGRATED)
     rem += log_hr(p.support_remission_hr) * pop.family_support[i]
@@ -55,7 +55,7 @@ def step(m) -> None:
 
     flat[onset] = True
     flat[remit] = False
-    np.any(mh, axis=0, out=any_mh)
+    np.logical_or.reduce(mh, axis=0, out=any_mh)  # np.any without its Python wrapper
     # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise.
     pop.distress += (any_mh - pop.distress) * F32(prob(p.trait_rate, dt))
     flush_tiny(pop.distress)

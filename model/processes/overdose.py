@@ -10,15 +10,25 @@ probability ``life_events.bereavement_prob``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from model.rates import F32, events_bounded, log_hr, pos
 
 
+@functools.lru_cache(maxsize=256)  # rebuilt only when the ratios change
+def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> np.ndarray:
+    """log overdose ratio by stage (no use and deceased: no overdose)."""
+    out = np.array([log_hr(h) for h in (0.0, misuse_hr, 1.0, treatment_hr, remission_hr, 0.0)], dtype=F32)
+    out.flags.writeable = False
+    return out
+
+
 def step(m) -> None:
     p, pop, rng, dt, wk = m.params.overdose, m.population, m.rng, m.dt_years, m.week
     st = pop.stage
-    log_stage = np.array([log_hr(h) for h in (0.0, p.misuse_hr, 1.0, p.treatment_hr, p.remission_hr, 0.0)], dtype=F32)
+    log_stage = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
     base, l_tol = log_hr(p.rate_oud), log_hr(p.lost_tolerance_hr)
     bound = base + float(log_stage.max()) + pos(l_tol)
 

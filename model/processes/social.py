@@ -68,6 +68,12 @@ def _regrow(m) -> None:
     net.set_active(t[keep], True)
 
 
+# What each stage adds to the packed column of refresh: 1 (a tie), using << bits, recovering << 2 bits.
+_PACKED_STATUS = {
+    bits: 1.0 + float(2**bits) * ACTIVE_USE.astype(np.float64) + float(2 ** (2 * bits)) * RECOVERING for bits in (8, 20)
+}
+
+
 def refresh(m) -> None:
     """Recompute everyone's tie summaries and loneliness.
 
@@ -79,8 +85,7 @@ def refresh(m) -> None:
     p, pop, net = m.params.social, m.population, m.network
     one_pass = net.max_ties < 256
     bits = 8 if one_pass else 20
-    status = 1.0 + float(2**bits) * ACTIVE_USE.astype(np.float64) + float(2 ** (2 * bits)) * RECOVERING
-    packed = status[pop.stage]
+    packed = _PACKED_STATUS[bits][pop.stage]
     if one_pass:
         packed += float(2**24) * np.rint(pop.stigma * np.float32(255.0))
     sums = net.aggregate(packed).astype(np.int64)

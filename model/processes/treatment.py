@@ -18,6 +18,8 @@ Mental-health care: people with a disorder (not in integrated care) seek it at
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
@@ -26,10 +28,15 @@ from model.rates import F32, compete, events_bounded, log_hr, occurs, per_unit, 
 
 def slots(m) -> tuple[int, int, int]:
     """Medication slots, integrated slots and mental-health slots for this population."""
-    p, n = m.params.treatment, m.population.n
-    total = int(round(p.capacity_per_100k * n / 1e5))
-    integrated = int(round(total * p.integrated_share))
-    mh = int(round(p.mh_capacity_per_100k * n / 1e5))
+    p = m.params.treatment
+    return _slots(p.capacity_per_100k, p.integrated_share, p.mh_capacity_per_100k, m.population.n)
+
+
+@functools.lru_cache(maxsize=256)  # three calls a step with the same few numbers
+def _slots(capacity_per_100k: float, integrated_share: float, mh_capacity_per_100k: float, n: int) -> tuple[int, ...]:
+    total = int(round(capacity_per_100k * n / 1e5))
+    integrated = int(round(total * integrated_share))
+    mh = int(round(mh_capacity_per_100k * n / 1e5))
     return total - integrated, integrated, mh
 
 
@@ -106,9 +113,14 @@ def _admit(m) -> None:
     if q.size == 0:
         return
     q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
-    dual = pop.any_mh[q]
-    to_int = q[dual][:free_int]
-    rest = q[~np.isin(q, to_int)] if to_int.size else q
+    to_int_at = rows_where(pop.any_mh[q])[:free_int]  # places in the queue of those given integrated slots
+    to_int = q[to_int_at]
+    if to_int.size:
+        left = np.ones(q.size, dtype=bool)
+        left[to_int_at] = False
+        rest = q[left]
+    else:
+        rest = q
     to_med = rest[:free_med]
     care[to_int] = Care.INTEGRATED
     care[to_med] = Care.MEDICATION
