@@ -29,6 +29,7 @@ from agents.states import DISORDERS, Stage
 from model import ParameterError
 from model.dashboard import MAX_DRAWN, NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
 from model.dashboard.compare import Compare
+from model.dashboard.serving import tune_solara_server
 from model.dashboard.ui import CSS, Img, Layout, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
 from model.oud_model import OUDModel
 from model.parameters import Parameters, apply_overrides, field_info, get_dotted
@@ -560,6 +561,7 @@ def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Rea
 # Built while the server starts (it loads this file before it answers): the first visitor's page
 # then needs no model build, layout or first drawing.
 spare_pool.fill_now()
+SERVER_TUNED = tune_solara_server()  # no gzip over loopback (model/dashboard/serving.py)
 
 routes = [
     # The root route carries the layout: Solara uses it for every page of a single-file app.
