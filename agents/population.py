@@ -63,7 +63,7 @@ class Population:
     # -- derived views (computed on demand, never stored) ---------------------------------
     @property
     def alive(self) -> np.ndarray:
-        return self.stage != Stage.DECEASED
+        return self.stage != Stage.DECEASED.value
 
     def trait(self, k: int, increment: float, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Trait k (agents.states.TRAITS) = min(baseline + increment * distress, 1)."""
@@ -72,12 +72,12 @@ class Population:
     @property
     def has_oud(self) -> np.ndarray:
         """OUD in care or not (the denominator of treatment coverage)."""
-        return (self.stage == Stage.OUD) | (self.stage == Stage.TREATMENT)
+        return (self.stage == Stage.OUD.value) | (self.stage == Stage.TREATMENT.value)
 
     @property
     def active_use(self) -> np.ndarray:
         """Using opioids outside care: misuse or untreated OUD."""
-        return (self.stage == Stage.MISUSE) | (self.stage == Stage.OUD)
+        return (self.stage == Stage.MISUSE.value) | (self.stage == Stage.OUD.value)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod

@@ -4,7 +4,11 @@ from enum import IntEnum
 
 
 class Stage(IntEnum):
-    """Opioid-use stage. Relapse returns REMISSION to OUD; DECEASED lasts until replacement."""
+    """Opioid-use stage. Relapse returns REMISSION to OUD; DECEASED lasts until replacement.
+
+    Compare arrays with ``Stage.X.value`` (likewise ``Care``): numpy takes an IntEnum member for a
+    64-bit scalar and first casts the whole int8 array (~2.5 us a comparison at 5,000 people).
+    """
 
     NONE = 0
     MISUSE = 1

@@ -68,9 +68,9 @@ def compute(model) -> dict[str, float]:
     dt = model.dt_years
     st = pop.stage
     any_mh = pop.any_mh
-    n_misuse = np.count_nonzero(st == Stage.MISUSE)
-    untreated = st == Stage.OUD
-    treated = st == Stage.TREATMENT
+    n_misuse = np.count_nonzero(st == Stage.MISUSE.value)
+    untreated = st == Stage.OUD.value
+    treated = st == Stage.TREATMENT.value
     n_untreated = np.count_nonzero(untreated)
     n_treated = np.count_nonzero(treated)
     n_oud = n_untreated + n_treated
@@ -88,7 +88,7 @@ def compute(model) -> dict[str, float]:
         "ptsd_prevalence": _share(np.count_nonzero(pop.mh[2]), n),
         "cooccurring_share": _share(mh_oud, n_oud),
         "treatment_coverage": _share(n_treated, n_oud),
-        "integrated_share": _share(np.count_nonzero(pop.care == Care.INTEGRATED), n_oud),
+        "integrated_share": _share(np.count_nonzero(pop.care == Care.INTEGRATED.value), n_oud),
         "waitlist": float(np.count_nonzero(pop.waiting)),
         "incidence": _share(f["new_oud"], n) * 1e5 / dt,
         "overdoses": float(f["overdoses"]),

@@ -128,7 +128,7 @@ class OUDModel(mesa.Model):
         self.set_stage(rows, Stage.DECEASED)
 
     def replace_deceased(self) -> None:
-        rows = rows_where(self.population.stage == Stage.DECEASED)
+        rows = rows_where(self.population.stage == Stage.DECEASED.value)
         if rows.size == 0:
             return
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
@@ -144,7 +144,7 @@ class OUDModel(mesa.Model):
     def _initial_care(self) -> None:
         pop, ini = self.population, self.base_params.initial
         cap_med, cap_int, cap_mh = slots(self)
-        oud = np.flatnonzero(pop.stage == Stage.OUD)
+        oud = np.flatnonzero(pop.stage == Stage.OUD.value)
         k = min(int(round(oud.size * ini.treated_share)), cap_med + cap_int)
         chosen = self.rng.permutation(oud)[:k]
         dual = pop.any_mh[chosen]

@@ -23,7 +23,7 @@ def step(m) -> None:
         return base + static[i] + l_oud * HAS_OUD[st[i]]
 
     dead = events_bounded(rng, pop.n, base + top + pos(l_oud), log_death, dt)
-    dead = dead[st[dead] != Stage.DECEASED]
+    dead = dead[st[dead] != Stage.DECEASED.value]
     m.kill(dead, cause="background")
     pop.age += np.float32(dt)
     # Birthdays into the next age band (few each step): their group, and their cached factors, change.

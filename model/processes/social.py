@@ -85,7 +85,7 @@ def refresh(m) -> None:
     p, pop, net = m.params.social, m.population, m.network
     one_pass = net.max_ties < 256
     bits = 8 if one_pass else 20
-    packed = _PACKED_STATUS[bits][pop.stage]
+    packed = _PACKED_STATUS[bits].take(pop.stage)  # take: indexing with an int8 array costs ~3 us more
     if one_pass:
         packed += float(2**24) * np.rint(pop.stigma * np.float32(255.0))
     sums = net.aggregate(packed).astype(np.int64)

@@ -33,7 +33,7 @@ def step(m) -> None:
     np.clip(s, 0.0, 1.0, out=s)
     flush_tiny(s)
 
-    user = pop.stage != Stage.NONE  # misuse, OUD, care or remission: an opioid-use history
+    user = pop.stage != Stage.NONE.value  # misuse, OUD, care or remission: an opioid-use history
     # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (mh_stigma_factor <= 1), 0 else
     factor = np.maximum(user, F32(p.mh_stigma_factor) * pop.any_mh)
     if p.dual_stigma_factor != 1.0:

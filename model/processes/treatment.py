@@ -49,8 +49,8 @@ def step(m) -> None:
 
 def _leave_care(m) -> None:
     p, pop, dt, wk = m.params.treatment, m.population, m.dt_years, m.week
-    i = rows_where(pop.stage == Stage.TREATMENT)
-    integ = pop.care[i] == Care.INTEGRATED
+    i = rows_where(pop.stage == Stage.TREATMENT.value)
+    integ = pop.care[i] == Care.INTEGRATED.value
     untreated_mh = pop.any_mh[i] & ~integ & ~pop.in_mh_care[i]
     h_drop = (
         np.float32(p.dropout_rate)
@@ -75,7 +75,7 @@ def _seek(m) -> None:
     pop.waiting[quit_] = False
     pop.wait_since[quit_] = NEVER
 
-    i = rows_where((pop.stage == Stage.OUD) & ~pop.waiting)
+    i = rows_where((pop.stage == Stage.OUD.value) & ~pop.waiting)
     recent_od = (wk - pop.last_overdose[i]) < p.recent_overdose_weeks
     h = (
         np.float32(p.seek_rate)
@@ -94,8 +94,8 @@ def _admit(m) -> None:
     pop, rng = m.population, m.rng
     cap_med, cap_int, _ = slots(m)
     care = pop.care
-    n_med = int(np.count_nonzero(care == Care.MEDICATION))
-    n_int = int(np.count_nonzero(care == Care.INTEGRATED))
+    n_med = int(np.count_nonzero(care == Care.MEDICATION.value))
+    n_int = int(np.count_nonzero(care == Care.INTEGRATED.value))
     # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
     for kind, count, cap in ((Care.MEDICATION, n_med, cap_med), (Care.INTEGRATED, n_int, cap_int)):
         if count > cap:
@@ -146,7 +146,7 @@ def _mental_health_care(m) -> None:
     l_int = log_hr(p.internal_stigma_hr)
 
     def log_seek(c: np.ndarray) -> np.ndarray:
-        ok = pop.any_mh[c] & ~inside[c] & (pop.care[c] != Care.INTEGRATED)
+        ok = pop.any_mh[c] & ~inside[c] & (pop.care[c] != Care.INTEGRATED.value)
         return np.where(ok, log_hr(p.mh_seek_rate) + l_int * pop.internal_stigma[c], F32(-100.0))
 
     seekers = events_bounded(rng, pop.n, log_hr(p.mh_seek_rate) + pos(l_int), log_seek, dt)

@@ -44,10 +44,10 @@ def step(m) -> None:
         return lh
 
     start = events_bounded(rng, pop.n, bound, log_initiation, dt)
-    start = start[st[start] == Stage.NONE]
+    start = start[st[start] == Stage.NONE.value]
 
     # misuse -> none | OUD
-    i = rows_where(st == Stage.MISUSE)
+    i = rows_where(st == Stage.MISUSE.value)
     out = compete(
         rng, dt,
         F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
@@ -59,12 +59,12 @@ def step(m) -> None:
     stop, progress = i[out == 1], i[out == 2]
 
     # OUD (untreated) -> remission
-    i = rows_where(st == Stage.OUD)
+    i = rows_where(st == Stage.OUD.value)
     h = F32(p.natural_remission_rate) * when(pop.family_support[i], p.support_hr) * when(any_mh[i], p.mh_remission_hr)
     remit = i[occurs(rng, h, dt)]
 
     # remission -> OUD (relapse)
-    i = rows_where(st == Stage.REMISSION)
+    i = rows_where(st == Stage.REMISSION.value)
     h = (
         F32(p.relapse_rate)
         * per_unit(p.craving_relapse_hr, pop.craving[i])
@@ -89,7 +89,7 @@ def step(m) -> None:
 
 def _craving(m) -> None:
     p, pop, dt = m.params.use, m.population, m.dt_years
-    i = rows_where((pop.stage != Stage.NONE) & (pop.stage != Stage.DECEASED))
+    i = rows_where((pop.stage != Stage.NONE.value) & (pop.stage != Stage.DECEASED.value))
     st, c = pop.stage[i], pop.craving[i]
     g, d = p.craving_growth_rate, p.craving_decay_rate
     grow = np.array([0, g * p.misuse_craving_factor, g, 0, 0, 0], dtype=np.float32)[st]
