@@ -251,7 +251,8 @@ class SparePool:
     the server imports this file, so even the first page load after start-up is quick.
     """
 
-    QUIET_S = 3.0  # a replacement is built once no page has stepped its model for this long ...
+    REFILL_DELAY_S = 20.0  # a replacement is built this long after a visitor took the spare ...
+    QUIET_S = 3.0  # ... once no page has stepped its model for this long ...
     MAX_WAIT_S = 60.0  # ... or after this long in any case
 
     def __init__(self) -> None:
@@ -304,9 +305,9 @@ class SparePool:
             builder.join()  # one is being built: waiting is quicker than building a second
         with self._lock:
             ready, self._ready = self._ready, None
-        # The next spare waits a few seconds: building it now would compete for the CPU with the
-        # page being sent to the visitor who just took this one.
-        self.refill(delay=5.0)
+        # The next spare waits: building it now would compete for the CPU with the page being sent
+        # to the visitor who just took this one, and with their first steps.
+        self.refill(delay=self.REFILL_DELAY_S)
         return ready if ready is not None else self.build()
 
 
