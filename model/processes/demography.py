@@ -20,7 +20,7 @@ def step(m) -> None:
     st = pop.stage
 
     def log_death(i: np.ndarray) -> np.ndarray:
-        return base + static[i] + l_oud * HAS_OUD[st[i]]
+        return base + static[i] + l_oud * HAS_OUD.take(st[i])
 
     dead = events_bounded(rng, pop.n, base + top + pos(l_oud), log_death, dt)
     dead = dead[st[dead] != Stage.DECEASED.value]

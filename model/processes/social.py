@@ -34,7 +34,8 @@ def step(m) -> None:
 def _log_withdrawal(m, rows: np.ndarray) -> np.ndarray:
     """log w_i = log(withdrawal_hr_mh) * disorder + log(withdrawal_hr_oud) * active use, for some people."""
     p, pop = m.params.social, m.population
-    return log_hr(p.withdrawal_hr_mh) * pop.any_mh[rows] + log_hr(p.withdrawal_hr_oud) * ACTIVE_USE[pop.stage[rows]]
+    active_use = ACTIVE_USE.take(pop.stage[rows])
+    return log_hr(p.withdrawal_hr_mh) * pop.any_mh[rows] + log_hr(p.withdrawal_hr_oud) * active_use
 
 
 def _lapse(m) -> None:

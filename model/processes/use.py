@@ -17,6 +17,8 @@ fades in remission (``craving_decay_rate``) and faster on medication.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from agents.states import NEVER, Stage
@@ -87,13 +89,23 @@ def step(m) -> None:
     m.flows["new_oud"] += progress.size
 
 
+@functools.lru_cache(maxsize=256)  # rebuilt only when the rates change
+def _craving_rates(growth: float, misuse_factor: float, decay: float, medication_decay: float) -> tuple:
+    """Annual craving growth and decay rates by stage."""
+    grow = np.array([0, growth * misuse_factor, growth, 0, 0, 0], dtype=np.float32)
+    fade = np.array([0, 0, 0, medication_decay, decay, 0], dtype=np.float32)
+    grow.flags.writeable = fade.flags.writeable = False
+    return grow, fade
+
+
 def _craving(m) -> None:
     p, pop, dt = m.params.use, m.population, m.dt_years
     i = rows_where((pop.stage != Stage.NONE.value) & (pop.stage != Stage.DECEASED.value))
     st, c = pop.stage[i], pop.craving[i]
-    g, d = p.craving_growth_rate, p.craving_decay_rate
-    grow = np.array([0, g * p.misuse_craving_factor, g, 0, 0, 0], dtype=np.float32)[st]
-    decay = np.array([0, 0, 0, p.medication_craving_decay_rate, d, 0], dtype=np.float32)[st]
+    grow_by_stage, decay_by_stage = _craving_rates(
+        p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate
+    )
+    grow, decay = grow_by_stage.take(st), decay_by_stage.take(st)
     c = c + prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
     flush_tiny(c)
     pop.craving[i] = c
