@@ -583,7 +583,10 @@ def figure(check: Check, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
     kinds = list(dict.fromkeys(f.kind for f in check.findings + check.notes))
     rows = [[f for f in check.findings + check.notes if f.kind == k] for k in kinds]
@@ -593,6 +596,7 @@ def figure(check: Check, path) -> None:
         figsize=(8, 0.55 * sum(map(len, rows)) + 1.2 * len(kinds) + 0.4),
         dpi=110,
         squeeze=False,
+        layout="constrained",  # room for the long labels and the title
         gridspec_kw={"height_ratios": [len(r) for r in rows]},
     )
     for ax, kind, fs in zip(axes[:, 0], kinds, rows, strict=True):
@@ -603,7 +607,7 @@ def figure(check: Check, path) -> None:
             ax.errorbar(
                 f.estimate, yi, xerr=[[f.estimate - f.lo], [f.hi - f.estimate]], fmt="o", color=color, capsize=3
             )
-            label = f"{f.estimate:.3g}" + ("" if f.p is None else f"  (p = {f.p:.1g})")
+            label = f"{f.estimate:.3g}" + ("" if f.p is None else f"  (p {_p_label(f.p)})")
             ax.annotate(label, (f.estimate, yi), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=7)
         ax.set_yticks(y, [f.what if len(f.what) < 70 else f.what[:67] + "..." for f in fs], fontsize=7)
         ref = {"ratio": 1.0, "difference": 0.0}.get(kind)
@@ -611,6 +615,14 @@ def figure(check: Check, path) -> None:
             ax.axvline(ref, color="#aa3333", lw=1, ls="--")
         if kind == "ratio":
             ax.set_xscale("log")
+            # Few, plain tick labels: the default log labels (1.1 x 10^0 ...) overlap on short ranges.
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in MaxNLocator(6).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+            if lo <= 1.0 <= hi:  # the reference gets its label
+                ticks = [1.0] + [t for t in ticks if abs(t - 1.0) > 0.04 * (hi - lo)]
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(
             {
                 "ratio": "ratio (log scale; 1 = no effect)",
@@ -622,10 +634,14 @@ def figure(check: Check, path) -> None:
         ax.set_ylim(-0.7, len(fs) - 0.3)
         ax.tick_params(axis="x", labelsize=7)
     status = "passed" if check.passed else "FAILED"
-    axes[0, 0].set_title(f"{check.name} — {status}", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(textwrap.fill(f"{check.name} — {status}", 95), fontsize=9)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _p_label(p: float) -> str:
+    """'= 3e-10', or '< 1e-300' where p is below the smallest double."""
+    return "< 1e-300" if p == 0 else f"= {p:.1g}"
 
 
 def fmt_p(p: float) -> str:
