@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import PlainTextResponse
 
@@ -37,7 +38,9 @@ def _get(client_host: str) -> tuple[dict[bytes, bytes], bytes]:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(LoopbackAwareGZip(_endpoint, minimum_size=1000)(scope, receive, send))
+    # In a thread of its own: in the same test process Playwright may already run an event loop here.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, LoopbackAwareGZip(_endpoint, minimum_size=1000)(scope, receive, send)).result()
     headers = dict(next(m for m in sent if m["type"] == "http.response.start")["headers"])
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return headers, body
