@@ -189,6 +189,10 @@ def figure_png(fig: Figure) -> bytes:
 
 
 LAYOUT_CSS = """
+/* No ripple or fade on buttons: each Step click otherwise animates for half a second, and every
+   animation frame is re-rasterised in software where there is no GPU (a third of a step's time). */
+.v-ripple__container { display: none !important; }
+.v-btn, .v-btn__overlay, .v-btn__underlay { transition: none !important; }
 /* Sidebar sliders: label on its own line above the track (long labels with units), value shown above
    the thumb; Mesa's "Use Threads" checkbox repeats its label inside the box under Vuetify 3. */
 .oud-side .v-slider.v-input--horizontal { grid-template-areas: "prepend" "control" "messages";
