@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -210,10 +211,14 @@ class NetworkView:
         for a in artists:
             ax.add_line(a)
         self.blit = BlitFigure(fig, artists)
+        self._last: tuple[object, bytes] | None = None  # (week, chosen row), PNG: a page asks again
 
     def render(self, model: OUDModel, selected_row: int | None = None) -> bytes:
         """PNG of the current state: active ties, a marker per person, the chosen person ringed."""
         with self.lock:
+            key = (model.week, selected_row)
+            if self._last is not None and self._last[0] == key:
+                return self._last[1]  # e.g. the drawing made with the spare model, for its first page
             net, pop, pos = model.network, model.population, self.pos
             self._ties.set_data(*self._segments(net.active))
             if selected_row is not None and 0 <= selected_row < self.n:
@@ -227,7 +232,9 @@ class NetworkView:
             for (s, has_mh), line in self._marks.items():
                 rows = np.flatnonzero((stage == s) & (mh == has_mh))
                 line.set_data(pos[rows, 0], pos[rows, 1])
-            return self.blit.render()
+            png = self.blit.render()
+            self._last = (key, png)
+            return png
 
     def _segments(self, ties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # One polyline with NaN breaks: a single path draws much faster than a LineCollection.
@@ -417,12 +424,17 @@ class ChartsView:
         self.panels = explore_panels(model.params.social.isolated_max_ties)
         self.figures = [PanelFigure(p) for p in self.panels]
         self.lock = threading.Lock()
+        self._last: tuple[weakref.ref, int, list[bytes]] | None = None  # model, week, PNGs
 
     def render(self, model: OUDModel) -> list[bytes]:
         """One PNG per panel, in the order of ``self.panels``."""
         with self.lock:
+            if self._last is not None and self._last[0]() is model and self._last[1] == model.week:
+                return self._last[2]  # e.g. the charts drawn with the spare model, for its first page
             steps = len(model.datacollector.model_vars[self.panels[0].traces[0].metric])
             years = (steps - 1) * model.params.simulation.dt_weeks / 52.0
             # The time axis grows in few, large jumps: each jump redraws every panel's background.
             xmax = next((x for x in (1, 2, 5, 10, 20, 50, 100, 200, 500) if x >= years), years)
-            return [f.render(model, float(xmax)) for f in self.figures]
+            pngs = [f.render(model, float(xmax)) for f in self.figures]
+            self._last = (weakref.ref(model), model.week, pngs)
+            return pngs
