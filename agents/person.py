@@ -129,5 +129,3 @@ class Person(mesa.Agent):
 
     def __repr__(self) -> str:
         return f"Person(id={self.unique_id}, row={self.row}, stage={self.stage.name.lower()})"
-
-

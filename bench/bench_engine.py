@@ -57,8 +57,13 @@ def bench_rate(population: int = 100_000) -> dict:
     setup = time.perf_counter() - t0
     m.run_for(5)  # warm-up
     per_step = median_step_time(m, chunks=9, chunk_steps=20)
-    return {"population": population, "setup_s": round(setup, 2), "ms_per_step": round(per_step * 1e3, 2),
-            "agent_steps_per_s": round(population / per_step), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "population": population,
+        "setup_s": round(setup, 2),
+        "ms_per_step": round(per_step * 1e3, 2),
+        "agent_steps_per_s": round(population / per_step),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def bench_million(population: int = 1_000_000, steps: int = 520) -> dict:
@@ -70,9 +75,15 @@ def bench_million(population: int = 1_000_000, steps: int = 520) -> dict:
     t1 = time.perf_counter()
     m.run_for(steps)
     run = time.perf_counter() - t1
-    return {"population": population, "steps": steps, "setup_s": round(setup, 1), "steps_s": round(run, 1),
-            "total_s": round(setup + run, 1), "agent_steps_per_s": round(population * steps / run),
-            "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "population": population,
+        "steps": steps,
+        "setup_s": round(setup, 1),
+        "steps_s": round(run, 1),
+        "total_s": round(setup + run, 1),
+        "agent_steps_per_s": round(population * steps / run),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def bench_virus(nodes: int = 5_000, degree: int = 10) -> dict:
@@ -98,9 +109,15 @@ def bench_virus(nodes: int = 5_000, degree: int = 10) -> dict:
         v_times.append(median_step_time(virus, 1, 10))
         o_times.append(median_step_time(ours, 1, 100))
     v, o = float(np.median(v_times)), float(np.median(o_times))
-    return {"nodes": nodes, "mean_degree": degree, "virus_ms_per_step": round(v * 1e3, 3),
-            "oudsim_ms_per_step": round(o * 1e3, 3), "virus_agent_steps_per_s": round(nodes / v),
-            "oudsim_agent_steps_per_s": round(nodes / o), "ratio": round(v / o, 1)}
+    return {
+        "nodes": nodes,
+        "mean_degree": degree,
+        "virus_ms_per_step": round(v * 1e3, 3),
+        "oudsim_ms_per_step": round(o * 1e3, 3),
+        "virus_agent_steps_per_s": round(nodes / v),
+        "oudsim_agent_steps_per_s": round(nodes / o),
+        "ratio": round(v / o, 1),
+    }
 
 
 BENCHES = {"rate": bench_rate, "million": bench_million, "virus": bench_virus}

@@ -32,8 +32,7 @@ from model.parameters import ParameterError, Parameters, apply_overrides
 
 app = typer.Typer(
     name="oudsim",
-    help="Scenarios of mental health and opioid use disorder on a social network:"
-    " run, compare, sweep, report.",
+    help="Scenarios of mental health and opioid use disorder on a social network: run, compare, sweep, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -64,9 +63,7 @@ KEY_METRICS = (
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(
-        Text("error: ", style="bold red") + Text(message), soft_wrap=True
-    )  # unbroken lines
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)  # unbroken lines
     raise typer.Exit(code)
 
 
@@ -107,18 +104,12 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-Replicates = Annotated[
-    int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")
-]
-Years = Annotated[
-    float, typer.Option("--years", "-y", min=0, max=500, help="Years to simulate after burn-in.")
-]
+Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")]
+Years = Annotated[float, typer.Option("--years", "-y", min=0, max=500, help="Years to simulate after burn-in.")]
 Population = Annotated[int, typer.Option("--population", "-p", min=50, help="Number of people.")]
 Seed = Annotated[
     int,
-    typer.Option(
-        "--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."
-    ),
+    typer.Option("--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."),
 ]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]
 Scheduler = Annotated[
@@ -131,13 +122,9 @@ Scheduler = Annotated[
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder. [default: results]")]
 Sets = Annotated[
     list[str] | None,
-    typer.Option(
-        "--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."
-    ),
+    typer.Option("--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."),
 ]
-Resume = Annotated[
-    bool, typer.Option("--resume", help="Skip replicates already finished in --out.")
-]
+Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already finished in --out.")]
 
 
 # -- progress and tables --------------------------------------------------------------------------
@@ -233,9 +220,7 @@ def _run(
         if client is not None:
             client.close()
     if result.resumed:
-        err_console.print(
-            f"Resumed: {result.resumed} finished replicate(s) found in {out} were skipped."
-        )
+        err_console.print(f"Resumed: {result.resumed} finished replicate(s) found in {out} were skipped.")
     return result
 
 
@@ -252,8 +237,7 @@ def _finish(result: Any, out: Path) -> None:
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.failures:
         err_console.print(
-            f"{len(result.failures)} of {total} replicates failed; "
-            f"the other {done} are written to {out}."
+            f"{len(result.failures)} of {total} replicates failed; the other {done} are written to {out}."
         )
         raise typer.Exit(EXIT_FAILED)
 
@@ -277,9 +261,7 @@ def scenarios_command(
     table.add_column("description")
     table.add_column("interventions", style="dim")
     for s in found:
-        table.add_row(
-            s.name, s.description, "\n".join(i.describe() for i in s.interventions) or "none"
-        )
+        table.add_row(s.name, s.description, "\n".join(i.describe() for i in s.interventions) or "none")
     out_console.print(table)
 
 
@@ -304,8 +286,7 @@ def validate(
         out_console.print(
             Text("ok: ", style="bold green")
             + Text(
-                f"{path}: '{s.name}', {len(s.overrides)} parameter override(s), "
-                f"{len(s.interventions)} intervention(s)"
+                f"{path}: '{s.name}', {len(s.overrides)} parameter override(s), {len(s.interventions)} intervention(s)"
             )
         )
     if bad:
@@ -316,9 +297,7 @@ def validate(
 def run(
     scenarios: Annotated[
         list[str],
-        typer.Argument(
-            metavar="SCENARIO", help="Scenario names (see `oudsim scenarios`) or .toml paths."
-        ),
+        typer.Argument(metavar="SCENARIO", help="Scenario names (see `oudsim scenarios`) or .toml paths."),
     ],
     replicates: Replicates = 4,
     years: Years = 10.0,
@@ -358,8 +337,7 @@ def run(
         )
     )
     out_console.print(
-        f"Wrote {out}/timeseries.parquet, summary.csv, replicates.csv, manifest.json "
-        f"in {result.wall_seconds:.1f} s."
+        f"Wrote {out}/timeseries.parquet, summary.csv, replicates.csv, manifest.json in {result.wall_seconds:.1f} s."
     )
     _finish(result, out)
 
@@ -438,9 +416,7 @@ def sweep(
     scenario: Annotated[str, typer.Argument(help="The scenario to vary.")],
     grid: Annotated[
         list[str],
-        typer.Option(
-            "--grid", "-g", help="dotted.name=v1,v2,... (repeatable: every combination is run)."
-        ),
+        typer.Option("--grid", "-g", help="dotted.name=v1,v2,... (repeatable: every combination is run)."),
     ],
     metric: Annotated[
         list[str] | None,
@@ -468,10 +444,7 @@ def sweep(
         for item in grid:
             name, eq, values = item.partition("=")
             if not eq or not values.strip():
-                _fail(
-                    f"--grid {item!r}: expected dotted.name=v1,v2,..., "
-                    "e.g. --grid social.isolation_multiplier=1,2"
-                )
+                _fail(f"--grid {item!r}: expected dotted.name=v1,v2,..., e.g. --grid social.isolation_multiplier=1,2")
             axes[name.strip()] = [_parse_value(v.strip()) for v in values.split(",") if v.strip()]
         shown = list(metric or KEY_METRICS)
         unknown = [m for m in shown if m not in METRIC_NAMES]
@@ -500,9 +473,7 @@ def sweep(
         table = values.merge(result.summary, on="scenario", how="left")
         atomic_write(out / "sweep.csv", lambda tmp: table.to_csv(tmp, index=False))
     _print_sweep(table, list(axes), shown, len(result.seeds))
-    out_console.print(
-        f"Wrote {out}/timeseries.parquet, summary.csv, sweep.csv, replicates.csv, manifest.json."
-    )
+    out_console.print(f"Wrote {out}/timeseries.parquet, summary.csv, sweep.csv, replicates.csv, manifest.json.")
     _finish(result, out)
 
 
@@ -539,9 +510,7 @@ def _print_sweep(table: Any, axes: list[str], metrics: list[str], replicates: in
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="A run's --out folder.")],
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")
-    ] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
 ) -> None:
     """PNG plots (mean and 95% band over time per scenario) and an HTML page with the tables."""
     from model.metrics import METRIC_NAMES

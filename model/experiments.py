@@ -158,12 +158,8 @@ def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
         frame.insert(0, "scenario", task.scenario.name)
         frame.insert(1, "replicate", task.replicate)
         frame.insert(2, "seed", task.seed)
-        frame = frame.astype(
-            {"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"}
-        )
-        return ReplicateOutcome(
-            task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame
-        )
+        frame = frame.astype({"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"})
+        return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame)
     except Exception as e:  # noqa: BLE001 - any failure of one replicate is reported, the rest go on
         return ReplicateOutcome(
             task.scenario.name,
@@ -253,9 +249,7 @@ class _ProcessPool(cf.Executor):
         self._pool = self._new()
 
     def _new(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=self._ctx, initializer=_ignore_sigint
-        )
+        return cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=self._ctx, initializer=_ignore_sigint)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         from concurrent.futures.process import BrokenProcessPool
@@ -286,9 +280,7 @@ def connect(address: str, timeout: str = "10s") -> Any:
     try:
         from distributed import Client
     except ImportError:
-        raise ScenarioError(
-            "--scheduler needs Dask distributed: pip install 'oudsim[distributed]'"
-        ) from None
+        raise ScenarioError("--scheduler needs Dask distributed: pip install 'oudsim[distributed]'") from None
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as e:
@@ -353,16 +345,10 @@ def final_year_means(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "replicate", "seed", *metrics])
 
 
-def summarise_finals(
-    finals: pd.DataFrame, scenario_order: Sequence[str] | None = None
-) -> pd.DataFrame:
+def summarise_finals(finals: pd.DataFrame, scenario_order: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean and 2.5th–97.5th percentiles across replicates of the final-year means, per metric."""
     metrics = [m for m in METRIC_NAMES if m in finals.columns]
-    order = (
-        list(scenario_order)
-        if scenario_order is not None
-        else list(dict.fromkeys(finals["scenario"]))
-    )
+    order = list(scenario_order) if scenario_order is not None else list(dict.fromkeys(finals["scenario"]))
     rows = []
     for scenario in order:
         g = finals[finals["scenario"] == scenario]
@@ -373,9 +359,7 @@ def summarise_finals(
                 rows.append((scenario, metric, np.nan, np.nan, np.nan, 0))
                 continue
             lo, hi = np.percentile(values, [2.5, 97.5])
-            rows.append(
-                (scenario, metric, float(values.mean()), float(lo), float(hi), int(values.size))
-            )
+            rows.append((scenario, metric, float(values.mean()), float(lo), float(hi), int(values.size)))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
@@ -403,9 +387,7 @@ def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFr
         o = finals[finals["scenario"] == other].set_index("replicate")
         common = b.index.intersection(o.index)
         if (b.loc[common, "seed"] != o.loc[common, "seed"]).any():
-            raise ScenarioError(
-                f"'{other}' and '{base}' were run with different seeds: they cannot be paired"
-            )
+            raise ScenarioError(f"'{other}' and '{base}' were run with different seeds: they cannot be paired")
         n = len(common)
         for metric in metrics:
             base_values = b.loc[common, metric].to_numpy(dtype=float)
@@ -436,18 +418,14 @@ def compare(finals: pd.DataFrame, base: str, others: Sequence[str]) -> pd.DataFr
 # -- sweeps ----------------------------------------------------------------------------------------
 
 
-def grid_variants(
-    base: ScenarioRef, grid: dict[str, Sequence[Any]]
-) -> list[tuple[Scenario, dict[str, Any]]]:
+def grid_variants(base: ScenarioRef, grid: dict[str, Sequence[Any]]) -> list[tuple[Scenario, dict[str, Any]]]:
     """Every combination of grid values (full factorial): a validated scenario and its values."""
     scenario = load_scenario(base)
     names = list(grid)
     variants = []
     for combo in itertools.product(*(grid[n] for n in names)):
         values = dict(zip(names, combo, strict=True))
-        label = (
-            f"{scenario.name}[" + ",".join(f"{n}={_fmt_value(v)}" for n, v in values.items()) + "]"
-        )
+        label = f"{scenario.name}[" + ",".join(f"{n}={_fmt_value(v)}" for n, v in values.items()) + "]"
         variants.append((scenario.with_overrides(values, name=label), values))
     return variants
 
@@ -503,9 +481,7 @@ def resolve_scenarios(
     names = [s.name for s in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ScenarioError(
-            f"scenario names must be unique in one run; repeated: {', '.join(dupes)}"
-        )
+        raise ScenarioError(f"scenario names must be unique in one run; repeated: {', '.join(dupes)}")
     if not resolved:
         raise ScenarioError("no scenario given")
     return resolved
@@ -599,9 +575,7 @@ def run_experiment(
         else:
             frame = outcome.frame
             if parts_dir is not None:  # on disk before it counts as done
-                atomic_write(
-                    parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False)
-                )
+                atomic_write(parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False))
             adopt(task, frame)
         done += 1
         if progress is not None:
@@ -639,9 +613,7 @@ def run_experiment(
         seeds=seeds,
         finals=finals,
         summary=summary,
-        failures=sorted(
-            failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)
-        ),
+        failures=sorted(failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)),
         interrupted=interrupted,
         out_dir=out,
         resumed=resumed,
@@ -664,9 +636,7 @@ def run_experiment(
             population=population,
             seed=seed,
             workers=workers,
-            scheduler=scheduler
-            if scheduler is None or isinstance(scheduler, str)
-            else scheduler.scheduler.address,
+            scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
             resume=resume,
             overrides=overrides or {},
         ),
@@ -735,9 +705,7 @@ def _lost(task: ReplicateTask, error: Exception) -> ReplicateOutcome:
     if isinstance(error, BrokenProcessPool):
         message = "its worker process died (out of memory, or killed) while running it"
     tb = "".join(traceback.format_exception(error))
-    return ReplicateOutcome(
-        task.scenario.name, task.replicate, task.seed, 0.0, error=message, traceback=tb
-    )
+    return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0, error=message, traceback=tb)
 
 
 def _in_output_order(tasks: list[ReplicateTask], scenarios: list[Scenario]) -> list[ReplicateTask]:
@@ -763,9 +731,7 @@ def _write_outputs(out: Path, result: ExperimentResult, tasks: list[ReplicateTas
     atomic_write(out / "timeseries.parquet", write_timeseries)
     atomic_write(out / "summary.csv", lambda tmp: result.summary.to_csv(tmp, index=False))
     atomic_write(out / "replicates.csv", lambda tmp: result.finals.to_csv(tmp, index=False))
-    atomic_write_text(
-        out / "manifest.json", json.dumps(result.manifest, indent=2, default=str) + "\n"
-    )
+    atomic_write_text(out / "manifest.json", json.dumps(result.manifest, indent=2, default=str) + "\n")
 
 
 def _timeseries_schema() -> Any:
@@ -826,8 +792,7 @@ def _manifest(
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(result.wall_seconds, 3),
             "replicate_seconds": [
-                {"scenario": s, "replicate": r, "seconds": round(sec, 3)}
-                for (s, r), sec in sorted(timings.items())
+                {"scenario": s, "replicate": r, "seconds": round(sec, 3)} for (s, r), sec in sorted(timings.items())
             ],
         },
         "scenarios": [s.to_dict() for s in result.scenarios],
@@ -904,11 +869,7 @@ def run_replicates(
         keep_frames=True,
     )
     columns = [*ID_COLUMNS, *METRIC_NAMES]
-    frame = (
-        pd.concat(result.frames, ignore_index=True)[columns]
-        if result.frames
-        else pd.DataFrame(columns=columns)
-    )
+    frame = pd.concat(result.frames, ignore_index=True)[columns] if result.frames else pd.DataFrame(columns=columns)
     if result.interrupted:
         raise KeyboardInterrupt
     if result.failures:
@@ -923,7 +884,4 @@ def read_finals(out_dir: str | Path) -> pd.DataFrame:
         return pd.read_csv(out / "replicates.csv")
     if (out / "timeseries.parquet").is_file():
         return final_year_means(pd.read_parquet(out / "timeseries.parquet"))
-    raise ScenarioError(
-        f"{out}: no replicates.csv or timeseries.parquet here; "
-        f"run `oudsim run ... --out {out}` first"
-    )
+    raise ScenarioError(f"{out}: no replicates.csv or timeseries.parquet here; run `oudsim run ... --out {out}` first")

@@ -83,30 +83,23 @@ class Intervention(BaseModel):
                 explicit[name] = {"mode": mode, "amount": amount}
         if kind == "mixed":
             if "amount" in data:
-                raise ValueError(
-                    "a mixed intervention sets amounts per component: {kind = ..., amount = ...}"
-                )
+                raise ValueError("a mixed intervention sets amounts per component: {kind = ..., amount = ...}")
             changes = _expand_components(data.pop("components", None))
         elif kind in KINDS:
             changes = _preset_changes(kind, data.pop("amount", None))
         elif kind == "custom":
             if "amount" in data:
-                raise ValueError(
-                    "'amount' belongs to a named kind; a custom intervention lists `set` or `scale`"
-                )
+                raise ValueError("'amount' belongs to a named kind; a custom intervention lists `set` or `scale`")
             changes = {}
         else:
             raise ValueError(
-                f"unknown intervention kind '{kind}'{_closest(kind, ALL_KINDS)}; "
-                f"known kinds: {', '.join(ALL_KINDS)}"
+                f"unknown intervention kind '{kind}'{_closest(kind, ALL_KINDS)}; known kinds: {', '.join(ALL_KINDS)}"
             )
         if "components" in data:
             raise ValueError("'components' is only for kind = \"mixed\"")
         changes.update(explicit)  # explicit changes win over a preset's defaults
         if not changes:
-            raise ValueError(
-                f"intervention '{kind}' changes nothing: give `set`, `scale` or `changes`"
-            )
+            raise ValueError(f"intervention '{kind}' changes nothing: give `set`, `scale` or `changes`")
         # Aliases ("capacity") name the same field as their dotted name: store the dotted name.
         data["changes"] = {ALIASES.get(name, name): ch for name, ch in changes.items()}
         return data
@@ -121,9 +114,7 @@ class Intervention(BaseModel):
 
     def describe(self) -> str:
         """One line for tables: what changes, from when."""
-        parts = [
-            f"{n} {'×' if c.mode == 'scale' else '→'} {c.amount:g}" for n, c in self.changes.items()
-        ]
+        parts = [f"{n} {'×' if c.mode == 'scale' else '→'} {c.amount:g}" for n, c in self.changes.items()]
         ramp = f" over {self.ramp_years:g} y" if self.ramp_years else ""
         return f"{self.label or self.kind} (year {self.start_year:g}{ramp}): {', '.join(parts)}"
 
@@ -172,21 +163,16 @@ def _preset_changes(kind: str, amount: Any) -> dict[str, Any]:
 
 def _expand_components(components: Any) -> dict[str, Any]:
     if not isinstance(components, list) or not components:
-        raise ValueError(
-            f"a mixed intervention needs components = [kind, ...] from {', '.join(KINDS)}"
-        )
+        raise ValueError(f"a mixed intervention needs components = [kind, ...] from {', '.join(KINDS)}")
     changes: dict[str, Any] = {}
     for item in components:
         spec = {"kind": item} if isinstance(item, str) else item
         if not isinstance(spec, dict) or set(spec) - {"kind", "amount"}:
-            raise ValueError(
-                f"a component is a kind name or {{kind = ..., amount = ...}}, not {item!r}"
-            )
+            raise ValueError(f"a component is a kind name or {{kind = ..., amount = ...}}, not {item!r}")
         kind = spec.get("kind")
         if kind not in KINDS:
             raise ValueError(
-                f"unknown component kind '{kind}'{_closest(str(kind), KINDS)}; "
-                f"known kinds: {', '.join(KINDS)}"
+                f"unknown component kind '{kind}'{_closest(str(kind), KINDS)}; known kinds: {', '.join(KINDS)}"
             )
         for name, change in _preset_changes(kind, spec.get("amount")).items():
             if name in changes and changes[name] != change:
@@ -200,15 +186,10 @@ def parse_intervention(data: Any, where: str = "intervention") -> Intervention:
     if isinstance(data, Intervention):
         return data
     if not isinstance(data, dict):
-        raise ParameterError(
-            f"{where}: an intervention is a table (kind, start_year, ...), not {data!r}"
-        )
+        raise ParameterError(f"{where}: an intervention is a table (kind, start_year, ...), not {data!r}")
     for key in data:
         if key not in _KEYS:
-            raise ParameterError(
-                f"{where}: unknown key '{key}'{_closest(key, _KEYS)}; "
-                f"valid keys: {', '.join(_KEYS)}"
-            )
+            raise ParameterError(f"{where}: unknown key '{key}'{_closest(key, _KEYS)}; valid keys: {', '.join(_KEYS)}")
     try:
         return Intervention.model_validate(data)
     except ValidationError as exc:
@@ -239,21 +220,15 @@ class InterventionSchedule:
     """Applies a list of interventions to a model's working parameters as simulated time passes."""
 
     def __init__(self, interventions: list[Intervention | dict], base: Parameters) -> None:
-        self.items = [
-            parse_intervention(i, f"intervention {n + 1}") for n, i in enumerate(interventions)
-        ]
+        self.items = [parse_intervention(i, f"intervention {n + 1}") for n, i in enumerate(interventions)]
         self.base = base
         self._last: dict[str, Any] | None = None
-        for (
-            item
-        ) in self.items:  # check every target now, so a bad name or value fails before the run
+        for item in self.items:  # check every target now, so a bad name or value fails before the run
             try:
                 for name in item.changes:
                     current = get_dotted(base, name)
                     if isinstance(current, bool) or not isinstance(current, int | float):
-                        raise ParameterError(
-                            f"'{name}' is not a number, so an intervention cannot ramp it"
-                        )
+                        raise ParameterError(f"'{name}' is not a number, so an intervention cannot ramp it")
                 apply_overrides(base, self._targets(item, 1.0))
             except ParameterError as e:
                 raise ParameterError(f"intervention '{item.label or item.kind}': {e}") from None

@@ -34,10 +34,12 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("anxiety_prevalence", "Anxiety disorder", "share of population", "share"),
     Metric("ptsd_prevalence", "PTSD", "share of population", "share"),
     Metric("cooccurring_share", "People with OUD who have a disorder", "share of people with OUD", "share"),
-    Metric("treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD",
-           "share"),
-    Metric("integrated_share", "People with OUD in integrated dual-diagnosis care", "share of people with OUD",
-           "share"),
+    Metric(
+        "treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD", "share"
+    ),
+    Metric(
+        "integrated_share", "People with OUD in integrated dual-diagnosis care", "share of people with OUD", "share"
+    ),
     Metric("waitlist", "Waiting for an OUD treatment slot", "people", "count"),
     Metric("incidence", "New OUD", "per 100,000 per year", "rate"),
     Metric("overdoses", "Overdoses in the step", "events per step", "count"),
@@ -148,15 +150,17 @@ def subgroup_table(model, by: str) -> pd.DataFrame:
         sel = key == g
         n = int(sel.sum())
         oud = int(np.count_nonzero(pop.has_oud & sel))
-        rows.append({
-            by: label,
-            "people": n,
-            "oud_prevalence": _share(oud, n),
-            "misuse_prevalence": _share(np.count_nonzero(((st == Stage.MISUSE) | pop.has_oud) & sel), n),
-            "mh_prevalence": _share(np.count_nonzero(pop.any_mh & sel), n),
-            "treatment_coverage": _share(np.count_nonzero((st == Stage.TREATMENT) & sel), oud),
-            "mean_loneliness": float(pop.loneliness[sel].mean()) if n else 0.0,
-        })
+        rows.append(
+            {
+                by: label,
+                "people": n,
+                "oud_prevalence": _share(oud, n),
+                "misuse_prevalence": _share(np.count_nonzero(((st == Stage.MISUSE) | pop.has_oud) & sel), n),
+                "mh_prevalence": _share(np.count_nonzero(pop.any_mh & sel), n),
+                "treatment_coverage": _share(np.count_nonzero((st == Stage.TREATMENT) & sel), oud),
+                "mean_loneliness": float(pop.loneliness[sel].mean()) if n else 0.0,
+            }
+        )
     return pd.DataFrame(rows).set_index(by)
 
 

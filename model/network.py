@@ -117,7 +117,7 @@ class TieNetwork:
         self.u = edges[:, 0].astype(np.int32)
         self.v = edges[:, 1].astype(np.int32)
         self.latent = np.zeros(len(edges), dtype=bool)
-        self.latent[len(known):] = True
+        self.latent[len(known) :] = True
         self.active = ~self.latent
         e = len(edges)
         src = np.concatenate([self.u, self.v])
@@ -169,12 +169,26 @@ class TieNetwork:
 
     def nbytes(self) -> int:
         a = self.adjacency
-        return sum(x.nbytes for x in (self.u, self.v, self.latent, self.active, self.pos_uv, self.pos_vu,
-                                      a.data, a.indices, a.indptr, self.row_of_entry))
+        return sum(
+            x.nbytes
+            for x in (
+                self.u,
+                self.v,
+                self.latent,
+                self.active,
+                self.pos_uv,
+                self.pos_vu,
+                a.data,
+                a.indices,
+                a.indptr,
+                self.row_of_entry,
+            )
+        )
 
 
-def latent_edges(known: np.ndarray, n: int, per_person: float, triadic_share: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def latent_edges(
+    known: np.ndarray, n: int, per_person: float, triadic_share: float, rng: np.random.Generator
+) -> np.ndarray:
     """Possible new ties: friends of friends (triadic closure) and strangers, none already known.
 
     Triadic candidates are oversampled because many friends of friends are friends already.
@@ -211,8 +225,7 @@ def latent_edges(known: np.ndarray, n: int, per_person: float, triadic_share: fl
     return _clean(np.concatenate([tri[:, 0], strangers[:, 0]]), np.concatenate([tri[:, 1], strangers[:, 1]]), n)
 
 
-def build_network(params: NetworkParams, n: int, rng: np.random.Generator,
-                  graph: nx.Graph | None = None) -> TieNetwork:
+def build_network(params: NetworkParams, n: int, rng: np.random.Generator, graph: nx.Graph | None = None) -> TieNetwork:
     """Known ties from the chosen generator, file or graph, plus latent ties; all validated first."""
     if graph is not None:
         known = graph_edges(graph, n)

@@ -21,8 +21,16 @@ from model.processes.treatment import slots
 from model.rates import GroupFactors, rows_where
 from model.transitions import TransitionLog
 
-FLOWS = ("new_oud", "overdoses", "overdose_deaths", "alone_overdoses", "oud_deaths", "deaths", "admissions",
-         "oud_at_start")
+FLOWS = (
+    "new_oud",
+    "overdoses",
+    "overdose_deaths",
+    "alone_overdoses",
+    "oud_deaths",
+    "deaths",
+    "admissions",
+    "oud_at_start",
+)
 
 
 class OUDModel(mesa.Model):

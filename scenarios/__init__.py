@@ -62,9 +62,7 @@ class Scenario:
     description: str
     params: Parameters
     interventions: tuple[Intervention, ...] = ()
-    overrides: dict[str, Any] = field(
-        default_factory=dict
-    )  # dotted name -> value, inherited ones included
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted name -> value, inherited ones included
     path: Path | None = None
     extends: str | None = None
 
@@ -79,9 +77,7 @@ class Scenario:
             self, name=name or self.name, params=params, overrides={**self.overrides, **canonical}
         )
 
-    def build_model(
-        self, population: int | None = None, rng: Any = None, **overrides: Any
-    ) -> OUDModel:
+    def build_model(self, population: int | None = None, rng: Any = None, **overrides: Any) -> OUDModel:
         """An OUDModel with this scenario's parameters and interventions (burn-in runs here)."""
         from model.oud_model import OUDModel  # imported here: listing scenarios needs no Mesa
 
@@ -148,8 +144,7 @@ def _locate(ref: str | Path, base: Path | None) -> Path:
     close = get_close_matches(text, known, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ScenarioError(
-        f"unknown scenario '{text}'{hint}. Known scenarios: {', '.join(known)} "
-        "(or give a path to a .toml file)"
+        f"unknown scenario '{text}'{hint}. Known scenarios: {', '.join(known)} (or give a path to a .toml file)"
     )
 
 
@@ -166,9 +161,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
         if m:
             reason = msg[: m.start()].strip()
-            raise ScenarioError(
-                f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}"
-            ) from None
+            raise ScenarioError(f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}") from None
         raise ScenarioError(f"{path}: TOML syntax error: {msg}") from None
 
 
@@ -200,9 +193,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
         if key not in TOP_LEVEL_KEYS:
             close = get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ScenarioError(
-                f"{path}: unknown key '{key}'{hint}; a scenario has {', '.join(TOP_LEVEL_KEYS)}"
-            )
+            raise ScenarioError(f"{path}: unknown key '{key}'{hint}; a scenario has {', '.join(TOP_LEVEL_KEYS)}")
     for key in ("name", "description", "extends"):
         if key in data and not isinstance(data[key], str):
             raise ScenarioError(f"{path}: '{key}' must be a string, not {data[key]!r}")
@@ -216,9 +207,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
 
     raw_params = data.get("parameters", {})
     if not isinstance(raw_params, dict):
-        raise ScenarioError(
-            f"{path}: 'parameters' must be a table of dotted names, not {raw_params!r}"
-        )
+        raise ScenarioError(f"{path}: 'parameters' must be a table of dotted names, not {raw_params!r}")
     own = {ALIASES.get(k, k): v for k, v in _flatten(raw_params).items()}
     overrides = {**(parent.overrides if parent else {}), **own}
     try:
@@ -228,13 +217,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
 
     raw_items = data.get("interventions", [])
     if not isinstance(raw_items, list):
-        raise ScenarioError(
-            f"{path}: 'interventions' must be an array of tables ([[interventions]])"
-        )
+        raise ScenarioError(f"{path}: 'interventions' must be an array of tables ([[interventions]])")
     try:
-        own_items = tuple(
-            parse_intervention(d, f"interventions[{i}]") for i, d in enumerate(raw_items)
-        )
+        own_items = tuple(parse_intervention(d, f"interventions[{i}]") for i, d in enumerate(raw_items))
     except ParameterError as e:
         raise ScenarioError(f"{path}: {e}") from None
     items = (parent.interventions if parent else ()) + own_items

@@ -50,9 +50,7 @@ def test_scenarios_lists_every_shipped_scenario_with_its_description() -> None:
 
 def test_validate_accepts_a_good_file_and_refuses_bad_ones(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
-    good.write_text(
-        'name = "mine"\ndescription = "d"\nextends = "naloxone"\n[parameters]\ncapacity = 400\n'
-    )
+    good.write_text('name = "mine"\ndescription = "d"\nextends = "naloxone"\n[parameters]\ncapacity = 400\n')
     result = invoke("validate", str(good))
     assert result.exit_code == 0 and "ok" in result.stdout and "'mine'" in result.stdout
 
@@ -78,9 +76,7 @@ def test_validate_accepts_a_good_file_and_refuses_bad_ones(tmp_path: Path) -> No
 
     wrong_type = tmp_path / "type.toml"
     wrong_type.write_text('[parameters]\n"simulation.population" = "many"\n')
-    assert_clean_error(
-        invoke("validate", str(wrong_type)), "simulation.population = 'many'", "allowed range"
-    )
+    assert_clean_error(invoke("validate", str(wrong_type)), "simulation.population = 'many'", "allowed range")
 
     assert_clean_error(invoke("validate", str(tmp_path / "missing.toml")), "no such scenario file")
 
@@ -103,16 +99,12 @@ def test_run_refuses_bad_input_with_one_clear_message(tmp_path: Path) -> None:
         "overdose.naloxone_coverage = 1.5",
         "allowed range [0, 1]",
     )
-    assert_clean_error(
-        invoke("run", "baseline", "--set", "no_equals_sign", "--out", out), "dotted.name=value"
-    )
+    assert_clean_error(invoke("run", "baseline", "--set", "no_equals_sign", "--out", out), "dotted.name=value")
     assert_clean_error(invoke("run", "baseline", "--replicates", "0", "--out", out))
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     assert_clean_error(
-        invoke(
-            "run", "baseline", "-n", "1", "-y", "0", "-p", "100", "-w", "1", "--out", str(a_file)
-        ),
+        invoke("run", "baseline", "-n", "1", "-y", "0", "-p", "100", "-w", "1", "--out", str(a_file)),
         str(a_file),
     )
     assert not Path(out).exists()  # nothing ran, nothing written
@@ -186,9 +178,7 @@ def test_sweep_runs_every_combination_with_its_values(tmp_path: Path) -> None:
     }
     assert got == {(100, 0.3), (100, 0.6), (400, 0.3), (400, 0.6)}
     sweep = pd.read_csv(out / "sweep.csv")
-    assert {"treatment.capacity_per_100k", "stigma", "metric", "mean", "lo", "hi", "n"} <= set(
-        sweep.columns
-    )
+    assert {"treatment.capacity_per_100k", "stigma", "metric", "mean", "lo", "hi", "n"} <= set(sweep.columns)
     assert sweep["scenario"].nunique() == 4
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["scenario"]) == set(sweep["scenario"])
@@ -221,9 +211,7 @@ def test_compare_from_a_folder_that_lacks_the_scenario(tmp_path: Path) -> None:
         ).exit_code
         == 0
     )
-    assert_clean_error(
-        invoke("compare", "baseline", "naloxone", "--from", str(out)), "no replicates of naloxone"
-    )
+    assert_clean_error(invoke("compare", "baseline", "naloxone", "--from", str(out)), "no replicates of naloxone")
     assert_clean_error(invoke("report", str(tmp_path / "nowhere")), "no such folder")
 
 

@@ -18,15 +18,16 @@ pytestmark = pytest.mark.slow
 REPS = 8
 
 
-def outcome(metric: str, years: float = 4, n: int = 5_000, burn_in: float = 3, last_years: float = 2,
-            reps: int = REPS, **kw) -> np.ndarray:
+def outcome(
+    metric: str, years: float = 4, n: int = 5_000, burn_in: float = 3, last_years: float = 2, reps: int = REPS, **kw
+) -> np.ndarray:
     """Mean of a metric over the last years of each replicate."""
     out = []
     for seed in range(reps):
         m = OUDModel(population=n, rng=1000 + seed, burn_in_years=burn_in, **kw)
         m.run_for(int(years * 52))
         df = m.metrics_frame()
-        out.append(df[metric].iloc[-int(last_years * 52):].mean())
+        out.append(df[metric].iloc[-int(last_years * 52) :].mean())
     return np.array(out)
 
 
@@ -47,14 +48,20 @@ def test_more_isolation_more_oud_and_worse_mental_health():
 
 
 def test_more_stigma_less_treatment():
-    assert_greater(outcome("treatment_coverage", stigma=0.2, capacity=5_000),
-                   outcome("treatment_coverage", stigma=0.95, capacity=5_000), "coverage, low vs high stigma")
+    assert_greater(
+        outcome("treatment_coverage", stigma=0.2, capacity=5_000),
+        outcome("treatment_coverage", stigma=0.95, capacity=5_000),
+        "coverage, low vs high stigma",
+    )
 
 
 def test_stigma_campaign_lowers_stigma_and_raises_treatment():
     assert_greater(outcome("mean_stigma"), outcome("mean_stigma", campaign=0.6), "stigma")
-    assert_greater(outcome("treatment_coverage", campaign=0.6, capacity=5_000),
-                   outcome("treatment_coverage", capacity=5_000), "coverage")
+    assert_greater(
+        outcome("treatment_coverage", campaign=0.6, capacity=5_000),
+        outcome("treatment_coverage", capacity=5_000),
+        "coverage",
+    )
 
 
 def test_more_capacity_more_treatment_fewer_deaths():

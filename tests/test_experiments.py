@@ -32,9 +32,7 @@ SMALL = dict(years=1, population=600, overrides=FAST)
 @pytest.fixture(scope="module")
 def reference() -> pd.DataFrame:
     """Two scenarios x 3 replicates, one worker: the frame other runs must reproduce exactly."""
-    return run_replicates(
-        ["baseline", "stigma_campaign"], replicates=3, seed=11, workers=1, **SMALL
-    )
+    return run_replicates(["baseline", "stigma_campaign"], replicates=3, seed=11, workers=1, **SMALL)
 
 
 # -- seeds ----------------------------------------------------------------------------------------
@@ -150,9 +148,7 @@ def test_paired_comparison_matches_a_paired_t_interval() -> None:
 def test_comparison_pairs_by_replicate_and_refuses_unpaired_seeds() -> None:
     finals = final_year_means(synthetic({("b", 0): [1.0], ("b", 1): [2.0], ("o", 1): [5.0]}))
     row = compare(finals, "b", ["o"]).iloc[0]
-    assert (
-        row["n"] == 1 and row["diff"] == 3.0 and np.isnan(row["lo"])
-    )  # replicate 0 of "o" is missing
+    assert row["n"] == 1 and row["diff"] == 3.0 and np.isnan(row["lo"])  # replicate 0 of "o" is missing
     finals.loc[finals["scenario"] == "o", "seed"] = 999
     with pytest.raises(ScenarioError, match="different seeds"):
         compare(finals, "b", ["o"])
@@ -206,9 +202,7 @@ def test_each_replicate_is_on_disk_before_it_counts_as_done(tmp_path: Path) -> N
     def progress(done: int, total: int) -> None:
         seen.append((done, len(list((tmp_path / "parts").glob("*.parquet")))))
 
-    result = run_experiment(
-        ["baseline"], replicates=3, seed=1, workers=1, out_dir=tmp_path, progress=progress, **SMALL
-    )
+    result = run_experiment(["baseline"], replicates=3, seed=1, workers=1, out_dir=tmp_path, progress=progress, **SMALL)
     assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
     assert result.frames == []  # nothing held in memory beyond the final-year means
     assert len(result.finals) == 3
@@ -228,9 +222,7 @@ class CountingExecutor(cf.Executor):
         if len(self.pending) >= 3:  # finish the oldest once the window is full
             done, task = self.pending.pop(0)
             done.set_result(
-                ex.ReplicateOutcome(
-                    task.scenario.name, task.replicate, task.seed, 0.0, frame=None, error="stub"
-                )
+                ex.ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0, frame=None, error="stub")
             )
         return fut
 
@@ -245,9 +237,7 @@ def test_work_in_flight_is_bounded_by_the_window() -> None:
         recorded.append(task.replicate)
         while executor.pending:  # drain the rest as the window refills
             fut, t = executor.pending.pop(0)
-            fut.set_result(
-                ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub")
-            )
+            fut.set_result(ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub"))
 
     ex._drain(executor, 3, todo, record)
     assert sorted(recorded) == list(range(40))
@@ -258,9 +248,7 @@ def test_a_failing_replicate_is_reported_and_the_others_are_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(FAIL_HOOK_ENV, "stigma_campaign:1")
-    result = run_experiment(
-        ["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, out_dir=tmp_path, **SMALL
-    )
+    result = run_experiment(["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, out_dir=tmp_path, **SMALL)
     (failure,) = result.failures
     assert (failure.scenario, failure.replicate, failure.seed) == (
         "stigma_campaign",
@@ -299,12 +287,8 @@ def test_a_failing_replicate_is_reported_and_the_others_are_written(
         **SMALL,
     )
     assert resumed.resumed == 3 and calls == [(3, 4), (4, 4)]
-    fresh = run_replicates(
-        ["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, **SMALL
-    )
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True
-    )
+    fresh = run_replicates(["baseline", "stigma_campaign"], replicates=2, seed=3, workers=1, **SMALL)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True)
 
 
 def test_interrupt_keeps_finished_replicates_and_resume_finishes(tmp_path: Path) -> None:
@@ -326,14 +310,10 @@ def test_interrupt_keeps_finished_replicates_and_resume_finishes(tmp_path: Path)
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "interrupted"
     assert not list(tmp_path.rglob("*.tmp"))
 
-    done = run_experiment(
-        ["baseline"], replicates=4, seed=9, workers=1, out_dir=tmp_path, resume=True, **SMALL
-    )
+    done = run_experiment(["baseline"], replicates=4, seed=9, workers=1, out_dir=tmp_path, resume=True, **SMALL)
     assert done.ok and done.resumed == 2
     fresh = run_replicates(["baseline"], replicates=4, seed=9, workers=1, **SMALL)
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True
-    )
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "timeseries.parquet"), fresh, check_exact=True)
 
 
 def test_resume_does_not_reuse_parts_from_different_settings(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class Case:
 def _set_stage(stage):
     def setup(m, exposed):
         m.population.stage[:] = stage
+
     return setup
 
 
@@ -99,30 +100,88 @@ def _peers(m, exposed):
 
 INIT = {**NEUTRAL_USE, "use.initiation_rate": 1.0}
 CASES = [
-    Case("self-medication: disorder raises initiation (E9)", "use.mh_hr", 2.5, INIT,
-         lambda m, e: (_set_stage(Stage.NONE)(m, e), _disorder(m, e)), _initiation_event),
+    Case(
+        "self-medication: disorder raises initiation (E9)",
+        "use.mh_hr",
+        2.5,
+        INIT,
+        lambda m, e: (_set_stage(Stage.NONE)(m, e), _disorder(m, e)),
+        _initiation_event,
+    ),
     Case("peers who use raise initiation", "use.peer_hr", 2.0, INIT, _peers, _initiation_event),
     Case("loneliness raises initiation (E12)", "use.loneliness_hr", 2.0, INIT, _lonely, _initiation_event),
-    Case("craving raises progression", "use.craving_progression_hr", 3.0,
-         {**NEUTRAL_USE, "use.progression_rate": 1.0, "use.cessation_rate": 0.0},
-         lambda m, e: (_set_stage(Stage.MISUSE)(m, e), _craving(m, e)), _progression_event),
-    Case("craving raises relapse", "use.craving_relapse_hr", 4.0, {**NEUTRAL_USE, "use.relapse_rate": 1.0},
-         lambda m, e: (_set_stage(Stage.REMISSION)(m, e), _craving(m, e)), _relapse_event),
-    Case("disorder raises relapse", "use.mh_relapse_hr", 2.0, {**NEUTRAL_USE, "use.relapse_rate": 1.0},
-         lambda m, e: (_set_stage(Stage.REMISSION)(m, e), _disorder(m, e)), _relapse_event),
-    Case("perceived stigma cuts seeking", "treatment.perceived_stigma_hr", 0.4,
-         {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0}, _stigma_perceived, _seek_event),
-    Case("internalised stigma cuts seeking", "treatment.internal_stigma_hr", 0.4,
-         {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0}, _stigma_internal, _seek_event),
-    Case("dual stigma cuts seeking further", "treatment.dual_stigma_hr", 0.5,
-         {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0}, _dual, _seek_event),
-    Case("loneliness raises mental-health onset", "mental_health.loneliness_hr", 2.5,
-         {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]}, _lonely, _mh_onset_event),
-    Case("craving worsens mental health (feedback loop)", "mental_health.craving_hr", 2.0,
-         {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]}, _craving, _mh_onset_event),
-    Case("a disorder raises onset of another (co-occurrence)", "mental_health.comorbidity_hr", 3.0,
-         {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0], "mental_health.remission_rate": [0, 0, 0]},
-         _disorder, _mh_onset_event),
+    Case(
+        "craving raises progression",
+        "use.craving_progression_hr",
+        3.0,
+        {**NEUTRAL_USE, "use.progression_rate": 1.0, "use.cessation_rate": 0.0},
+        lambda m, e: (_set_stage(Stage.MISUSE)(m, e), _craving(m, e)),
+        _progression_event,
+    ),
+    Case(
+        "craving raises relapse",
+        "use.craving_relapse_hr",
+        4.0,
+        {**NEUTRAL_USE, "use.relapse_rate": 1.0},
+        lambda m, e: (_set_stage(Stage.REMISSION)(m, e), _craving(m, e)),
+        _relapse_event,
+    ),
+    Case(
+        "disorder raises relapse",
+        "use.mh_relapse_hr",
+        2.0,
+        {**NEUTRAL_USE, "use.relapse_rate": 1.0},
+        lambda m, e: (_set_stage(Stage.REMISSION)(m, e), _disorder(m, e)),
+        _relapse_event,
+    ),
+    Case(
+        "perceived stigma cuts seeking",
+        "treatment.perceived_stigma_hr",
+        0.4,
+        {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0},
+        _stigma_perceived,
+        _seek_event,
+    ),
+    Case(
+        "internalised stigma cuts seeking",
+        "treatment.internal_stigma_hr",
+        0.4,
+        {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0},
+        _stigma_internal,
+        _seek_event,
+    ),
+    Case(
+        "dual stigma cuts seeking further",
+        "treatment.dual_stigma_hr",
+        0.5,
+        {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0},
+        _dual,
+        _seek_event,
+    ),
+    Case(
+        "loneliness raises mental-health onset",
+        "mental_health.loneliness_hr",
+        2.5,
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]},
+        _lonely,
+        _mh_onset_event,
+    ),
+    Case(
+        "craving worsens mental health (feedback loop)",
+        "mental_health.craving_hr",
+        2.0,
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]},
+        _craving,
+        _mh_onset_event,
+    ),
+    Case(
+        "a disorder raises onset of another (co-occurrence)",
+        "mental_health.comorbidity_hr",
+        3.0,
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0], "mental_health.remission_rate": [0, 0, 0]},
+        _disorder,
+        _mh_onset_event,
+    ),
 ]
 
 
@@ -157,9 +216,17 @@ def test_neutral_ratio_has_no_effect(case: Case):
 
 def _tie_loss(withdrawal_hr: float, seed: int) -> tuple[float, float]:
     """Share of ties lost among people with a disorder vs without, over one step."""
-    m = bare_model(20_000, rng=seed, **{"social.tie_loss_rate": 2.0, "social.withdrawal_hr_mh": withdrawal_hr,
-                                       "social.withdrawal_hr_oud": 1.0, "social.reconnect_rate": 0.0,
-                                       "social.new_tie_rate": 0.0})
+    m = bare_model(
+        20_000,
+        rng=seed,
+        **{
+            "social.tie_loss_rate": 2.0,
+            "social.withdrawal_hr_mh": withdrawal_hr,
+            "social.withdrawal_hr_oud": 1.0,
+            "social.reconnect_rate": 0.0,
+            "social.new_tie_rate": 0.0,
+        },
+    )
     pop = m.population
     pop.mh[:] = False
     pop.mh[0] = np.arange(pop.n) < pop.n // 2
@@ -169,7 +236,7 @@ def _tie_loss(withdrawal_hr: float, seed: int) -> tuple[float, float]:
     social.step(m)
     lost = before - pop.degree
     # Ties between two people with a disorder vs two without: the rate is the mean of both ends' ratios.
-    return lost[: pop.n // 2].sum() / before[: pop.n // 2].sum(), lost[pop.n // 2:].sum() / before[pop.n // 2:].sum()
+    return lost[: pop.n // 2].sum() / before[: pop.n // 2].sum(), lost[pop.n // 2 :].sum() / before[pop.n // 2 :].sum()
 
 
 def test_withdrawal_isolates_people_with_a_disorder():
@@ -180,10 +247,20 @@ def test_withdrawal_isolates_people_with_a_disorder():
 
 
 def _overdose_deaths(coverage: float, alone: float, seed: int) -> tuple[int, int]:
-    m = bare_model(N, rng=seed, **{"overdose.rate_oud": 10.0, "overdose.fatality": 0.5, "overdose.alone_base": alone,
-                                   "overdose.alone_loneliness": 0.0, "overdose.alone_stigma": 0.0,
-                                   "overdose.naloxone_coverage": coverage, "overdose.naloxone_efficacy": 1.0,
-                                   "overdose.witnessed_fatality_factor": 1.0})
+    m = bare_model(
+        N,
+        rng=seed,
+        **{
+            "overdose.rate_oud": 10.0,
+            "overdose.fatality": 0.5,
+            "overdose.alone_base": alone,
+            "overdose.alone_loneliness": 0.0,
+            "overdose.alone_stigma": 0.0,
+            "overdose.naloxone_coverage": coverage,
+            "overdose.naloxone_efficacy": 1.0,
+            "overdose.witnessed_fatality_factor": 1.0,
+        },
+    )
     m.population.stage[:] = Stage.OUD
     m.week += 1
     overdose.step(m)
@@ -200,8 +277,16 @@ def test_naloxone_only_helps_when_someone_is_there():
 
 
 def test_isolation_and_stigma_mean_using_alone():
-    m = bare_model(N, rng=9, **{"overdose.rate_oud": 10.0, "overdose.alone_base": 0.1,
-                               "overdose.alone_loneliness": 0.6, "overdose.alone_stigma": 0.3})
+    m = bare_model(
+        N,
+        rng=9,
+        **{
+            "overdose.rate_oud": 10.0,
+            "overdose.alone_base": 0.1,
+            "overdose.alone_loneliness": 0.6,
+            "overdose.alone_stigma": 0.3,
+        },
+    )
     pop = m.population
     pop.stage[:] = Stage.OUD
     pop.loneliness[:] = HALF
@@ -214,8 +299,9 @@ def test_isolation_and_stigma_mean_using_alone():
 
 
 def test_medication_cuts_overdose_and_lost_tolerance_raises_it():
-    m = bare_model(N, rng=10, **{"overdose.rate_oud": 5.0, "overdose.treatment_hr": 0.4,
-                                "overdose.lost_tolerance_hr": 4.0})
+    m = bare_model(
+        N, rng=10, **{"overdose.rate_oud": 5.0, "overdose.treatment_hr": 0.4, "overdose.lost_tolerance_hr": 4.0}
+    )
     pop = m.population
     third = np.arange(N) % 3
     pop.stage[:] = np.where(third == 0, Stage.TREATMENT, Stage.OUD)

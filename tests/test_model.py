@@ -40,8 +40,14 @@ def test_datacollector_reports_exactly_the_catalogue():
 
 
 def test_batch_run_works():
-    results = mesa.batch_run(OUDModel, parameters={"population": 500, "burn_in_years": 0.5}, rng=[1, 2],
-                             max_steps=10, number_processes=1, display_progress=False)
+    results = mesa.batch_run(
+        OUDModel,
+        parameters={"population": 500, "burn_in_years": 0.5},
+        rng=[1, 2],
+        max_steps=10,
+        number_processes=1,
+        display_progress=False,
+    )
     df = pd.DataFrame(results)
     assert set(METRIC_NAMES) <= set(df.columns)
     assert sorted(df["rng"].unique()) == [1, 2]
@@ -134,8 +140,16 @@ def check_invariants_after_step(m: OUDModel) -> None:
     kind=st.sampled_from(["small_world", "scale_free"]),
 )
 def test_invariants_hold_for_any_valid_parameters(seed, capacity, integrated, isolation, stigma, kind):
-    m = OUDModel(population=600, rng=seed, burn_in_years=0.2, capacity=capacity, integrated_share=integrated,
-                 isolation=isolation, stigma=stigma, network_kind=kind)
+    m = OUDModel(
+        population=600,
+        rng=seed,
+        burn_in_years=0.2,
+        capacity=capacity,
+        integrated_share=integrated,
+        isolation=isolation,
+        stigma=stigma,
+        network_kind=kind,
+    )
     for _ in range(20):
         m.step()
         check_invariants_after_step(m)
@@ -180,8 +194,13 @@ def test_unknown_parameter_suggests_closest():
 
 def test_missing_edgelist_file(tmp_path):
     with pytest.raises(ParameterError, match="no such file"):
-        OUDModel(population=50, rng=1, burn_in_years=0, network_kind="edgelist",
-                 **{"network.edgelist_path": str(tmp_path / "nope.txt")})
+        OUDModel(
+            population=50,
+            rng=1,
+            burn_in_years=0,
+            network_kind="edgelist",
+            **{"network.edgelist_path": str(tmp_path / "nope.txt")},
+        )
 
 
 def test_malformed_edgelist_names_file_and_line(tmp_path):
@@ -202,8 +221,13 @@ def test_edgelist_network_is_used(tmp_path):
     g = nx.karate_club_graph()
     f = tmp_path / "karate.txt"
     nx.write_edgelist(g, f, data=False)
-    m = OUDModel(population=34, rng=1, burn_in_years=0, network_kind="edgelist", **{"network.edgelist_path": str(f),
-                 "network.latent_ties_per_person": 0})
+    m = OUDModel(
+        population=34,
+        rng=1,
+        burn_in_years=0,
+        network_kind="edgelist",
+        **{"network.edgelist_path": str(f), "network.latent_ties_per_person": 0},
+    )
     assert m.network.n_ties == g.number_of_edges()
     assert sorted(d for _, d in m.graph.degree()) == sorted(d for _, d in g.degree())
 

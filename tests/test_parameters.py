@@ -19,8 +19,13 @@ from model.parameters import (
 )
 
 FIELDS = flat_fields()
-NUMERIC = [n for n, f in FIELDS.items() if (f.json_schema_extra or {}).get("range") and
-           (f.json_schema_extra or {}).get("range")[0] is not None and "items" not in (f.json_schema_extra or {})]
+NUMERIC = [
+    n
+    for n, f in FIELDS.items()
+    if (f.json_schema_extra or {}).get("range")
+    and (f.json_schema_extra or {}).get("range")[0] is not None
+    and "items" not in (f.json_schema_extra or {})
+]
 
 
 def test_every_field_has_unit_range_source_and_meaning():

@@ -161,8 +161,11 @@ NEUTRAL_TREATMENT = {
 
 
 def test_dropout_and_completion_rates():
-    m = bare_model(N, **NEUTRAL_TREATMENT, **{"treatment.dropout_rate": 2.0, "treatment.completion_rate": 0.5,
-                                              "treatment.capacity_per_100k": 100_000})
+    m = bare_model(
+        N,
+        **NEUTRAL_TREATMENT,
+        **{"treatment.dropout_rate": 2.0, "treatment.completion_rate": 0.5, "treatment.capacity_per_100k": 100_000},
+    )
     pop = m.population
     pop.stage[:] = Stage.TREATMENT
     pop.care[:] = Care.MEDICATION
@@ -181,8 +184,16 @@ def test_seeking_rate():
 
 
 def test_overdose_rate_and_fatality():
-    m = bare_model(N, **{"overdose.rate_oud": 3.0, "overdose.fatality": 0.5, "overdose.alone_base": 1.0,
-                        "overdose.alone_loneliness": 0, "overdose.alone_stigma": 0})
+    m = bare_model(
+        N,
+        **{
+            "overdose.rate_oud": 3.0,
+            "overdose.fatality": 0.5,
+            "overdose.alone_base": 1.0,
+            "overdose.alone_loneliness": 0,
+            "overdose.alone_stigma": 0,
+        },
+    )
     m.population.stage[:] = Stage.OUD
     m.week += 1
     overdose.step(m)

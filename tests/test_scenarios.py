@@ -60,12 +60,8 @@ def test_each_named_intervention_kind_has_a_scenario_and_combined_packages_them_
 
 def test_high_isolation_raises_tie_loss_and_reduce_isolation_lowers_it() -> None:
     base = Parameters()
-    high = InterventionSchedule(
-        list(load_scenario("high_isolation").interventions), base
-    ).parameters_at(50)
-    low = InterventionSchedule(
-        list(load_scenario("reduce_isolation").interventions), base
-    ).parameters_at(50)
+    high = InterventionSchedule(list(load_scenario("high_isolation").interventions), base).parameters_at(50)
+    low = InterventionSchedule(list(load_scenario("reduce_isolation").interventions), base).parameters_at(50)
     assert high.social.isolation_multiplier > base.social.isolation_multiplier
     assert low.social.isolation_multiplier < base.social.isolation_multiplier
     assert low.social.peer_support_rate > base.social.peer_support_rate
@@ -178,9 +174,7 @@ def test_expand_moud_doubles_capacity_from_its_start_year_with_a_linear_ramp() -
 
 
 def test_mixed_package_sets_every_component() -> None:
-    item = parse_intervention(
-        {"kind": "mixed", "components": ["naloxone", {"kind": "expand_moud", "amount": 3}]}
-    )
+    item = parse_intervention({"kind": "mixed", "components": ["naloxone", {"kind": "expand_moud", "amount": 3}]})
     params = InterventionSchedule([item], Parameters()).parameters_at(0)
     assert params.overdose.naloxone_coverage == KINDS["naloxone"]["overdose.naloxone_coverage"][1]
     assert params.treatment.capacity_per_100k == 3 * Parameters().treatment.capacity_per_100k
@@ -232,8 +226,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         ('descripton = "typo"\n', "unknown key 'descripton'; did you mean 'description'"),
         (
             '[parameters]\n"overdose.naloxone_coverage" = 1.5\n',
-            "overdose.naloxone_coverage = 1.5: Input should be less than or equal to 1; "
-            "allowed range [0, 1]",
+            "overdose.naloxone_coverage = 1.5: Input should be less than or equal to 1; allowed range [0, 1]",
         ),
         ('[parameters]\n"treatment.seek_rate" = "fast"\n', "treatment.seek_rate = 'fast'"),
         ('[[interventions]]\nkind = "expand_mod"\n', "did you mean 'expand_moud'"),
@@ -252,9 +245,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_scenarios_fail_with_the_name_and_the_rule(
-    tmp_path: Path, body: str, expected: str
-) -> None:
+def test_bad_scenarios_fail_with_the_name_and_the_rule(tmp_path: Path, body: str, expected: str) -> None:
     path = write(tmp_path, "bad", f'name = "bad"\n{body}')
     with pytest.raises(ParameterError) as err:
         load_scenario(path)
@@ -264,9 +255,7 @@ def test_bad_scenarios_fail_with_the_name_and_the_rule(
 
 def test_range_errors_state_the_allowed_range(tmp_path: Path) -> None:
     path = write(tmp_path, "bad", '[parameters]\n"treatment.seek_rate" = 100\n')
-    with pytest.raises(
-        ParameterError, match=r"treatment\.seek_rate = 100.*allowed range \[0, 52\] \(per year\)"
-    ):
+    with pytest.raises(ParameterError, match=r"treatment\.seek_rate = 100.*allowed range \[0, 52\] \(per year\)"):
         load_scenario(path)
 
 

@@ -51,7 +51,8 @@ def step(m) -> None:
     # misuse -> none | OUD
     i = rows_where(st == Stage.MISUSE.value)
     out = compete(
-        rng, dt,
+        rng,
+        dt,
         F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
         F32(p.progression_rate)
         * per_unit(p.dysregulation_hr, pop.trait(2, inc, i))
