@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -16,18 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
+from model.console import (
+    DEFAULT_WORKERS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    err_console,
+    out_console,
+    progress_bar,
+)
 from model.parameters import ParameterError, Parameters, apply_overrides
 
 app = typer.Typer(
@@ -40,16 +39,6 @@ app = typer.Typer(
 )
 
 
-def _width(stream: Any) -> int | None:
-    # Rich assumes 80 columns when output is not a terminal; tables of several scenarios need more.
-    return None if os.environ.get("COLUMNS") or stream.isatty() else 150
-
-
-out_console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
-
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 KEY_METRICS = (
     "oud_prevalence",
     "overdose_death_rate",
@@ -127,28 +116,7 @@ Sets = Annotated[
 Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already finished in --out.")]
 
 
-# -- progress and tables --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _progress_bar(label: str) -> Iterator[Any]:
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("replicates"),
-        TimeElapsedColumn(),
-        TextColumn("elapsed,"),
-        TimeRemainingColumn(),
-        TextColumn("left"),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+# -- tables --------------------------------------------------------------------------
 
 
 def _summary_table(summary: Any, scenarios: list[str], title: str) -> Table:
@@ -201,7 +169,7 @@ def _run(
     # Connect first, so a wrong address is one clear error rather than a stalled progress bar.
     client = connect(scheduler) if scheduler else None
     try:
-        with _progress_bar(f"Running ({where})") as update:
+        with progress_bar(f"Running ({where})", "replicates") as update:
             result = run_experiment(
                 scenarios,
                 replicates=replicates,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shlex
 import signal
 import sys
@@ -19,33 +18,21 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
+from model.console import (
+    DEFAULT_WORKERS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    err_console,
+    out_console,
+    progress_bar,
+)
 from model.parameters import ParameterError, Parameters
 
 __all__ = ["calibrate", "register", "sensitivity"]
-
-EXIT_OUTSIDE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
-
-
-def _width(stream: Any) -> int | None:
-    # Rich assumes 80 columns when output is not a terminal; the tables need more.
-    return None if os.environ.get("COLUMNS") or stream.isatty() else 150
-
-
-out_console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -103,27 +90,6 @@ Sets = Annotated[
     list[str] | None,
     typer.Option("--set", help="Fix a parameter: dotted.name=value (repeat)."),
 ]
-
-
-@contextlib.contextmanager
-def _progress(label: str, unit: str = "runs") -> Iterator[Any]:
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TextColumn("elapsed,"),
-        TimeRemainingColumn(),
-        TextColumn("left"),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _command_line(name: str) -> str:
@@ -248,7 +214,7 @@ def calibrate(
             best[0] = min(best[0], value)
             err_console.print(f"trial {number + 1}/{trials}: loss {value:.4g} (best {best[0]:.4g})")
 
-        with _progress("calibrating", "replicates") as update:
+        with progress_bar("calibrating", "replicates") as update:
             result = cal.calibrate(
                 base,
                 chosen,
@@ -282,7 +248,7 @@ def calibrate(
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if check and not result.all_inside:
-        raise typer.Exit(EXIT_OUTSIDE)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _target_table(result: Any) -> Table:
@@ -388,7 +354,7 @@ def sensitivity(
         base = _base(scenario, params_file, set_)
         specs = parameters or [p.name for p in FREE_PARAMETERS]
         free = [sa.parse_parameter(p, fraction) for p in specs]
-        with _progress(f"{method} sensitivity", "runs") as update:
+        with progress_bar(f"{method} sensitivity", "runs") as update:
             results = sa.run_sensitivity_metrics(
                 free,
                 metric,

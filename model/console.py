@@ -1,0 +1,53 @@
+"""What the command line shares: exit codes, the two Rich consoles and the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+
+
+def terminal_width(stream: Any) -> int | None:
+    # Rich assumes 80 columns when output is not a terminal; tables of several scenarios need more.
+    return None if os.environ.get("COLUMNS") or stream.isatty() else 150
+
+
+out_console = Console(highlight=False, width=terminal_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=terminal_width(sys.stderr))
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, unit: str = "runs") -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr with done/total, elapsed and time left; yields ``update(done, total)``."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
