@@ -12,7 +12,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +24,7 @@ from model.console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     err_console,
+    fail,
     out_console,
     progress_bar,
 )
@@ -51,21 +52,16 @@ KEY_METRICS = (
 # -- errors and shared options ---------------------------------------------------------------------
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)  # unbroken lines
-    raise typer.Exit(code)
-
-
 @contextlib.contextmanager
 def _clear_errors() -> Iterator[None]:
     """Bad input becomes one message and exit 2; Ctrl-C outside a run becomes exit 130."""
     try:
         yield
     except ParameterError as e:  # ScenarioError is one too
-        _fail(str(e))
+        fail(str(e))
     except OSError as e:  # e.g. --out names a file, or a folder we may not write to
         where = f"{e.filename}: " if e.filename else ""
-        _fail(f"{where}{e.strerror or e}")
+        fail(f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -84,12 +80,12 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     for item in sets or []:
         name, eq, value = item.partition("=")
         if not eq or not name.strip():
-            _fail(f"--set {item!r}: expected dotted.name=value, e.g. --set treatment.seek_rate=1.5")
+            fail(f"--set {item!r}: expected dotted.name=value, e.g. --set treatment.seek_rate=1.5")
         overrides[name.strip()] = _parse_value(value.strip())
     try:
         apply_overrides(Parameters(), overrides)  # names and values checked before anything runs
     except ParameterError as e:
-        _fail(f"--set: {e}")
+        fail(f"--set: {e}")
     return overrides
 
 
@@ -163,7 +159,7 @@ def _run(
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out}: exists and is not a folder")
+        fail(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     where = f"on {scheduler}" if scheduler else f"{workers} worker{'s' * (workers > 1)}"
     # Connect first, so a wrong address is one clear error rather than a stalled progress bar.
@@ -341,7 +337,7 @@ def compare_command(
             names = [str(base), *others]
             missing = [n for n in names if n not in set(finals["scenario"])]
             if missing:
-                _fail(
+                fail(
                     f"{from_dir} has no replicates of {', '.join(missing)}; "
                     f"it has {', '.join(dict.fromkeys(finals['scenario']))}"
                 )
@@ -412,18 +408,18 @@ def sweep(
         for item in grid:
             name, eq, values = item.partition("=")
             if not eq or not values.strip():
-                _fail(f"--grid {item!r}: expected dotted.name=v1,v2,..., e.g. --grid social.isolation_multiplier=1,2")
+                fail(f"--grid {item!r}: expected dotted.name=v1,v2,..., e.g. --grid social.isolation_multiplier=1,2")
             axes[name.strip()] = [_parse_value(v.strip()) for v in values.split(",") if v.strip()]
         shown = list(metric or KEY_METRICS)
         unknown = [m for m in shown if m not in METRIC_NAMES]
         if unknown:
-            _fail(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}")
+            fail(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}")
         sets = _parse_sets(set_)
         base = _scenario_with(scenario, sets)
         try:
             variants = grid_variants(base, axes)
         except ParameterError as e:
-            _fail(f"--grid: {e}")
+            fail(f"--grid: {e}")
         result = _run(
             [v for v, _ in variants],
             replicates=replicates,
@@ -486,7 +482,7 @@ def report(
 
     with _clear_errors():
         if not directory.is_dir():
-            _fail(f"{directory}: no such folder")
+            fail(f"{directory}: no such folder")
         page = build_report(directory, metric)
     count = len(metric) if metric else len(METRIC_NAMES)
     out_console.print(f"Wrote {page} with {count} plots in {page.parent / 'report'}/.")

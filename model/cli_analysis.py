@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,21 +23,16 @@ from rich.text import Text
 
 from model.console import (
     DEFAULT_WORKERS,
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     err_console,
+    fail,
     out_console,
     progress_bar,
 )
 from model.parameters import ParameterError, Parameters
 
 __all__ = ["calibrate", "register", "sensitivity"]
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _sigterm(signum: int, frame: Any) -> None:
@@ -51,7 +46,7 @@ def _clear_errors() -> Iterator[None]:
     try:
         yield
     except ParameterError as e:  # ScenarioError is one too
-        _fail(str(e))
+        fail(str(e))
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None

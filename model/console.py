@@ -1,4 +1,4 @@
-"""What the command line shares: exit codes, the two Rich consoles and the progress bar."""
+"""What the command line shares: exit codes, the two Rich consoles, the error exit and the progress bar."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
@@ -29,6 +31,12 @@ def terminal_width(stream: Any) -> int | None:
 
 out_console = Console(highlight=False, width=terminal_width(sys.stdout))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=terminal_width(sys.stderr))
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """One red line on stderr and the exit code: bad input is a message, not a traceback."""
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)  # unbroken lines
+    raise typer.Exit(code)
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ def log_values(values: tuple[float, ...]) -> np.ndarray:
 
 def log_table(values, index: np.ndarray) -> np.ndarray:
     """log of a per-group parameter list (by ACE group, SES, age band) for each person."""
-    return np.log(np.maximum(np.asarray(values, dtype=F32), F32(1e-30)))[index]
+    return log_values(tuple(values))[index]
 
 
 def log_by_group(group: np.ndarray, age=None, ses=None, ace=None) -> np.ndarray:

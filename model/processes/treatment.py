@@ -99,7 +99,7 @@ def _admit(m) -> None:
     # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
     for kind, count, cap in ((Care.MEDICATION, n_med, cap_med), (Care.INTEGRATED, n_int, cap_int)):
         if count > cap:
-            rows = rows_where(care == kind)
+            rows = rows_where(care == kind.value)
             back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: count - cap]]
             care[back] = Care.NONE
             m.set_stage(back, Stage.OUD)
@@ -115,12 +115,9 @@ def _admit(m) -> None:
     q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
     to_int_at = rows_where(pop.any_mh[q])[:free_int]  # places in the queue of those given integrated slots
     to_int = q[to_int_at]
-    if to_int.size:
-        left = np.ones(q.size, dtype=bool)
-        left[to_int_at] = False
-        rest = q[left]
-    else:
-        rest = q
+    left = np.ones(q.size, dtype=bool)
+    left[to_int_at] = False
+    rest = q[left]
     to_med = rest[:free_med]
     care[to_int] = Care.INTEGRATED
     care[to_med] = Care.MEDICATION
