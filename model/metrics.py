@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from agents.states import Care, Stage
-from model.rates import mean_of
+from model.jit import njit
 
 
 @dataclass(frozen=True)
@@ -60,48 +60,95 @@ def _share(a: float, b: float) -> float:
 
 
 def compute(model) -> dict[str, float]:
-    """Every metric for the model's current state and the flows of its last step.
-
-    One pass of counts per array (no per-metric work): at small populations a step costs tens of
-    microseconds, so each numpy call here shows up in the step time.
-    """
+    """Every metric for the model's current state and the flows of its last step (one compiled pass
+    of counts over the people)."""
     pop, f = model.population, model.flows
     n = pop.n
     dt = model.dt_years
-    st = pop.stage
-    any_mh = pop.any_mh
-    n_misuse = np.count_nonzero(st == Stage.MISUSE.value)
-    untreated = st == Stage.OUD.value
-    treated = st == Stage.TREATMENT.value
-    n_untreated = np.count_nonzero(untreated)
-    n_treated = np.count_nonzero(treated)
+    c = _counts(pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
+                float(model.params.social.isolated_max_ties), Care.INTEGRATED.value)  # fmt: skip
+    n_misuse, n_untreated, n_treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso = c[0].tolist()
+    sum_stigma, sum_lone, sum_deg = c[1].tolist()
     n_oud = n_untreated + n_treated
-    n_mh = np.count_nonzero(any_mh)
-    # OUD (in care or not) among people with a disorder
-    mh_oud = np.count_nonzero((untreated | treated) & any_mh) if n_mh else 0
     person_years = f["oud_at_start"] * dt
     return {
         "oud_prevalence": _share(n_oud, n),
         "untreated_oud_prevalence": _share(n_untreated, n),
         "misuse_prevalence": _share(n_misuse + n_oud, n),
         "mh_prevalence": _share(n_mh, n),
-        "depression_prevalence": _share(np.count_nonzero(pop.mh[0]), n),
-        "anxiety_prevalence": _share(np.count_nonzero(pop.mh[1]), n),
-        "ptsd_prevalence": _share(np.count_nonzero(pop.mh[2]), n),
+        "depression_prevalence": _share(dep, n),
+        "anxiety_prevalence": _share(anx, n),
+        "ptsd_prevalence": _share(ptsd, n),
         "cooccurring_share": _share(mh_oud, n_oud),
         "treatment_coverage": _share(n_treated, n_oud),
-        "integrated_share": _share(np.count_nonzero(pop.care == Care.INTEGRATED.value), n_oud),
-        "waitlist": float(np.count_nonzero(pop.waiting)),
+        "integrated_share": _share(n_int, n_oud),
+        "waitlist": float(n_wait),
         "incidence": _share(f["new_oud"], n) * 1e5 / dt,
         "overdoses": float(f["overdoses"]),
         "overdose_deaths": float(f["overdose_deaths"]),
         "overdose_death_rate": _share(f["overdose_deaths"], n) * 1e5 / dt,
         "oud_death_rate": _share(f["oud_deaths"], person_years) * 1e3,
-        "mean_stigma": mean_of(pop.stigma),
-        "isolated_share": _share(np.count_nonzero(pop.degree <= model.params.social.isolated_max_ties), n),
-        "mean_loneliness": mean_of(pop.loneliness),
-        "mean_degree": mean_of(pop.degree),
+        "mean_stigma": _share(sum_stigma, n),
+        "isolated_share": _share(n_iso, n),
+        "mean_loneliness": _share(sum_lone, n),
+        "mean_degree": _share(sum_deg, n),
     }
+
+
+@njit
+def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated):
+    """[misuse, untreated OUD, treated OUD, any disorder, OUD with a disorder, depression, anxiety, PTSD,
+    integrated care, waiting, isolated] and the sums of attitude, loneliness and ties."""
+    # One short loop per count: each compiles to vector instructions, where one loop doing
+    # everything (or a histogram by stage) does not (measured 1-2 us each against 25-45 us).
+    counts = np.zeros(11, np.int64)
+    counts[0] = _count_equal(stage, 1)
+    counts[1] = _count_equal(stage, 2)
+    counts[2] = _count_equal(stage, 3)
+    counts[3] = _count_equal(any_mh, True)
+    k = 0
+    for i in range(stage.size):
+        k += ((stage[i] == 2) | (stage[i] == 3)) & any_mh[i]
+    counts[4] = k
+    counts[5] = _count_equal(mh[0], True)
+    counts[6] = _count_equal(mh[1], True)
+    counts[7] = _count_equal(mh[2], True)
+    counts[8] = _count_equal(care, integrated)
+    counts[9] = _count_equal(waiting, True)
+    k = 0
+    for i in range(degree.size):
+        k += degree[i] <= isolated_max
+    counts[10] = k
+    return counts, np.array([_sum(stigma), _sum(loneliness), _sum(degree)])
+
+
+@njit
+def _count_equal(x, value):
+    k = 0
+    for i in range(x.size):
+        k += x[i] == value
+    return k
+
+
+@njit
+def _sum(x):
+    total = 0.0
+    for i in range(x.size):
+        total += x[i]
+    return total
+
+
+def count_oud(stage: np.ndarray) -> int:
+    """People with OUD, in care or not."""
+    return int(_count_oud(stage))
+
+
+@njit
+def _count_oud(stage):
+    k = 0
+    for i in range(stage.size):
+        k += stage[i] == 2 or stage[i] == 3
+    return k
 
 
 class MetricCollector(mesa.DataCollector):

@@ -11,9 +11,10 @@ import pandas as pd
 
 from agents.person import Person
 from agents.population import NewcomerPool, Population
-from agents.states import Care, Stage
+from agents.states import HAS_OUD, Care, Stage
 from model import metrics
 from model.interventions import Intervention, InterventionSchedule
+from model.jit import new_stream
 from model.network import build_network
 from model.parameters import Parameters, apply_overrides
 from model.processes import SCHEDULE, social
@@ -78,6 +79,7 @@ class OUDModel(mesa.Model):
         self._newcomers = NewcomerPool(batch=max(32, self.population.n // 500))
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         self.network = build_network(self.base_params.network, self.population.n, self.rng, graph)
+        self.stream = new_stream(self.rng)  # what the compiled processes draw from (see model.jit)
         self._initial_care()
         social.refresh(self)
         for _ in range(burn_in):
@@ -105,7 +107,7 @@ class OUDModel(mesa.Model):
         f = self.flows
         for k in f:
             f[k] = 0
-        f["oud_at_start"] = int(np.count_nonzero(self.population.has_oud))
+        f["oud_at_start"] = metrics.count_oud(self.population.stage)
         for process in SCHEDULE:
             process.step(self)
 
@@ -128,7 +130,7 @@ class OUDModel(mesa.Model):
         if rows.size == 0:
             return
         pop = self.population
-        self.flows["oud_deaths"] += int(np.count_nonzero(pop.has_oud[rows]))
+        self.flows["oud_deaths"] += int(HAS_OUD.take(pop.stage[rows]).sum())
         self.flows["deaths"] += rows.size
         pop.care[rows] = Care.NONE
         pop.in_mh_care[rows] = False

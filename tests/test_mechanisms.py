@@ -57,7 +57,7 @@ def _relapse_event(m):
 
 
 def _seek_event(m):
-    treatment._seek(m)
+    treatment._leave_care_and_seek(m)  # no one is in care here: this is seeking alone
     return m.population.waiting
 
 

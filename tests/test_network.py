@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.states import Stage
+from agents.states import ACTIVE_USE, RECOVERING, Stage
 from model import OUDModel
 from model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
 from model.processes import social
@@ -94,11 +94,28 @@ def test_packed_tie_summaries_equal_brute_force():
     assert np.array_equal(pop.using_ties, using)
     assert np.array_equal(pop.recovery_ties, recov)
     has = deg > 0
-    # Attitudes are summed at 1/255 resolution in the one-pass product.
-    assert np.allclose(pop.perceived_stigma[has], stig[has] / deg[has], atol=1 / 255)
+    # Attitudes are summed as integers at 2^-48 here (float32 rounding dominates).
+    assert np.allclose(pop.perceived_stigma[has], stig[has] / deg[has], atol=1e-6)
 
 
-def test_hub_networks_use_the_exact_two_pass_path():
+def test_wide_path_for_large_hubs_gives_the_same_summaries():
+    """Beyond 2^16 possible ties a person, sums are kept apart rather than packed: same results."""
+    m = OUDModel(population=2_000, rng=7, burn_in_years=1)
+    pop, net, p = m.population, m.network, m.params.social
+    a = net.adjacency
+    out = {}
+    for wide in (False, True):
+        arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
+        social._refresh(
+            a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, ACTIVE_USE, RECOVERING,
+            float(p.supportive_ties_full), float(p.family_weight), 5, wide, *arrays,
+        )  # fmt: skip
+        out[wide] = arrays
+    for packed, wide in zip(out[False], out[True], strict=True):
+        assert np.allclose(packed, wide, atol=1e-6)
+
+
+def test_hub_networks_give_exact_summaries():
     star = nx.star_graph(400)  # one person with 400 ties: more than the one-pass packing allows
     m = OUDModel(population=401, rng=5, burn_in_years=0.5, graph=star)
     assert m.network.max_ties >= 256

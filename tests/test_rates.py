@@ -7,10 +7,9 @@ set to 1), counts events, and compares with the binomial expectation n * (1 - ex
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from agents.states import Care, Stage
-from model import rates
+from model import jit, rates
 from model.processes import demography, life_events, mental_health, overdose, treatment, use
 from tests.helpers import assert_count_matches, bare_model
 
@@ -22,37 +21,47 @@ def test_prob_matches_definition():
     assert np.isclose(rates.prob(2.0, 0.5), 1 - np.exp(-1.0))
 
 
-@pytest.mark.parametrize("rate,dt", [(0.05, 1 / 52), (3.0, 1 / 52), (40.0, 4 / 52)])
-def test_events_thinning_is_exact(rate, dt):
-    """events() must give each entry probability 1 - exp(-h dt), whether thinned or drawn directly."""
-    rng = np.random.default_rng(3)
-    n = 200_000
-    # Heterogeneous hazards: half at `rate`, half at rate / 7, so both thinning paths are used.
-    h = np.where(np.arange(n) % 2 == 0, rate, rate / 7).astype(np.float32)
-    hits = np.zeros(n, dtype=np.int64)
-    reps = 20
-    for _ in range(reps):
-        hits[rates.events(rng, np.log(h), dt)] += 1
-    for sel, r in ((np.arange(n) % 2 == 0, rate), (np.arange(n) % 2 == 1, rate / 7)):
-        assert_count_matches(int(hits[sel].sum()), int(sel.sum()) * reps, r, dt)
+def test_stream_is_xoshiro256starstar():
+    """The compiled kernels' generator gives the reference algorithm's outputs, bit for bit."""
+    state = jit.new_stream(np.random.default_rng(11))
+    words = [int(x) for x in state]
+    mask = (1 << 64) - 1
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & mask
+
+    def reference():
+        out = (rotl((words[1] * 5) & mask, 7) * 9) & mask
+        t = (words[1] << 17) & mask
+        words[2] ^= words[0]
+        words[3] ^= words[1]
+        words[1] ^= words[2]
+        words[0] ^= words[3]
+        words[2] ^= t
+        words[3] = rotl(words[3], 45)
+        return (out >> 11) / 2**53
+
+    expected = [reference() for _ in range(1000)]
+    assert np.array_equal(jit.stream_uniforms(state, 1000), expected)
 
 
-def test_events_never_repeats_an_index():
-    rng = np.random.default_rng(4)
-    lh = np.log(np.r_[np.full(5000, 200.0), np.full(5000, 0.1)]).astype(np.float32)
-    idx = rates.events(rng, lh, 1 / 52)
-    assert idx.size == np.unique(idx).size
+def test_stream_is_uniform_and_seeded():
+    from scipy import stats
+
+    a = jit.stream_uniforms(jit.new_stream(np.random.default_rng(1)), 200_000)
+    assert stats.kstest(a, "uniform").pvalue > 1e-3
+    assert np.array_equal(a[:100], jit.stream_uniforms(jit.new_stream(np.random.default_rng(1)), 100))
+    assert not np.array_equal(a[:100], jit.stream_uniforms(jit.new_stream(np.random.default_rng(2)), 100))
 
 
-def test_compete_splits_in_proportion():
-    rng = np.random.default_rng(5)
-    n = 200_000
-    h1, h2 = np.full(n, 3.0, np.float32), np.full(n, 1.0, np.float32)
-    out = rates.compete(rng, 1 / 12, h1, h2)
-    any_ = np.count_nonzero(out)
-    assert_count_matches(any_, n, 4.0, 1 / 12)
-    share = np.count_nonzero(out == 1) / any_
-    assert abs(share - 0.75) < 0.01
+def test_gaps_are_geometric_and_capped():
+    s = jit.new_stream(np.random.default_rng(5))
+    p = 0.03
+    gaps = np.array([jit.gap(s, jit.log_skip(p)) for _ in range(50_000)])
+    assert abs(gaps.mean() - (1 - p) / p) < 4 * np.sqrt((1 - p) / p**2 / gaps.size)
+    # A rate switched off to ~0 gives an astronomically long gap: capped, never an overflowed index.
+    assert jit.gap(s, jit.log_skip(1e-300)) >= 2**62
+    assert jit.gap(s, jit.log_skip(1.0)) == 0  # p = 1: every index is a candidate
 
 
 def test_life_event_rate():
@@ -169,7 +178,7 @@ def test_dropout_and_completion_rates():
     pop = m.population
     pop.stage[:] = Stage.TREATMENT
     pop.care[:] = Care.MEDICATION
-    treatment._leave_care(m)
+    treatment._leave_care_and_seek(m)
     left = np.count_nonzero(pop.stage != Stage.TREATMENT)
     assert_count_matches(left, N, 2.5, m.dt_years)
     assert abs(np.count_nonzero(pop.stage == Stage.OUD) / left - 0.8) < 0.05
@@ -179,7 +188,7 @@ def test_dropout_and_completion_rates():
 def test_seeking_rate():
     m = bare_model(N, **NEUTRAL_TREATMENT, **{"treatment.seek_rate": 1.7})
     m.population.stage[:] = Stage.OUD
-    treatment._seek(m)
+    treatment._leave_care_and_seek(m)  # no one is in care here: this is seeking alone
     assert_count_matches(int(np.count_nonzero(m.population.waiting)), N, 1.7, m.dt_years)
 
 

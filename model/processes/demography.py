@@ -7,28 +7,58 @@ drawn from the same inputs, in the same place in the network, so the population 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from agents.population import NEXT_BAND_AGE
 from agents.states import HAS_OUD, Stage
-from model.rates import events_bounded, log_hr, pos, rows_where
+from model.jit import gap, log_skip, njit, prob, uniform
+from model.rates import log_hr, pos
 
 
 def step(m) -> None:
-    p, pop, rng, dt = m.params.demography, m.population, m.rng, m.dt_years
+    p, pop = m.params.demography, m.population
     static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
-    base, l_oud = log_hr(1e-3), log_hr(p.oud_mortality_hr)
-    st = pop.stage
-
-    def log_death(i: np.ndarray) -> np.ndarray:
-        return base + static[i] + l_oud * HAS_OUD.take(st[i])
-
-    dead = events_bounded(rng, pop.n, base + top + pos(l_oud), log_death, dt)
-    dead = dead[st[dead] != Stage.DECEASED.value]
+    base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
+    dead, moved = _deaths_and_ageing(
+        m.stream, pop.stage, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static, HAS_OUD,
+        base, l_oud, base + top + pos(l_oud), m.dt_years, Stage.DECEASED.value,
+    )  # fmt: skip
     m.kill(dead, cause="background")
-    pop.age += np.float32(dt)
-    # Birthdays into the next age band (few each step): their group, and their cached factors, change.
-    moved = rows_where(pop.age >= pop.next_band_age)
+    # Birthdays into the next age band (few each step): their cached per-group factors change.
     if moved.size:
-        pop.set_age_band(moved)
         m.factors.update_rows(moved, pop.group)
     m.replace_deceased()
+
+
+@njit
+def _deaths_and_ageing(
+    s, stage, age, age_band, group, next_band_age, band_starts, static, has_oud, base, l_oud, bound, dt, deceased
+):
+    n = stage.size
+    dead = np.empty(n, np.int64)
+    k = 0
+    p_max = prob(math.exp(min(bound, 50.0)), dt)
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            lh = base + static[i] + l_oud * has_oud[stage[i]]
+            if uniform(s) * p_max < prob(math.exp(lh), dt) and stage[i] != deceased:
+                dead[k] = i
+                k += 1
+            i += 1 + gap(s, lq)
+    moved = np.empty(n, np.int64)
+    b = 0
+    step_years = np.float32(dt)
+    for i in range(n):
+        age[i] += step_years
+        if age[i] >= next_band_age[i]:  # a birthday into the next age band: group = (band * 3 + SES) * 3 + ACE
+            band = age_band[i] + 1
+            age_band[i] = band
+            group[i] += 9
+            next_band_age[i] = band_starts[band]
+            moved[b] = i
+            b += 1
+    return dead[:k].copy(), moved[:b].copy()

@@ -7,13 +7,30 @@ Bereavement after an overdose death is added by the overdose process.
 
 from __future__ import annotations
 
-from model.rates import events_bounded, log_hr
+import math
+
+from model.jit import gap, log_skip, njit, prob, uniform
+from model.rates import log_hr
 
 
 def step(m) -> None:
     p, pop = m.params.life_events, m.population
     static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    base = log_hr(p.rate)
-    hit = events_bounded(m.rng, pop.n, base + top, lambda i: base + static[i], m.dt_years)
-    pop.last_event[hit] = m.week
-    m.recent = (m.week - pop.last_event) < p.recent_weeks
+    _life_events(
+        m.stream, pop.last_event, m.recent, static, float(log_hr(p.rate)), top, m.dt_years, m.week, p.recent_weeks
+    )
+
+
+@njit
+def _life_events(s, last_event, recent, static, base, top, dt, week, recent_weeks):
+    n = last_event.size
+    p_max = prob(math.exp(min(base + top, 50.0)), dt)  # thinning at the highest group's rate
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            if uniform(s) * p_max < prob(math.exp(base + static[i]), dt):
+                last_event[i] = week
+            i += 1 + gap(s, lq)
+    for i in range(n):
+        recent[i] = (week - last_event[i]) < recent_weeks

@@ -7,55 +7,99 @@ Onset rate of disorder d for person i:
 Remission rate:
     remission_d * care_HR^(in MH care) * integrated_HR^(integrated care) * support_HR^(family support)
                 * oud_remission_HR^(active use)
-Traits (impulsivity, impaired risk appraisal, emotional dysregulation) are
-``min(trait_base + trait_increment * distress, 1)``, where distress relaxes toward 1 while any disorder
-is active and toward 0 otherwise, at ``trait_rate``.
+Both are decided from the state at the start of the step. Traits (impulsivity, impaired risk
+appraisal, emotional dysregulation) are ``min(trait_base + trait_increment * distress, 1)``, where
+distress relaxes toward 1 while any disorder is active and toward 0 otherwise, at ``trait_rate``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from agents.states import ACTIVE_USE, Care
-from model.rates import F32, bernoulli_indices, flush_tiny, log_hr, log_values, occurs, prob, rows_where
+from model import rates
+from model.jit import gap, log_skip, njit, prob, uniform
+from model.rates import log_hr, log_values
 
 
 def step(m) -> None:
-    p, pop, rng, dt = m.params.mental_health, m.population, m.rng, m.dt_years
-    mh, any_mh, n = pop.mh, pop.any_mh, pop.n
-    flat = mh.reshape(-1)
-    active_use = ACTIVE_USE.take(pop.stage)  # take: indexing with an int8 array costs ~3 us more
-
-    # Onset. For a disorder not yet active, "another disorder is active" is just "any is active".
+    p, pop, dt = m.params.mental_health, m.population, m.dt_years
     static, _ = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    common = static + log_hr(p.event_hr) * m.recent
-    common += log_hr(p.loneliness_hr) * pop.loneliness
-    common += log_hr(p.oud_hr) * active_use
-    common += log_hr(p.craving_hr) * pop.craving
-    common += log_hr(p.comorbidity_hr) * any_mh
     log_onset = log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier)
-    # Thinning over (disorder, person): candidates at the largest onset probability, kept in proportion.
-    p_max = prob(math.exp(min(float(common.max()) + float(log_onset.max()), 50.0)), dt)
-    cand = bernoulli_indices(rng, 3 * n, p_max)
-    d, i = np.divmod(cand, n)
-    p_i = prob(np.exp(log_onset[d] + common[i]), dt)
-    onset = cand[(rng.random(cand.size, dtype=F32) * F32(p_max) < p_i) & ~flat[cand]]
+    l_event, l_lone, l_oud = log_hr(p.event_hr), log_hr(p.loneliness_hr), log_hr(p.oud_hr)
+    l_crav, l_comorb = log_hr(p.craving_hr), log_hr(p.comorbidity_hr)
+    l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
+    l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
+    _onset_and_remission(
+        m.stream, pop.mh.reshape(-1), pop.any_mh, pop.distress, pop.stage, static, m.recent, pop.loneliness,
+        pop.craving, pop.in_mh_care, pop.care, pop.family_support, ACTIVE_USE, Care.INTEGRATED.value, dt,
+        log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
+        _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt), rates.prob(p.trait_rate, dt),
+    )  # fmt: skip
 
-    # Remission, among active disorders only.
-    act = rows_where(flat)
-    d, i = np.divmod(act, n)
-    rem = log_values(tuple(p.remission_rate))[d]
-    rem += log_hr(p.care_remission_hr) * pop.in_mh_care[i]
-    rem += log_hr(p.integrated_remission_hr) * (pop.care[i] == Care.INTEGRATED.value)
-    rem += log_hr(p.support_remission_hr) * pop.family_support[i]
-    rem += log_hr(p.oud_remission_hr) * active_use[i]
-    remit = act[occurs(rng, np.exp(rem), dt)]
 
-    flat[onset] = True
-    flat[remit] = False
-    np.logical_or.reduce(mh, axis=0, out=any_mh)  # np.any without its Python wrapper
-    # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise.
-    pop.distress += (any_mh - pop.distress) * F32(prob(p.trait_rate, dt))
-    flush_tiny(pop.distress)
+@functools.lru_cache(maxsize=256)  # rebuilt only when the parameters change
+def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.ndarray:
+    """Step probability of remission by disorder and code = in MH care + 2 integrated care
+    + 4 family support + 8 active use."""
+    code = np.arange(16)
+    bits = [(code >> b) & 1 for b in range(4)]
+    log_h = l_care * bits[0] + l_int * bits[1] + l_sup * bits[2] + l_oud * bits[3]
+    h = np.asarray(rates_by_disorder, dtype=np.float64)[:, None] * np.exp(log_h)[None, :]
+    return -np.expm1(-h * dt)
+
+
+@njit
+def _onset_and_remission(
+    s, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care, family_support,
+    active_use, integrated, dt,
+    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
+    p_remit, a_trait,
+):  # fmt: skip
+    n = any_mh.size
+    # The person's part of the onset log hazard (the same for the three disorders) and its largest value.
+    common = np.empty(n, np.float32)
+    top = -np.inf
+    for i in range(n):
+        c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * active_use[stage[i]]
+        c += l_crav * craving[i] + l_comorb * any_mh[i]
+        common[i] = c
+        top = max(top, c)
+    # Onset, disorder by disorder, thinned at the largest hazard; decided now, applied after remission.
+    onset = np.empty(3 * n, np.int64)
+    k = 0
+    for d in range(3):
+        p_max = prob(math.exp(min(top + log_onset[d], 50.0)), dt)
+        if not p_max > 0.0:
+            continue
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            j = d * n + i
+            if not flat[j] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
+                onset[k] = j
+                k += 1
+            i += 1 + gap(s, lq)
+    # Remission, among disorders active at the start of the step: the hazard takes one of 16 values
+    # per disorder (four yes/no factors), so its probability is looked up.
+    for i in range(n):
+        if not (flat[i] or flat[n + i] or flat[2 * n + i]):
+            continue
+        code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i] + 8 * int(active_use[stage[i]])
+        for d in range(3):
+            j = d * n + i
+            if flat[j] and uniform(s) < p_remit[d, code]:
+                flat[j] = False
+    for j in range(k):
+        flat[onset[j]] = True
+    # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise;
+    # values below 1e-6 are set to 0 (geometric decay would otherwise end in slow subnormal floats).
+    a = np.float32(a_trait)
+    for i in range(n):
+        on = flat[i] or flat[n + i] or flat[2 * n + i]
+        any_mh[i] = on
+        x = distress[i] + (np.float32(on) - distress[i]) * a
+        distress[i] = x if x >= 1e-6 else 0.0

@@ -11,10 +11,12 @@ probability ``life_events.bereavement_prob``.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
-from model.rates import F32, events_bounded, log_hr, pos
+from model.jit import gap, log_skip, njit, prob, uniform
+from model.rates import F32, log_hr, pos
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the ratios change
@@ -26,31 +28,50 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 
 def step(m) -> None:
-    p, pop, rng, dt, wk = m.params.overdose, m.population, m.rng, m.dt_years, m.week
-    st = pop.stage
+    p, pop, net = m.params.overdose, m.population, m.network
     log_stage = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
-    base, l_tol = log_hr(p.rate_oud), log_hr(p.lost_tolerance_hr)
-    bound = base + float(log_stage.max()) + pos(l_tol)
-
-    def log_overdose(i: np.ndarray) -> np.ndarray:
-        return base + log_stage[st[i]] + l_tol * (pop.lost_tolerance_until[i] > wk)
-
-    od = events_bounded(rng, pop.n, bound, log_overdose, dt)
-    if od.size == 0:
-        return
-    pop.last_overdose[od] = wk
-    p_alone = p.alone_base + p.alone_loneliness * pop.loneliness[od] + p.alone_stigma * pop.internal_stigma[od]
-    p_alone = np.clip(p_alone, 0.0, 1.0)
-    alone = rng.random(od.size) < p_alone
-    rescued = 1.0 - p.naloxone_coverage * p.naloxone_efficacy
-    p_die = p.fatality * np.where(alone, 1.0, p.witnessed_fatality_factor * rescued)
-    dead = od[rng.random(od.size) < p_die]
-    m.flows["overdoses"] += od.size
+    base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
+    witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
+    a = net.adjacency
+    dead, n_od, n_alone = _overdoses(
+        m.stream, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness, pop.internal_stigma,
+        pop.last_event, a.indptr, a.indices, net.n_active, log_stage, base, l_tol,
+        base + float(log_stage.max()) + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
+        p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years, m.week,
+    )  # fmt: skip
+    m.flows["overdoses"] += n_od
     m.flows["overdose_deaths"] += dead.size
-    m.flows["alone_overdoses"] += int(alone.sum())
+    m.flows["alone_overdoses"] += n_alone
     m.kill(dead, cause="overdose")
-    if dead.size:
-        # Bereavement: an overdose death is a stressful event for the person's ties.
-        nbrs = m.network.neighbours_of(dead)
-        hit = nbrs[rng.random(nbrs.size) < m.params.life_events.bereavement_prob]
-        pop.last_event[hit] = wk
+
+
+@njit
+def _overdoses(
+    s, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, indices, n_active,
+    log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt, week,
+):  # fmt: skip
+    n = stage.size
+    dead = np.empty(n, np.int64)
+    k = n_od = n_alone = 0
+    p_max = prob(math.exp(min(bound, 50.0)), dt)
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            lh = base + log_stage[stage[i]] + l_tol * (lost_tolerance_until[i] > week)
+            if uniform(s) * p_max < prob(math.exp(lh), dt):
+                n_od += 1
+                last_overdose[i] = week
+                p_alone = min(max(alone_base + alone_lone * loneliness[i] + alone_stigma * internal[i], 0.0), 1.0)
+                alone = uniform(s) < p_alone
+                n_alone += alone
+                if uniform(s) < fatality * (1.0 if alone else witnessed):
+                    dead[k] = i
+                    k += 1
+            i += 1 + gap(s, lq)
+    # Bereavement: an overdose death is a stressful event for the person's ties.
+    for r in range(k):
+        for j in range(indptr[dead[r]], indptr[dead[r]] + n_active[dead[r]]):  # active ties come first
+            if uniform(s) < bereavement:
+                last_event[indices[j]] = week
+    return dead[:k].copy(), n_od, n_alone

@@ -12,35 +12,48 @@ without a condition it fades at the same rate.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from agents.states import Stage
-from model.rates import F32, flush_tiny, prob
+from model.jit import njit
+from model.rates import prob
+
+
+@functools.lru_cache(maxsize=64)
+def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:
+    """1 - exp(-contact_rate * k * dt) for k = 0 .. max_ties ties in recovery (looked up, not computed)."""
+    return np.asarray(prob(contact_rate * np.arange(max_ties + 1, dtype=np.float64), dt), dtype=np.float32)
 
 
 def step(m) -> None:
     p, pop, dt = m.params.stigma, m.population, m.dt_years
-    s = pop.stigma
-    a_conf = prob(p.conformity_rate, dt)
-    a_norm = prob(p.norm_reversion_rate, dt)
-    # Contact: 1 - exp(-contact_rate * k * dt) for k ties in recovery, looked up (k is a small integer).
-    k = pop.recovery_ties.astype(np.intp)
-    contact = prob(p.contact_rate * np.arange(int(k.max()) + 1, dtype=F32), dt)
-    # s' = s + a_conf (perceived - s) + a_norm (norm (1 - campaign) - s) - contact s, in four passes
-    s *= F32(1.0 - a_conf - a_norm) - contact[k]
-    s += F32(a_conf) * pop.perceived_stigma
-    s += F32(a_norm * (1.0 - p.campaign_strength)) * pop.stigma_norm
-    np.clip(s, 0.0, 1.0, out=s)
-    flush_tiny(s)
+    _attitudes(
+        pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
+        pop.any_mh, _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
+        prob(p.norm_reversion_rate, dt), p.campaign_strength, p.mh_stigma_factor, p.dual_stigma_factor,
+        prob(p.internalisation_rate, dt), Stage.NONE.value,
+    )  # fmt: skip
 
-    user = pop.stage != Stage.NONE.value  # misuse, OUD, care or remission: an opioid-use history
-    # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (mh_stigma_factor <= 1), 0 else
-    factor = np.maximum(user, F32(p.mh_stigma_factor) * pop.any_mh)
-    if p.dual_stigma_factor != 1.0:
-        factor *= F32(1.0) + F32(p.dual_stigma_factor - 1.0) * (user & pop.any_mh)
-    target = np.minimum(pop.perceived_stigma * factor, F32(1.0))
-    a_int = F32(prob(p.internalisation_rate, dt))
-    x = pop.internal_stigma
-    x *= F32(1.0) - a_int
-    x += a_int * target
-    flush_tiny(x)
+
+@njit
+def _attitudes(
+    s, internal, perceived, norm, recovery_ties, stage, any_mh, contact, a_conf, a_norm, campaign, mh_factor,
+    dual_factor, a_int, none,
+):  # fmt: skip
+    keep = np.float32(1.0 - a_conf - a_norm)
+    w_conf = np.float32(a_conf)
+    w_norm = np.float32(a_norm * (1.0 - campaign))
+    for i in range(s.size):
+        x = s[i] * (keep - contact[int(recovery_ties[i])]) + w_conf * perceived[i] + w_norm * norm[i]
+        x = min(max(x, 0.0), 1.0)
+        s[i] = x if x >= 1e-6 else 0.0  # no slow subnormal floats from geometric decay
+        # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (<= 1), 0 otherwise
+        user = stage[i] != none
+        factor = 1.0 if user else (mh_factor if any_mh[i] else 0.0)
+        if user and any_mh[i]:
+            factor *= dual_factor
+        target = min(perceived[i] * factor, 1.0)
+        y = internal[i] * (1.0 - a_int) + a_int * target
+        internal[i] = y if y >= 1e-6 else 0.0

@@ -19,11 +19,13 @@ Mental-health care: people with a disorder (not in integrated care) seek it at
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.rates import F32, compete, events_bounded, log_hr, occurs, per_unit, pos, rows_where, when
+from model.jit import exponential, gap, log_skip, njit, uniform
+from model.rates import log_hr, pos, rows_where
 
 
 def slots(m) -> tuple[int, int, int]:
@@ -41,112 +43,200 @@ def _slots(capacity_per_100k: float, integrated_share: float, mh_capacity_per_10
 
 
 def step(m) -> None:
-    _leave_care(m)
-    _seek(m)
+    _leave_care_and_seek(m)
     _admit(m)
     _mental_health_care(m)
 
 
-def _leave_care(m) -> None:
-    p, pop, dt, wk = m.params.treatment, m.population, m.dt_years, m.week
-    i = rows_where(pop.stage == Stage.TREATMENT.value)
-    integ = pop.care[i] == Care.INTEGRATED.value
-    untreated_mh = pop.any_mh[i] & ~integ & ~pop.in_mh_care[i]
-    h_drop = (
-        np.float32(p.dropout_rate)
-        * per_unit(p.stigma_dropout_hr, pop.internal_stigma[i])
-        * when(untreated_mh, p.untreated_mh_dropout_hr)
-        * when(integ, p.integrated_dropout_hr)
-    )
-    out = compete(m.rng, dt, h_drop, np.full(i.size, p.completion_rate, np.float32))
-    drop, done = i[out == 1], i[out == 2]
-    pop.care[drop] = Care.NONE
-    pop.care[done] = Care.NONE
+def _leave_care_and_seek(m) -> None:
+    p, pop, wk = m.params.treatment, m.population, m.week
+    rows, n_drop = _leave_and_seek(
+        m.stream, pop.stage, pop.care, pop.any_mh, pop.in_mh_care, pop.internal_stigma, pop.perceived_stigma,
+        pop.recovery_ties, pop.last_overdose, pop.waiting, pop.wait_since,
+        p.dropout_rate, float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr)),
+        float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
+        p.seek_rate, float(log_hr(p.perceived_stigma_hr)), float(log_hr(p.internal_stigma_hr)),
+        float(log_hr(p.dual_stigma_hr)), float(log_hr(p.peer_recovery_hr)), float(p.peer_recovery_cap),
+        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, m.dt_years, wk, NEVER, Care.INTEGRATED.value,
+    )  # fmt: skip
+    drop, done = rows[:n_drop], rows[n_drop:]
+    pop.care[rows] = Care.NONE
     m.set_stage(drop, Stage.OUD)
     m.set_stage(done, Stage.REMISSION)
-    pop.lost_tolerance_until[drop] = wk + p.post_care_weeks
-    pop.lost_tolerance_until[done] = wk + p.post_care_weeks
+    pop.lost_tolerance_until[rows] = wk + p.post_care_weeks
 
 
-def _seek(m) -> None:
-    p, pop, rng, dt, wk = m.params.treatment, m.population, m.rng, m.dt_years, m.week
-    w = rows_where(pop.waiting)
-    quit_ = w[occurs(rng, np.full(w.size, p.waitlist_giveup_rate, np.float32), dt)]
-    pop.waiting[quit_] = False
-    pop.wait_since[quit_] = NEVER
-
-    i = rows_where((pop.stage == Stage.OUD.value) & ~pop.waiting)
-    recent_od = (wk - pop.last_overdose[i]) < p.recent_overdose_weeks
-    h = (
-        np.float32(p.seek_rate)
-        * per_unit(p.perceived_stigma_hr, pop.perceived_stigma[i])
-        * per_unit(p.internal_stigma_hr, pop.internal_stigma[i])
-        * when(pop.any_mh[i], p.dual_stigma_hr)
-        * np.power(np.float32(p.peer_recovery_hr), np.minimum(pop.recovery_ties[i], p.peer_recovery_cap))
-        * when(recent_od, p.overdose_seek_hr)
-    )
-    seekers = i[occurs(rng, h, dt)]
-    pop.waiting[seekers] = True
-    pop.wait_since[seekers] = wk
+@njit
+def _leave_and_seek(
+    s, stage, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose, waiting, wait_since,
+    dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
+    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, dt, week, never, integrated,
+):  # fmt: skip
+    """Leaving OUD care (dropout or completion, competing); then giving up the queue; then seeking.
+    Returns the rows that left care (dropouts first) and the number of dropouts. People who drop out
+    this step count as untreated OUD when seeking (they may seek again at once)."""
+    n = stage.size
+    drop = np.empty(n, np.int64)
+    done = np.empty(n, np.int64)
+    n_drop = n_done = 0
+    for i in range(n):
+        if stage[i] != 3:
+            continue
+        integ = care[i] == integrated
+        untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
+        h_drop = dropout * math.exp(l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ)
+        total = h_drop + completion
+        if exponential(s) < total * dt:
+            if uniform(s) * total < h_drop:
+                drop[n_drop] = i
+                n_drop += 1
+            else:
+                done[n_done] = i
+                n_done += 1
+    p_quit = -math.expm1(-giveup * dt)
+    for i in range(n):
+        if waiting[i] and uniform(s) < p_quit:
+            waiting[i] = False
+            wait_since[i] = never
+    dropped = np.zeros(n_drop, np.int64)
+    dropped[:] = drop[:n_drop]
+    d = 0  # dropouts are in row order: walk them alongside i
+    for i in range(n):
+        just_dropped = d < n_drop and dropped[d] == i
+        if just_dropped:
+            d += 1
+        if (stage[i] != 2 and not just_dropped) or waiting[i]:
+            continue
+        lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
+        lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * ((week - last_overdose[i]) < recent_od_weeks)
+        if exponential(s) < seek * math.exp(lh) * dt:
+            waiting[i] = True
+            wait_since[i] = week
+    rows = np.empty(n_drop + n_done, np.int64)
+    rows[:n_drop] = drop[:n_drop]
+    rows[n_drop:] = done[:n_done]
+    return rows, n_drop
 
 
 def _admit(m) -> None:
-    pop, rng = m.population, m.rng
+    pop = m.population
     cap_med, cap_int, _ = slots(m)
     care = pop.care
-    n_med = int(np.count_nonzero(care == Care.MEDICATION.value))
-    n_int = int(np.count_nonzero(care == Care.INTEGRATED.value))
-    # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
-    for kind, count, cap in ((Care.MEDICATION, n_med, cap_med), (Care.INTEGRATED, n_int, cap_int)):
-        if count > cap:
+    admitted, over = _admission(
+        m.stream, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med, cap_int,
+        Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
+    )  # fmt: skip
+    if over:
+        # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
+        for kind, cap in ((Care.MEDICATION, cap_med), (Care.INTEGRATED, cap_int)):
             rows = rows_where(care == kind.value)
-            back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: count - cap]]
-            care[back] = Care.NONE
-            m.set_stage(back, Stage.OUD)
-            pop.waiting[back] = True
-            pop.wait_since[back] = NEVER + 1  # front of the queue
-    free_med = max(cap_med - n_med, 0)
-    free_int = max(cap_int - n_int, 0)
-    if free_med + free_int == 0:
-        return
-    q = rows_where(pop.waiting)
-    if q.size == 0:
-        return
-    q = q[np.lexsort((rng.random(q.size), pop.wait_since[q]))]  # first come, ties at random
-    to_int_at = rows_where(pop.any_mh[q])[:free_int]  # places in the queue of those given integrated slots
-    to_int = q[to_int_at]
-    left = np.ones(q.size, dtype=bool)
-    left[to_int_at] = False
-    rest = q[left]
-    to_med = rest[:free_med]
-    care[to_int] = Care.INTEGRATED
-    care[to_med] = Care.MEDICATION
-    admitted = np.concatenate([to_int, to_med])
-    pop.waiting[admitted] = False
-    pop.wait_since[admitted] = NEVER
-    pop.in_mh_care[to_int] = False  # integrated care treats the disorder itself; the MH slot is freed
+            if rows.size > cap:
+                back = rows[np.argsort(-pop.stage_since[rows], kind="stable")[: rows.size - cap]]
+                care[back] = Care.NONE
+                m.set_stage(back, Stage.OUD)
+                pop.waiting[back] = True
+                pop.wait_since[back] = NEVER + 1  # front of the queue
+        admitted, over = _admission(
+            m.stream, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med, cap_int,
+            Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
+        )  # fmt: skip
     m.set_stage(admitted, Stage.TREATMENT)
     m.flows["admissions"] += admitted.size
 
 
+@njit
+def _admission(s, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never):
+    """Fill free slots from the queue, first come first served (ties at random): integrated slots go to
+    people with a disorder first, medication slots to everyone left in queue order. Returns the rows
+    admitted, and True (admitting no one) if a service is over capacity."""
+    n = care.size
+    queue = np.empty(n, np.int64)
+    k = n_med = n_int = 0
+    for i in range(n):
+        n_med += care[i] == medication
+        n_int += care[i] == integrated
+        if waiting[i]:
+            queue[k] = i
+            k += 1
+    if n_med > cap_med or n_int > cap_int:
+        return np.empty(0, np.int64), True
+    free_med, free_int = cap_med - n_med, cap_int - n_int
+    if free_med + free_int == 0 or k == 0:
+        return np.empty(0, np.int64), False
+    key = np.empty(k)
+    for j in range(k):
+        key[j] = wait_since[queue[j]] + uniform(s)  # week stamps are whole numbers: the draw breaks ties
+    order = np.argsort(key)
+    admitted = np.empty(min(k, free_med + free_int), np.int64)
+    a = 0
+    for j in range(k):  # integrated slots: people with a disorder, in queue order
+        if free_int == 0:
+            break
+        i = queue[order[j]]
+        if any_mh[i]:
+            care[i] = integrated
+            in_mh_care[i] = False  # integrated care treats the disorder itself; the MH slot is freed
+            admitted[a] = i
+            a += 1
+            free_int -= 1
+    for j in range(k):  # medication slots: everyone still waiting, in queue order
+        if free_med == 0:
+            break
+        i = queue[order[j]]
+        if care[i] == 0:
+            care[i] = medication
+            admitted[a] = i
+            a += 1
+            free_med -= 1
+    for j in range(a):
+        waiting[admitted[j]] = False
+        wait_since[admitted[j]] = never
+    return admitted[:a].copy(), False
+
+
 def _mental_health_care(m) -> None:
-    p, pop, rng, dt = m.params.treatment, m.population, m.rng, m.dt_years
-    inside = pop.in_mh_care
-    i = rows_where(inside)
-    h = np.float32(p.mh_exit_rate) * when(~pop.any_mh[i], p.mh_exit_remitted_hr)
-    inside[i[occurs(rng, h, dt)]] = False
+    p, pop = m.params.treatment, m.population
     _, _, cap = slots(m)
-    free = cap - (i.size - int(np.count_nonzero(~inside[i])))
+    l_int = float(log_hr(p.internal_stigma_hr))
+    _mh_care(
+        m.stream, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap, p.mh_exit_rate,
+        float(log_hr(p.mh_exit_remitted_hr)), float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
+        Care.INTEGRATED.value,
+    )  # fmt: skip
+
+
+@njit
+def _mh_care(s, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, l_seek, l_int, l_int_max, dt, integ):
+    """Leaving mental-health care, then seeking it while slots are free (seekers beyond the free
+    slots are turned away at random)."""
+    n = inside.size
+    used = 0
+    for i in range(n):
+        if inside[i]:
+            h = exit_rate * math.exp(l_exit_remitted * (not any_mh[i]))
+            if exponential(s) < h * dt:
+                inside[i] = False
+            else:
+                used += 1
+    free = cap - used
     if free <= 0:
         return
     # Seeking: candidates at the no-stigma rate, kept by eligibility and the stigma ratio.
-    l_int = log_hr(p.internal_stigma_hr)
-
-    def log_seek(c: np.ndarray) -> np.ndarray:
-        ok = pop.any_mh[c] & ~inside[c] & (pop.care[c] != Care.INTEGRATED.value)
-        return np.where(ok, log_hr(p.mh_seek_rate) + l_int * pop.internal_stigma[c], F32(-100.0))
-
-    seekers = events_bounded(rng, pop.n, log_hr(p.mh_seek_rate) + pos(l_int), log_seek, dt)
-    if seekers.size > free:
-        seekers = rng.choice(seekers, size=free, replace=False)
-    inside[seekers] = True
+    seekers = np.empty(n, np.int64)
+    k = 0
+    p_max = -math.expm1(-math.exp(min(l_seek + l_int_max, 50.0)) * dt)
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            if any_mh[i] and not inside[i] and care[i] != integ:
+                if uniform(s) * p_max < -math.expm1(-math.exp(l_seek + l_int * internal[i]) * dt):
+                    seekers[k] = i
+                    k += 1
+            i += 1 + gap(s, lq)
+    # A random `free` of them enter (partial Fisher-Yates shuffle)
+    take = min(k, free)
+    for j in range(take):
+        r = j + int(uniform(s) * (k - j))
+        seekers[j], seekers[r] = seekers[r], seekers[j]
+        inside[seekers[j]] = True

@@ -10,7 +10,8 @@ Hazards (annual), each switched off by setting its ratio to 1:
   OUD -> remission: natural_remission_rate * support_HR^(family) * mh_remission_HR^(disorder)
   remission -> OUD: relapse_rate * craving_relapse_HR^craving * mh_relapse_HR^(disorder)
                     * event_HR^(recent event) * loneliness_HR^loneliness
-Competing hazards from one state are drawn together (model.rates.compete).
+Competing hazards from one state are drawn together: an event at the total hazard, then which one
+in proportion. All are decided from the stage at the start of the step.
 Craving grows toward 1 in OUD (``craving_growth_rate``; times ``misuse_craving_factor`` in misuse),
 fades in remission (``craving_decay_rate``) and faster on medication.
 """
@@ -18,95 +19,125 @@ fades in remission (``craving_decay_rate``) and faster on medication.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from agents.states import NEVER, Stage
-from model.rates import F32, compete, events_bounded, flush_tiny, log_hr, occurs, per_unit, pos, prob, rows_where, when
+from model.jit import exponential, gap, log_skip, njit, uniform
+from model.rates import log_hr, pos, prob
+
+# The transitions of this process, in the order the kernel returns them: (new stage, name).
+TRANSITIONS = ((Stage.MISUSE, "start"), (Stage.NONE, "stop"), (Stage.OUD, "progress"),
+               (Stage.REMISSION, "remit"), (Stage.OUD, "relapse"))  # fmt: skip
 
 
 def step(m) -> None:
-    p, pop, rng, dt, wk = m.params.use, m.population, m.rng, m.dt_years, m.week
-    st = pop.stage
-    any_mh = pop.any_mh
-    rec = m.recent
-    inc = m.params.mental_health.trait_increment
-
-    # none -> misuse: candidates at an upper bound of everyone's hazard, exact hazard at candidates only
+    p, pop, dt = m.params.use, m.population, m.dt_years
     static, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    base = log_hr(p.initiation_rate * p.access_multiplier)
-    l_mh, l_imp, l_peer = log_hr(p.mh_hr), log_hr(p.impulsivity_hr), log_hr(p.peer_hr)
-    l_lone, l_event = log_hr(p.loneliness_hr), log_hr(p.event_hr)
+    base = float(log_hr(p.initiation_rate * p.access_multiplier))
+    l_mh, l_imp, l_peer = float(log_hr(p.mh_hr)), float(log_hr(p.impulsivity_hr)), float(log_hr(p.peer_hr))
+    l_lone, l_event = float(log_hr(p.loneliness_hr)), float(log_hr(p.event_hr))
+    # Largest initiation log hazard anyone can have (traits and loneliness are at most 1), for thinning.
     bound = base + top + pos(l_mh) + pos(l_imp) + pos(l_peer) * p.peer_cap + pos(l_lone) + pos(l_event)
-
-    def log_initiation(i: np.ndarray) -> np.ndarray:
-        lh = base + static[i] + l_mh * any_mh[i] + l_imp * pop.trait(0, inc, i)
-        lh += l_peer * np.minimum(pop.using_ties[i], F32(p.peer_cap))
-        lh += l_lone * pop.loneliness[i] + l_event * rec[i]
-        return lh
-
-    start = events_bounded(rng, pop.n, bound, log_initiation, dt)
-    start = start[st[start] == Stage.NONE.value]
-
-    # misuse -> none | OUD
-    i = rows_where(st == Stage.MISUSE.value)
-    out = compete(
-        rng,
-        dt,
-        F32(p.cessation_rate) * when(pop.family_support[i], p.support_hr),
-        F32(p.progression_rate)
-        * per_unit(p.dysregulation_hr, pop.trait(2, inc, i))
-        * per_unit(p.risk_appraisal_hr, pop.trait(1, inc, i))
-        * per_unit(p.craving_progression_hr, pop.craving[i]),
+    grow, fade = _craving_steps(
+        p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
     )
-    stop, progress = i[out == 1], i[out == 2]
-
-    # OUD (untreated) -> remission
-    i = rows_where(st == Stage.OUD.value)
-    h = F32(p.natural_remission_rate) * when(pop.family_support[i], p.support_hr) * when(any_mh[i], p.mh_remission_hr)
-    remit = i[occurs(rng, h, dt)]
-
-    # remission -> OUD (relapse)
-    i = rows_where(st == Stage.REMISSION.value)
-    h = (
-        F32(p.relapse_rate)
-        * per_unit(p.craving_relapse_hr, pop.craving[i])
-        * when(any_mh[i], p.mh_relapse_hr)
-        * when(rec[i], p.event_hr)
-        * per_unit(p.loneliness_hr, pop.loneliness[i])
-    )
-    relapse = i[occurs(rng, h, dt)]
-
-    _craving(m)
-    m.set_stage(start, Stage.MISUSE)
-    m.set_stage(stop, Stage.NONE)
-    m.set_stage(progress, Stage.OUD)
-    m.set_stage(remit, Stage.REMISSION)
-    m.set_stage(relapse, Stage.OUD)
-    pop.waiting[remit] = False
-    pop.wait_since[remit] = NEVER
+    rows, counts = _use(
+        m.stream, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties, pop.loneliness,
+        pop.family_support, pop.craving, static, m.params.mental_health.trait_increment,
+        base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
+        p.cessation_rate, float(log_hr(p.support_hr)), p.progression_rate, float(log_hr(p.dysregulation_hr)),
+        float(log_hr(p.risk_appraisal_hr)), float(log_hr(p.craving_progression_hr)),
+        p.natural_remission_rate, float(log_hr(p.mh_remission_hr)),
+        p.relapse_rate, float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr)), grow, fade, dt,
+    )  # fmt: skip
+    out = {}
+    at = 0
+    for (stage, name), k in zip(TRANSITIONS, counts.tolist(), strict=True):
+        out[name] = rows[at : at + k]
+        at += k
+        m.set_stage(out[name], stage)
+    pop.waiting[out["remit"]] = False
+    pop.wait_since[out["remit"]] = NEVER
     # Relapse after abstinence: tolerance is lost for the first weeks.
-    pop.lost_tolerance_until[relapse] = wk + m.params.treatment.post_care_weeks
-    m.flows["new_oud"] += progress.size
+    pop.lost_tolerance_until[out["relapse"]] = m.week + m.params.treatment.post_care_weeks
+    m.flows["new_oud"] += out["progress"].size
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the rates change
-def _craving_rates(growth: float, misuse_factor: float, decay: float, medication_decay: float) -> tuple:
-    """Annual craving growth and decay rates by stage."""
-    grow = np.array([0, growth * misuse_factor, growth, 0, 0, 0], dtype=np.float32)
-    fade = np.array([0, 0, 0, medication_decay, decay, 0], dtype=np.float32)
+def _craving_steps(growth: float, misuse_factor: float, decay: float, medication_decay: float, dt: float) -> tuple:
+    """Share of the way craving grows toward 1 and fades toward 0 in a step, by stage."""
+    grow = np.array([prob(r, dt) for r in (0, growth * misuse_factor, growth, 0, 0, 0)], dtype=np.float32)
+    fade = np.array([prob(r, dt) for r in (0, 0, 0, medication_decay, decay, 0)], dtype=np.float32)
     grow.flags.writeable = fade.flags.writeable = False
     return grow, fade
 
 
-def _craving(m) -> None:
-    p, pop, dt = m.params.use, m.population, m.dt_years
-    i = rows_where((pop.stage != Stage.NONE.value) & (pop.stage != Stage.DECEASED.value))
-    st, c = pop.stage[i], pop.craving[i]
-    grow_by_stage, decay_by_stage = _craving_rates(
-        p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate
-    )
-    grow, decay = grow_by_stage.take(st), decay_by_stage.take(st)
-    c = c + prob(grow, dt) * (1.0 - c) - prob(decay, dt) * c
-    flush_tiny(c)
-    pop.craving[i] = c
+@njit
+def _use(
+    s, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static, inc,
+    base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
+    cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
+    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, grow, fade, dt,
+):  # fmt: skip
+    n = stage.size
+    which = np.empty(n, np.int8)  # the transition of each row found, in the order found
+    found = np.empty(n, np.int64)
+    k = 0
+    # none -> misuse: candidates at the bound, exact hazard at candidates only
+    p_max = -math.expm1(-math.exp(min(bound, 50.0)) * dt)
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            if stage[i] == 0:
+                impulsivity = min(trait_base[0, i] + inc * distress[i], 1.0)
+                lh = base + static[i] + l_mh * any_mh[i] + l_imp * impulsivity
+                lh += l_peer * min(using_ties[i], peer_cap) + l_lone * loneliness[i] + l_event * recent[i]
+                if uniform(s) * p_max < -math.expm1(-math.exp(lh) * dt):
+                    which[k] = 0
+                    found[k] = i
+                    k += 1
+            i += 1 + gap(s, lq)
+    for i in range(n):
+        st = stage[i]
+        if st == 0 or st == 5:
+            continue
+        if st == 1:  # misuse -> none (cessation) | OUD (progression), competing
+            h_stop = cessation * math.exp(l_support * family_support[i])
+            dysregulation = min(trait_base[2, i] + inc * distress[i], 1.0)
+            risk = min(trait_base[1, i] + inc * distress[i], 1.0)
+            h_prog = progression * math.exp(l_dysreg * dysregulation + l_risk * risk + l_crav_prog * craving[i])
+            total = h_stop + h_prog
+            if exponential(s) < total * dt:
+                which[k] = 1 if uniform(s) * total < h_stop else 2
+                found[k] = i
+                k += 1
+        elif st == 2:  # untreated OUD -> remission
+            h = natural_remission * math.exp(l_support * family_support[i] + l_mh_rem * any_mh[i])
+            if exponential(s) < h * dt:
+                which[k] = 3
+                found[k] = i
+                k += 1
+        elif st == 4:  # remission -> OUD (relapse)
+            lh = l_crav_rel * craving[i] + l_mh_rel * any_mh[i] + l_event * recent[i] + l_lone * loneliness[i]
+            if exponential(s) < relapse_rate * math.exp(lh) * dt:
+                which[k] = 4
+                found[k] = i
+                k += 1
+        # Craving grows toward 1 in use, fades in remission and faster on medication (stage at step start).
+        c = craving[i] + grow[st] * (1.0 - craving[i]) - fade[st] * craving[i]
+        craving[i] = c if c >= 1e-6 else 0.0
+    # Rows grouped by transition, in TRANSITIONS order.
+    counts = np.zeros(5, np.int64)
+    for j in range(k):
+        counts[which[j]] += 1
+    start = np.zeros(5, np.int64)
+    for t in range(1, 5):
+        start[t] = start[t - 1] + counts[t - 1]
+    rows = np.empty(k, np.int64)
+    for j in range(k):
+        rows[start[which[j]]] = found[j]
+        start[which[j]] += 1
+    return rows, counts
