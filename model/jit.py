@@ -7,8 +7,9 @@ of the step (measured in bench/). The processes stay one module each; only their
 Random numbers. A numpy ``Generator`` passed into a compiled function costs ~13 us a call to unbox
 (measured), more than most kernels take, so the kernels draw from a *stream*: the state of a
 xoshiro256** generator (Blackman and Vigna 2018; 256-bit state, period 2^256 - 1) in a uint64 array
-of four words, owned by the model and seeded from the model's ``rng``. One seed still fixes the whole
-run, and two models never share a stream.
+of four words. The model owns one per mechanism, seeded from its ``rng`` (``OUDModel.streams``): one
+seed still fixes the whole run, two models never share a stream, and paired scenario arms keep the
+draws of the mechanisms they do not change in step.
 
 Thinning. An event with annual hazard h happens in a step of dt years with probability
 p = 1 - exp(-h dt). For rare events over many people, candidates come at the largest possible
@@ -27,9 +28,13 @@ import numpy as np
 __all__ = ["njit", "new_stream", "uniform", "exponential", "gap", "log_skip", "prob", "stream_uniforms"]
 
 
-def njit(fn):
-    """numba.njit, cached on disk (compiled once per machine, not per process)."""
-    return numba.njit(cache=True, nogil=True)(fn)
+def njit(fn=None, *, inline: bool = False):
+    """numba.njit, cached on disk (compiled once per machine, not per process). ``inline=True`` for
+    the small helpers called in inner loops (the random stream, switching a tie): a call across
+    compiled functions costs more than their bodies."""
+    if fn is None:
+        return lambda f: njit(f, inline=inline)
+    return numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(fn)
 
 
 _U64 = np.uint64
@@ -43,12 +48,12 @@ def new_stream(rng: np.random.Generator) -> np.ndarray:
     return state
 
 
-@njit
+@njit(inline=True)
 def _rotl(x, k):
     return (x << _U64(k)) | (x >> _U64(64 - k))
 
 
-@njit
+@njit(inline=True)
 def next_u64(s):
     """One xoshiro256** output; advances the state in place."""
     result = _rotl(s[1] * _U64(5), 7) * _U64(9)
@@ -62,19 +67,19 @@ def next_u64(s):
     return result
 
 
-@njit
+@njit(inline=True)
 def uniform(s):
     """A float64 in [0, 1) with 53 random bits."""
     return float(next_u64(s) >> _U64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit
+@njit(inline=True)
 def exponential(s):
     """A standard exponential draw."""
     return -math.log1p(-uniform(s))
 
 
-@njit
+@njit(inline=True)
 def log_skip(p):
     """log(1 - p) for gap(); -inf when p >= 1 (every index is a candidate)."""
     return math.log1p(-p) if p < 1.0 else -math.inf
@@ -83,7 +88,7 @@ def log_skip(p):
 _NO_MORE = 1 << 62  # a gap past any population: no further candidate
 
 
-@njit
+@njit(inline=True)
 def gap(s, log_q):
     """Failures before the next success of a Bernoulli process with log(1 - p) = log_q (geometric).
     Capped, so a tiny p (a rate switched off to ~0) cannot overflow the index."""
@@ -91,7 +96,7 @@ def gap(s, log_q):
     return int(x) if x < _NO_MORE else _NO_MORE
 
 
-@njit
+@njit(inline=True)
 def prob(rate, dt):
     """Probability of at least one event in a step: 1 - exp(-rate * dt)."""
     return -math.expm1(-rate * dt)

@@ -198,7 +198,7 @@ class TieNetwork:
         )
 
 
-@njit
+@njit(inline=True)
 def _swap(r, j1, j2, u, indices, data, tie_of_entry, pos_uv, pos_vu):
     """Swap entries j1 and j2 of person r's row, keeping the tie -> entry maps right."""
     if j1 == j2:
@@ -217,7 +217,7 @@ def _swap(r, j1, j2, u, indices, data, tie_of_entry, pos_uv, pos_vu):
     data[j1], data[j2] = data[j2], data[j1]
 
 
-@njit
+@njit(inline=True)
 def switch_tie(t, on, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu):
     """Switch tie t on or off (nothing if it already is), moving its entries across the boundary
     between active and inactive entries in both people's rows."""

@@ -107,7 +107,8 @@ def test_wide_path_for_large_hubs_gives_the_same_summaries():
     for wide in (False, True):
         arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
         social._refresh(
-            a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, ACTIVE_USE, RECOVERING,
+            np.empty(pop.n, np.int64), a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support,
+            ACTIVE_USE, RECOVERING,
             float(p.supportive_ties_full), float(p.family_weight), 5, wide, *arrays,
         )  # fmt: skip
         out[wide] = arrays
@@ -136,3 +137,23 @@ def test_ties_lapse_and_regrow_during_a_run():
     now = m.network.active
     assert np.count_nonzero(start & ~now) > 0  # some ties lapsed
     assert np.count_nonzero(~start & now) > 0  # some regrew or formed
+
+
+def test_extreme_tie_rates_keep_the_store_consistent():
+    """Many lapses and regrowths in a step (more than there are people): each person's row still
+    starts with exactly their active ties."""
+    over = {"social.tie_loss_rate": 52.0, "social.reconnect_rate": 52.0, "social.isolation_multiplier": 20}
+    m = OUDModel(population=300, rng=9, burn_in_years=0, **over)
+    m.run_for(6)
+    net = m.network
+    a = net.adjacency
+    deg = np.bincount(np.r_[net.u[net.active], net.v[net.active]], minlength=net.n)
+    assert np.array_equal(net.n_active, deg)
+    for r in range(net.n):
+        lo = a.indptr[r]
+        front = a.indices[lo : lo + net.n_active[r]]
+        expected = np.r_[net.v[net.active & (net.u == r)], net.u[net.active & (net.v == r)]]
+        assert sorted(front.tolist()) == sorted(expected.tolist())
+        assert np.all(a.data[lo : lo + net.n_active[r]] == 1) and np.all(
+            a.data[lo + net.n_active[r] : a.indptr[r + 1]] == 0
+        )

@@ -41,7 +41,7 @@ from model.metrics import odds_ratio
 pytestmark = pytest.mark.slow
 
 N = 10_000  # people per replicate
-REPS = 10  # paired seeds per arm
+REPS = 16  # paired seeds per arm (16: enough power for the weakest sub-check, the median split of internalised stigma)
 BURN_IN = 6.0  # years before recording (10 years in all, so the ACE gradient has formed)
 YEARS = 4.0  # years observed
 ALPHA = 0.05

@@ -22,7 +22,9 @@ def step(m) -> None:
     static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
     base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
     dead, moved = _deaths_and_ageing(
-        m.stream, pop.stage, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static, HAS_OUD,
+        m.streams["demography"], m.scratch, pop.stage, pop.age, pop.age_band, pop.group, pop.next_band_age,
+        NEXT_BAND_AGE, static,
+        HAS_OUD,
         base, l_oud, base + top + pos(l_oud), m.dt_years, Stage.DECEASED.value,
     )  # fmt: skip
     m.kill(dead, cause="background")
@@ -34,10 +36,24 @@ def step(m) -> None:
 
 @njit
 def _deaths_and_ageing(
-    s, stage, age, age_band, group, next_band_age, band_starts, static, has_oud, base, l_oud, bound, dt, deceased
+    s,
+    scratch,
+    stage,
+    age,
+    age_band,
+    group,
+    next_band_age,
+    band_starts,
+    static,
+    has_oud,
+    base,
+    l_oud,
+    bound,
+    dt,
+    deceased,
 ):
     n = stage.size
-    dead = np.empty(n, np.int64)
+    dead = scratch[:n]
     k = 0
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
@@ -49,7 +65,7 @@ def _deaths_and_ageing(
                 dead[k] = i
                 k += 1
             i += 1 + gap(s, lq)
-    moved = np.empty(n, np.int64)
+    moved = scratch[n : 2 * n]
     b = 0
     step_years = np.float32(dt)
     for i in range(n):

@@ -17,7 +17,15 @@ def step(m) -> None:
     p, pop = m.params.life_events, m.population
     static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
     _life_events(
-        m.stream, pop.last_event, m.recent, static, float(log_hr(p.rate)), top, m.dt_years, m.week, p.recent_weeks
+        m.streams["life_events"],
+        pop.last_event,
+        m.recent,
+        static,
+        float(log_hr(p.rate)),
+        top,
+        m.dt_years,
+        m.week,
+        p.recent_weeks,
     )
 
 

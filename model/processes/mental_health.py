@@ -34,7 +34,9 @@ def step(m) -> None:
     l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
     l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
     _onset_and_remission(
-        m.stream, pop.mh.reshape(-1), pop.any_mh, pop.distress, pop.stage, static, m.recent, pop.loneliness,
+        m.streams["mental_health"], m.scratch, m.scratch_f, pop.mh.reshape(-1), pop.any_mh, pop.distress, pop.stage,
+        static, m.recent,
+        pop.loneliness,
         pop.craving, pop.in_mh_care, pop.care, pop.family_support, ACTIVE_USE, Care.INTEGRATED.value, dt,
         log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
         _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt), rates.prob(p.trait_rate, dt),
@@ -54,23 +56,22 @@ def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.n
 
 @njit
 def _onset_and_remission(
-    s, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care, family_support,
+    s, onset, common, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
+    family_support,
     active_use, integrated, dt,
     log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
     p_remit, a_trait,
 ):  # fmt: skip
     n = any_mh.size
     # The person's part of the onset log hazard (the same for the three disorders) and its largest value.
-    common = np.empty(n, np.float32)
     top = -np.inf
     for i in range(n):
         c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * active_use[stage[i]]
         c += l_crav * craving[i] + l_comorb * any_mh[i]
         common[i] = c
         top = max(top, c)
+        onset[i] = 0  # bit d: disorder d begins this step
     # Onset, disorder by disorder, thinned at the largest hazard; decided now, applied after remission.
-    onset = np.empty(3 * n, np.int64)
-    k = 0
     for d in range(3):
         p_max = prob(math.exp(min(top + log_onset[d], 50.0)), dt)
         if not p_max > 0.0:
@@ -78,27 +79,26 @@ def _onset_and_remission(
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
-            j = d * n + i
-            if not flat[j] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
-                onset[k] = j
-                k += 1
+            if not flat[d * n + i] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
+                onset[i] |= 1 << d
             i += 1 + gap(s, lq)
-    # Remission, among disorders active at the start of the step: the hazard takes one of 16 values
-    # per disorder (four yes/no factors), so its probability is looked up.
-    for i in range(n):
-        if not (flat[i] or flat[n + i] or flat[2 * n + i]):
-            continue
-        code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i] + 8 * int(active_use[stage[i]])
-        for d in range(3):
-            j = d * n + i
-            if flat[j] and uniform(s) < p_remit[d, code]:
-                flat[j] = False
-    for j in range(k):
-        flat[onset[j]] = True
-    # Distress (what moves the traits) relaxes toward 1 while a disorder is active, toward 0 otherwise;
-    # values below 1e-6 are set to 0 (geometric decay would otherwise end in slow subnormal floats).
+    # Remission, among disorders active at the start of the step (the hazard takes one of 16 values
+    # per disorder, four yes/no factors, so its probability is looked up); then the onsets; then
+    # distress, which relaxes toward 1 while a disorder is active and toward 0 otherwise (values
+    # below 1e-6 are set to 0: geometric decay would otherwise end in slow subnormal floats).
     a = np.float32(a_trait)
     for i in range(n):
+        if flat[i] or flat[n + i] or flat[2 * n + i]:
+            code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i]
+            code += 8 * int(active_use[stage[i]])
+            for d in range(3):
+                j = d * n + i
+                if flat[j] and uniform(s) < p_remit[d, code]:
+                    flat[j] = False
+        if onset[i]:
+            for d in range(3):
+                if onset[i] & (1 << d):
+                    flat[d * n + i] = True
         on = flat[i] or flat[n + i] or flat[2 * n + i]
         any_mh[i] = on
         x = distress[i] + (np.float32(on) - distress[i]) * a

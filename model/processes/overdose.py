@@ -34,7 +34,8 @@ def step(m) -> None:
     witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
     a = net.adjacency
     dead, n_od, n_alone = _overdoses(
-        m.stream, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness, pop.internal_stigma,
+        m.streams["overdose"], m.scratch, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
+        pop.internal_stigma,
         pop.last_event, a.indptr, a.indices, net.n_active, log_stage, base, l_tol,
         base + float(log_stage.max()) + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
         p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years, m.week,
@@ -47,11 +48,11 @@ def step(m) -> None:
 
 @njit
 def _overdoses(
-    s, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, indices, n_active,
+    s, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, indices, n_active,
     log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt, week,
 ):  # fmt: skip
     n = stage.size
-    dead = np.empty(n, np.int64)
+    dead = scratch
     k = n_od = n_alone = 0
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:

@@ -5,9 +5,14 @@ Each active tie lapses at ``tie_loss_rate * isolation_multiplier * (w_u + w_v) /
 disorder or active use withdraw. A lapsed known tie regrows at ``reconnect_rate * (1/w_u + 1/w_v) / 2``;
 a latent tie (friend of a friend, or a stranger) forms at
 ``new_tie_rate + peer_support_rate * max(loneliness_u, loneliness_v)`` (peer support and social
-prescribing reach lonely people). Events are drawn by thinning (model.jit): candidate ties come at the
-largest possible rate and are kept with probability rate / largest rate, so the cost follows the
-number of events, not the number of ties.
+prescribing reach lonely people).
+
+How they are drawn: a rate of the form (x_u + x_v) / 2 is two independent halves, one from each end,
+so a tie lapses unless neither end drops it: 1 - (1 - p_u)(1 - p_v) = 1 - exp(-(h_u + h_v) dt), exactly.
+Each person's active ties are walked as one sequence, person by person, with candidates by thinning
+(model.jit) at the largest per-end probability, kept at the person's own; lapsed ties are walked the
+same way for regrowth, and a latent tie is considered once, from its first end, at its full rate.
+All lapses are decided before any is applied, then all regrowth; the cost follows the candidates.
 
 Loneliness = 1 - [(1 - family_weight) * min(1, supportive ties / supportive_ties_full)
                   + family_weight * family support], where supportive ties are active ties who are
@@ -31,65 +36,93 @@ _FLOOR = 1e-6
 def step(m) -> None:
     p, pop, net = m.params.social, m.population, m.network
     if net.n_ties:
-        p_lapse, p_reconnect, p_max_lapse, p_max_regrow = _tie_tables(
+        p_lapse, p_reconnect = _tie_tables(
             p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate,
-            p.new_tie_rate, p.peer_support_rate, m.dt_years,
+            m.dt_years,
         )  # fmt: skip
         a = net.adjacency
         _lapse_and_regrow(
-            m.stream, net.u, net.v, net.active, net.latent, a.indptr, a.indices, a.data, net.n_active,
+            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, a.indptr, a.indices, a.data,
+            net.n_active,
             net.tie_of_entry, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness, ACTIVE_USE,
-            p_lapse, p_reconnect, p_max_lapse, p_max_regrow, p.new_tie_rate, p.peer_support_rate, m.dt_years,
+            p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years,
         )  # fmt: skip
     refresh(m)
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the parameters change
-def _tie_tables(loss, hr_mh, hr_oud, reconnect, new_tie, peer_support, dt) -> tuple:
-    """Step probabilities of a tie lapsing and of a lapsed known tie regrowing, by the two people's
-    codes (disorder + 2 * active use; w takes four values), and the largest probabilities for thinning."""
+def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
+    """Step probabilities that one end drops an active tie, and that one end renews a lapsed known tie,
+    by that person's code (disorder + 2 * active use; w takes four values)."""
     code = np.arange(4)
     w = np.exp(np.log(max(hr_mh, _FLOOR)) * (code & 1) + np.log(max(hr_oud, _FLOOR)) * (code >> 1))
-    p_lapse = -np.expm1(-loss * 0.5 * (w[:, None] + w[None, :]) * dt)
-    p_reconnect = -np.expm1(-reconnect * 0.5 * (1 / w[:, None] + 1 / w[None, :]) * dt)
-    p_latent_max = -math.expm1(-(new_tie + peer_support) * dt)  # loneliness is at most 1
-    return p_lapse, p_reconnect, float(p_lapse.max()), max(float(p_reconnect.max()), p_latent_max)
+    return -np.expm1(-loss * 0.5 * w * dt), -np.expm1(-reconnect * 0.5 / w * dt)
 
 
 @njit
 def _lapse_and_regrow(
-    s, u, v, active, latent, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu, stage, any_mh,
-    loneliness, active_use, p_lapse, p_reconnect, p_max_lapse, p_max_regrow, new_tie, peer_support, dt,
+    s, found, u, v, active, latent, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu, stage, any_mh,
+    loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
 ):  # fmt: skip
-    e = u.size
-    # Lapse: active ties, at loss * (w_u + w_v) / 2 (looked up by the two people's codes).
-    if p_max_lapse > 0.0:
-        lq = log_skip(p_max_lapse)
-        t = gap(s, lq)
-        while t < e:
-            if active[t]:
-                a, b = u[t], v[t]
-                code_a = any_mh[a] + 2 * int(active_use[stage[a]])
-                code_b = any_mh[b] + 2 * int(active_use[stage[b]])
-                if uniform(s) * p_max_lapse < p_lapse[code_a, code_b]:
-                    switch_tie(t, False, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu)
-            t += 1 + gap(s, lq)
-    # Regrowth: lapsed known ties at reconnect * (1/w_u + 1/w_v) / 2; latent ties by loneliness.
-    if p_max_regrow > 0.0:
-        lq = log_skip(p_max_regrow)
-        t = gap(s, lq)
-        while t < e:
-            if not active[t]:
-                a, b = u[t], v[t]
-                if latent[t]:
-                    p = -math.expm1(-(new_tie + peer_support * max(loneliness[a], loneliness[b])) * dt)
-                else:
-                    p = p_reconnect[
-                        any_mh[a] + 2 * int(active_use[stage[a]]), any_mh[b] + 2 * int(active_use[stage[b]])
-                    ]
-                if uniform(s) * p_max_regrow < p:
-                    switch_tie(t, True, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu)
-            t += 1 + gap(s, lq)
+    n = n_active.size
+    # Lapse: walk everyone's active ties (the first n_active entries of each row) as one sequence.
+    p_max = p_lapse.max()
+    k = 0
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        x = gap(s, lq)  # position in the sequence
+        row, row_start = 0, 0  # the person whose ties hold position x, and where they start
+        while row < n:
+            if x >= row_start + n_active[row]:
+                row_start += n_active[row]
+                row += 1
+                continue
+            if uniform(s) * p_max < p_lapse[any_mh[row] + 2 * int(active_use[stage[row]])]:
+                found = _room(found, k)
+                found[k] = tie_of_entry[indptr[row] + x - row_start]
+                k += 1
+            x += 1 + gap(s, lq)
+    for j in range(k):  # a tie dropped from both ends is switched off once
+        switch_tie(found[j], False, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu)
+    # Regrowth: walk everyone's inactive entries (lapsed known ties, and latent ties) the same way.
+    p_max = max(p_reconnect.max(), -math.expm1(-(new_tie + peer_support) * dt))  # loneliness is at most 1
+    k = 0
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        x = gap(s, lq)
+        row, row_start = 0, 0
+        while row < n:
+            n_inactive = indptr[row + 1] - indptr[row] - n_active[row]
+            if x >= row_start + n_inactive:
+                row_start += n_inactive
+                row += 1
+                continue
+            t = tie_of_entry[indptr[row] + n_active[row] + x - row_start]
+            if latent[t]:  # once, from its first end, at the tie's own rate
+                if row == u[t]:
+                    lone = max(loneliness[u[t]], loneliness[v[t]])
+                    if uniform(s) * p_max < -math.expm1(-(new_tie + peer_support * lone) * dt):
+                        found = _room(found, k)
+                        found[k] = t
+                        k += 1
+            elif uniform(s) * p_max < p_reconnect[any_mh[row] + 2 * int(active_use[stage[row]])]:
+                found = _room(found, k)
+                found[k] = t
+                k += 1
+            x += 1 + gap(s, lq)
+    for j in range(k):
+        switch_tie(found[j], True, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu)
+
+
+@njit(inline=True)
+def _room(buffer, k):
+    """The buffer, or a copy twice its size if it is full (a tie can be found from both ends, so the
+    events can outnumber the people when rates are extreme)."""
+    if k < buffer.size:
+        return buffer
+    bigger = np.empty(2 * buffer.size + 16, buffer.dtype)
+    bigger[:k] = buffer[:k]
+    return bigger
 
 
 def refresh(m) -> None:
@@ -103,7 +136,7 @@ def refresh(m) -> None:
     # a person (a hub of a million-node graph) the sums are kept apart instead.
     b = max(int(net.max_ties).bit_length(), 1)
     _refresh(
-        a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, ACTIVE_USE, RECOVERING,
+        m.scratch, a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, ACTIVE_USE, RECOVERING,
         float(p.supportive_ties_full), float(p.family_weight), b, b > 16,
         pop.degree, pop.using_ties, pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
     )  # fmt: skip
@@ -111,14 +144,13 @@ def refresh(m) -> None:
 
 @njit
 def _refresh(
-    indptr, indices, n_active, stage, stigma, family_support, active_use, recovering, full, fw, b, wide,
+    packed, indptr, indices, n_active, stage, stigma, family_support, active_use, recovering, full, fw, b, wide,
     degree, using_ties, recovery_ties, perceived, loneliness,
 ):  # fmt: skip
     n = stage.size
     q = 63 - 3 * b
     scale = float(1 << q) if not wide else 1.0
     mask = (np.int64(1) << b) - 1
-    packed = np.empty(n, np.int64)
     mean_stigma = 0.0
     for i in range(n):
         k = stage[i]

@@ -51,7 +51,8 @@ def step(m) -> None:
 def _leave_care_and_seek(m) -> None:
     p, pop, wk = m.params.treatment, m.population, m.week
     rows, n_drop = _leave_and_seek(
-        m.stream, pop.stage, pop.care, pop.any_mh, pop.in_mh_care, pop.internal_stigma, pop.perceived_stigma,
+        m.streams["care"], m.scratch, pop.stage, pop.care, pop.any_mh, pop.in_mh_care, pop.internal_stigma,
+        pop.perceived_stigma,
         pop.recovery_ties, pop.last_overdose, pop.waiting, pop.wait_since,
         p.dropout_rate, float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr)),
         float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
@@ -68,7 +69,7 @@ def _leave_care_and_seek(m) -> None:
 
 @njit
 def _leave_and_seek(
-    s, stage, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose, waiting, wait_since,
+    s, scratch, stage, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose, waiting, wait_since,
     dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
     seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, dt, week, never, integrated,
 ):  # fmt: skip
@@ -76,8 +77,8 @@ def _leave_and_seek(
     Returns the rows that left care (dropouts first) and the number of dropouts. People who drop out
     this step count as untreated OUD when seeking (they may seek again at once)."""
     n = stage.size
-    drop = np.empty(n, np.int64)
-    done = np.empty(n, np.int64)
+    drop = scratch[:n]
+    done = scratch[n : 2 * n]
     n_drop = n_done = 0
     for i in range(n):
         if stage[i] != 3:
@@ -98,11 +99,9 @@ def _leave_and_seek(
         if waiting[i] and uniform(s) < p_quit:
             waiting[i] = False
             wait_since[i] = never
-    dropped = np.zeros(n_drop, np.int64)
-    dropped[:] = drop[:n_drop]
     d = 0  # dropouts are in row order: walk them alongside i
     for i in range(n):
-        just_dropped = d < n_drop and dropped[d] == i
+        just_dropped = d < n_drop and drop[d] == i
         if just_dropped:
             d += 1
         if (stage[i] != 2 and not just_dropped) or waiting[i]:
@@ -123,7 +122,8 @@ def _admit(m) -> None:
     cap_med, cap_int, _ = slots(m)
     care = pop.care
     admitted, over = _admission(
-        m.stream, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med, cap_int,
+        m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med,
+        cap_int,
         Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
     )  # fmt: skip
     if over:
@@ -137,7 +137,8 @@ def _admit(m) -> None:
                 pop.waiting[back] = True
                 pop.wait_since[back] = NEVER + 1  # front of the queue
         admitted, over = _admission(
-            m.stream, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med, cap_int,
+            m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care,
+            cap_med, cap_int,
             Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
         )  # fmt: skip
     m.set_stage(admitted, Stage.TREATMENT)
@@ -145,12 +146,14 @@ def _admit(m) -> None:
 
 
 @njit
-def _admission(s, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never):
+def _admission(
+    s, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never
+):
     """Fill free slots from the queue, first come first served (ties at random): integrated slots go to
     people with a disorder first, medication slots to everyone left in queue order. Returns the rows
     admitted, and True (admitting no one) if a service is over capacity."""
     n = care.size
-    queue = np.empty(n, np.int64)
+    queue = scratch[:n]
     k = n_med = n_int = 0
     for i in range(n):
         n_med += care[i] == medication
@@ -199,14 +202,16 @@ def _mental_health_care(m) -> None:
     _, _, cap = slots(m)
     l_int = float(log_hr(p.internal_stigma_hr))
     _mh_care(
-        m.stream, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap, p.mh_exit_rate,
+        m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap, p.mh_exit_rate,
         float(log_hr(p.mh_exit_remitted_hr)), float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
         Care.INTEGRATED.value,
     )  # fmt: skip
 
 
 @njit
-def _mh_care(s, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, l_seek, l_int, l_int_max, dt, integ):
+def _mh_care(
+    s, seekers, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, l_seek, l_int, l_int_max, dt, integ
+):
     """Leaving mental-health care, then seeking it while slots are free (seekers beyond the free
     slots are turned away at random)."""
     n = inside.size
@@ -222,7 +227,6 @@ def _mh_care(s, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted,
     if free <= 0:
         return
     # Seeking: candidates at the no-stigma rate, kept by eligibility and the stigma ratio.
-    seekers = np.empty(n, np.int64)
     k = 0
     p_max = -math.expm1(-math.exp(min(l_seek + l_int_max, 50.0)) * dt)
     if p_max > 0.0:

@@ -44,7 +44,8 @@ def step(m) -> None:
         p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
     )
     rows, counts = _use(
-        m.stream, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties, pop.loneliness,
+        m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
+        pop.loneliness,
         pop.family_support, pop.craving, static, m.params.mental_health.trait_increment,
         base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
         p.cessation_rate, float(log_hr(p.support_hr)), p.progression_rate, float(log_hr(p.dysregulation_hr)),
@@ -76,14 +77,15 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 
 @njit
 def _use(
-    s, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static, inc,
+    s, scratch, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static,
+    inc,
     base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
     cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
     natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, grow, fade, dt,
 ):  # fmt: skip
     n = stage.size
-    which = np.empty(n, np.int8)  # the transition of each row found, in the order found
-    found = np.empty(n, np.int64)
+    found = scratch[:n]  # rows found, in the order found
+    which = scratch[n : 2 * n]  # and the transition of each
     k = 0
     # none -> misuse: candidates at the bound, exact hazard at candidates only
     p_max = -math.expm1(-math.exp(min(bound, 50.0)) * dt)
