@@ -149,15 +149,22 @@ class Population:
 
     def replace(self, rows: np.ndarray, new: Population, new_rows: np.ndarray, week: int) -> None:
         """Newcomers (rows ``new_rows`` of a population drawn from the same inputs) take ``rows``."""
-        for name in FIELD_NAMES:
-            dst, src = getattr(self, name), getattr(new, name)
+        for dst, src, flat in self._pairs_with(new):
             # plain indexing: `[..., rows]` costs ~2.5 us more a field (measured), 30 fields a step
-            if dst.ndim == 1:
+            if flat:
                 dst[rows] = src[new_rows]
             else:
                 dst[:, rows] = src[:, new_rows]
         self.entry_week[rows] = week
         self.stage_since[rows] = week
+
+    def _pairs_with(self, new: Population) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+        """(this array, the other population's array, whether 1-D) for every field; kept while the
+        other population is the same (a newcomer pool serves many steps)."""
+        if getattr(self, "_pairs_source", None) is not new:
+            self._pairs = [(getattr(self, f), getattr(new, f), getattr(self, f).ndim == 1) for f in FIELD_NAMES]
+            self._pairs_source = new
+        return self._pairs
 
     def set_age_band(self, rows: np.ndarray) -> None:
         band = band_of(self.age[rows])

@@ -20,16 +20,16 @@ from model.rates import F32, log_hr, pos
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the ratios change
-def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> np.ndarray:
-    """log overdose ratio by stage (no use and deceased: no overdose)."""
+def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> tuple[np.ndarray, float]:
+    """log overdose ratio by stage (no use and deceased: no overdose), and its largest value."""
     out = np.array([log_hr(h) for h in (0.0, misuse_hr, 1.0, treatment_hr, remission_hr, 0.0)], dtype=F32)
     out.flags.writeable = False
-    return out
+    return out, float(out.max())
 
 
 def step(m) -> None:
     p, pop, net = m.params.overdose, m.population, m.network
-    log_stage = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
+    log_stage, top = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
     base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
     witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
     a = net.adjacency
@@ -37,7 +37,7 @@ def step(m) -> None:
         m.streams["overdose"], m.scratch, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
         pop.internal_stigma,
         pop.last_event, a.indptr, a.indices, net.n_active, log_stage, base, l_tol,
-        base + float(log_stage.max()) + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
+        base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
         p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years, m.week,
     )  # fmt: skip
     m.flows["overdoses"] += n_od
