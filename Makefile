@@ -15,7 +15,7 @@ done; \
 echo "oudsim needs Python 3.12 or newer and found none. Install it (Debian/Ubuntu: apt-get install python3.12 python3.12-venv; or pyenv install 3.12) or set PYTHON=/path/to/python3.12, then run this again." >&2; exit 1
 endef
 
-.PHONY: run test setup browser-deps clean
+.PHONY: run test setup compile browser-deps clean
 
 $(STAMP): pyproject.toml
 	@py=$$($(find_python)) || exit 1; \
@@ -38,11 +38,16 @@ browser-deps:
 	  fi; \
 	fi
 
-run: $(STAMP)
+# Compile the processes once (numba caches them on disk) so no test or worker waits on it.
+compile: $(STAMP)
+	@$(PY) -m model.jit
+
+run: compile
 	$(VENV)/bin/oudsim run baseline
 
-test: $(STAMP) browser-deps
+test: compile browser-deps
 	$(PY) -m pytest -n 2 -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+	find model agents -name "*.nb[ic]" -delete
