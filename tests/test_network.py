@@ -157,3 +157,52 @@ def test_extreme_tie_rates_keep_the_store_consistent():
         assert np.all(a.data[lo : lo + net.n_active[r]] == 1) and np.all(
             a.data[lo + net.n_active[r] : a.indptr[r + 1]] == 0
         )
+
+
+def test_tie_lapse_and_regrowth_rates_are_exact():
+    """Drawn per end, a tie lapses with 1 - exp(-loss (w_u + w_v) / 2 dt) and a lapsed known tie
+    regrows with 1 - exp(-reconnect (1/w_u + 1/w_v) / 2 dt): counts by class match, over many draws."""
+    from tests.helpers import assert_count_matches
+
+    m = OUDModel(population=3_000, rng=3, burn_in_years=0)
+    pop, net, dt = m.population, m.network, m.dt_years
+    pop.any_mh[:] = np.arange(pop.n) % 3 == 0  # w = 3 for a third of people (withdrawal_hr_mh = 3)
+    pop.stage[:] = Stage.NONE
+    loss, reconnect = 2.0, 3.0
+    p_lapse, p_reconnect = social._tie_tables(loss, 3.0, 3.0, reconnect, dt)
+    off = np.zeros(4)
+    w = np.where(pop.any_mh, 3.0, 1.0)
+    a = net.adjacency
+
+    def run(p_l, p_r):
+        social._lapse_and_regrow(
+            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, a.indptr, a.indices, a.data,
+            net.n_active, net.tie_of_entry, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
+            ACTIVE_USE, p_l, p_r, 0.0, 0.0, dt,
+        )  # fmt: skip
+
+    lapse_sum = w[net.u] + w[net.v]
+    regrow_sum = 1 / w[net.u] + 1 / w[net.v]
+    for cls in (2.0, 4.0, 6.0):  # both w = 1, one of them 3, both 3
+        sel = net.active & (lapse_sum == cls)
+        hits = 0
+        for _ in range(40):
+            before = net.active.copy()
+            run(p_lapse, off)
+            lapsed = np.flatnonzero(before & ~net.active)
+            hits += np.count_nonzero(sel[lapsed])
+            net.set_active(lapsed, True)
+        assert_count_matches(hits, int(sel.sum()) * 40, loss * cls / 2, dt)
+    known = np.flatnonzero(net.active & ~net.latent)[::2]
+    net.set_active(known, False)
+    for cls in (2.0, 4 / 3, 2 / 3):
+        sel = np.zeros(net.n_ties, bool)
+        sel[known] = np.isclose(regrow_sum[known], cls)
+        hits = 0
+        for _ in range(40):
+            before = net.active.copy()
+            run(off, p_reconnect)
+            grown = np.flatnonzero(~before & net.active)
+            hits += np.count_nonzero(sel[grown])
+            net.set_active(grown, False)
+        assert_count_matches(hits, int(sel.sum()) * 40, reconnect * cls / 2, dt)
