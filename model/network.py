@@ -164,12 +164,6 @@ class TieNetwork:
         lo = self.adjacency.indptr[row]
         return self.adjacency.indices[lo : lo + self.n_active[row]].copy()
 
-    def neighbours_of(self, rows: np.ndarray) -> np.ndarray:
-        """Active ties of several people, concatenated (repeats possible)."""
-        if rows.size == 0:
-            return rows
-        return np.concatenate([self.neighbours(r) for r in np.asarray(rows).tolist()])
-
     def to_networkx(self, active_only: bool = True) -> nx.Graph:
         """A networkx view of the current ties (built on demand, for analysis and drawing)."""
         g = nx.Graph()

@@ -22,12 +22,11 @@ not using opioids. Isolated = at most ``isolated_max_ties`` active ties.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from agents.states import ACTIVE_USE, RECOVERING
-from model.jit import gap, log_skip, njit, uniform
+from model.jit import gap, log_skip, njit, prob, uniform
 from model.network import switch_tie
 
 _FLOOR = 1e-6
@@ -85,7 +84,7 @@ def _lapse_and_regrow(
     for j in range(k):  # a tie dropped from both ends is switched off once
         switch_tie(found[j], False, u, v, active, indptr, indices, data, n_active, tie_of_entry, pos_uv, pos_vu)
     # Regrowth: walk everyone's inactive entries (lapsed known ties, and latent ties) the same way.
-    p_max = max(p_reconnect.max(), -math.expm1(-(new_tie + peer_support) * dt))  # loneliness is at most 1
+    p_max = max(p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness is at most 1
     k = 0
     if p_max > 0.0:
         lq = log_skip(p_max)
@@ -101,7 +100,7 @@ def _lapse_and_regrow(
             if latent[t]:  # once, from its first end, at the tie's own rate
                 if row == u[t]:
                     lone = max(loneliness[u[t]], loneliness[v[t]])
-                    if uniform(s) * p_max < -math.expm1(-(new_tie + peer_support * lone) * dt):
+                    if uniform(s) * p_max < prob(new_tie + peer_support * lone, dt):
                         found = _room(found, k)
                         found[k] = t
                         k += 1

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.jit import exponential, gap, log_skip, njit, uniform
+from model.jit import exponential, gap, log_skip, njit, prob, uniform
 from model.rates import log_hr, pos, rows_where
 
 
@@ -94,7 +94,7 @@ def _leave_and_seek(
             else:
                 done[n_done] = i
                 n_done += 1
-    p_quit = -math.expm1(-giveup * dt)
+    p_quit = prob(giveup, dt)
     for i in range(n):
         if waiting[i] and uniform(s) < p_quit:
             waiting[i] = False
@@ -228,13 +228,13 @@ def _mh_care(
         return
     # Seeking: candidates at the no-stigma rate, kept by eligibility and the stigma ratio.
     k = 0
-    p_max = -math.expm1(-math.exp(min(l_seek + l_int_max, 50.0)) * dt)
+    p_max = prob(math.exp(min(l_seek + l_int_max, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
             if any_mh[i] and not inside[i] and care[i] != integ:
-                if uniform(s) * p_max < -math.expm1(-math.exp(l_seek + l_int * internal[i]) * dt):
+                if uniform(s) * p_max < prob(math.exp(l_seek + l_int * internal[i]), dt):
                     seekers[k] = i
                     k += 1
             i += 1 + gap(s, lq)

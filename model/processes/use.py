@@ -24,8 +24,8 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Stage
-from model.jit import exponential, gap, log_skip, njit, uniform
-from model.rates import log_hr, pos, prob
+from model.jit import exponential, gap, log_skip, njit, prob, uniform
+from model.rates import log_hr, pos
 
 # The transitions of this process, in the order the kernel returns them: (new stage, name).
 TRANSITIONS = ((Stage.MISUSE, "start"), (Stage.NONE, "stop"), (Stage.OUD, "progress"),
@@ -88,7 +88,7 @@ def _use(
     which = scratch[n : 2 * n]  # and the transition of each
     k = 0
     # none -> misuse: candidates at the bound, exact hazard at candidates only
-    p_max = -math.expm1(-math.exp(min(bound, 50.0)) * dt)
+    p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
         i = gap(s, lq)
@@ -97,7 +97,7 @@ def _use(
                 impulsivity = min(trait_base[0, i] + inc * distress[i], 1.0)
                 lh = base + static[i] + l_mh * any_mh[i] + l_imp * impulsivity
                 lh += l_peer * min(using_ties[i], peer_cap) + l_lone * loneliness[i] + l_event * recent[i]
-                if uniform(s) * p_max < -math.expm1(-math.exp(lh) * dt):
+                if uniform(s) * p_max < prob(math.exp(lh), dt):
                     which[k] = 0
                     found[k] = i
                     k += 1
