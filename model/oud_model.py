@@ -66,6 +66,7 @@ class OUDModel(mesa.Model):
         base = params if params is not None else Parameters()
         self.base_params = apply_overrides(base, overrides) if overrides else base
         self.params = self.base_params
+        self.derived: dict = {}  # what processes derive from self.params, kept per set (rates.per_parameters)
         self.schedule_of_interventions = InterventionSchedule(interventions or [], self.base_params)
         self.dt_years = self.base_params.dt_years
         burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))

@@ -57,7 +57,9 @@ def Vec(default: list[float], lo: float, hi: float, unit: str, source: str, doc:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Frozen: a parameter set is a value. A change is a new set (apply_overrides), which is how a
+    # running model notices it (processes cache what they derive from the parameters per set).
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*")
     @classmethod

@@ -77,6 +77,24 @@ def _group_table(age=None, ses=None, ace=None) -> np.ndarray:
     return t.reshape(-1)
 
 
+def per_parameters(derive):
+    """Cache ``derive(m)`` on the model for as long as ``m.params`` is the same parameter set.
+
+    What a process derives from the parameters (log ratios, step probabilities, tables) changes only
+    when the parameters do (an intervention starts, a slider moves: each makes a new, frozen set), so
+    it is computed once per set instead of every step (~20 attribute reads and conversions a process).
+    """
+
+    @functools.wraps(derive)
+    def cached(m):
+        entry = m.derived.get(cached)
+        if entry is None or entry[0] is not m.params:
+            entry = m.derived[cached] = (m.params, derive(m))
+        return entry[1]
+
+    return cached
+
+
 def pos(x: float) -> float:
     """The part of a log factor that can raise a hazard (for bounds): max(x, 0)."""
     return x if x > 0 else 0.0

@@ -14,24 +14,29 @@ import numpy as np
 from agents.population import NEXT_BAND_AGE
 from agents.states import HAS_OUD, Stage
 from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, pos
+from model.rates import log_hr, per_parameters, pos
 
 
 def step(m) -> None:
     p, pop = m.params.demography, m.population
-    static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
-    base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
+    static, _ = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
     dead, moved = _deaths_and_ageing(
         m.streams["demography"], m.scratch, pop.stage, pop.age, pop.age_band, pop.group, pop.next_band_age,
-        NEXT_BAND_AGE, static,
-        HAS_OUD,
-        base, l_oud, base + top + pos(l_oud), m.dt_years, Stage.DECEASED.value,
+        NEXT_BAND_AGE, static, HAS_OUD, *_constants(m),
     )  # fmt: skip
     m.kill(dead, cause="background")
     # Birthdays into the next age band (few each step): their cached per-group factors change.
     if moved.size:
         m.factors.update_rows(moved, pop.group)
     m.replace_deceased()
+
+
+@per_parameters
+def _constants(m) -> tuple:
+    p, pop = m.params.demography, m.population
+    _, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
+    base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
+    return base, l_oud, base + top + pos(l_oud), m.dt_years, Stage.DECEASED.value
 
 
 @njit

@@ -10,23 +10,20 @@ from __future__ import annotations
 import math
 
 from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr
+from model.rates import log_hr, per_parameters
 
 
 def step(m) -> None:
     p, pop = m.params.life_events, m.population
     static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    _life_events(
-        m.streams["life_events"],
-        pop.last_event,
-        m.recent,
-        static,
-        float(log_hr(p.rate)),
-        top,
-        m.dt_years,
-        m.week,
-        p.recent_weeks,
-    )
+    base = _log_rate(m)
+    _life_events(m.streams["life_events"], pop.last_event, m.recent, static, base, top, m.dt_years, m.week,
+                 p.recent_weeks)  # fmt: skip
+
+
+@per_parameters
+def _log_rate(m) -> float:
+    return float(log_hr(m.params.life_events.rate))
 
 
 @njit

@@ -22,23 +22,28 @@ import numpy as np
 from agents.states import ACTIVE_USE, Care
 from model import rates
 from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, log_values
+from model.rates import log_hr, log_values, per_parameters
 
 
 def step(m) -> None:
-    p, pop, dt = m.params.mental_health, m.population, m.dt_years
+    pop = m.population
+    p = m.params.mental_health
     static, _ = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    log_onset = log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier)
-    l_event, l_lone, l_oud = log_hr(p.event_hr), log_hr(p.loneliness_hr), log_hr(p.oud_hr)
-    l_crav, l_comorb = log_hr(p.craving_hr), log_hr(p.comorbidity_hr)
-    l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
-    l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
     _onset_and_remission(
         m.streams["mental_health"], m.scratch, m.scratch_f, pop.mh.reshape(-1), pop.any_mh, pop.distress, pop.stage,
-        static, m.recent,
-        pop.loneliness,
-        pop.craving, pop.in_mh_care, pop.care, pop.family_support, ACTIVE_USE, Care.INTEGRATED.value, dt,
-        log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
+        static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care, pop.family_support, *_constants(m),
+    )  # fmt: skip
+
+
+@per_parameters
+def _constants(m) -> tuple:
+    p, dt = m.params.mental_health, m.dt_years
+    l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
+    l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
+    return (
+        ACTIVE_USE, Care.INTEGRATED.value, dt,
+        log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), log_hr(p.event_hr), log_hr(p.loneliness_hr),
+        log_hr(p.oud_hr), log_hr(p.craving_hr), log_hr(p.comorbidity_hr),
         _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt), rates.prob(p.trait_rate, dt),
     )  # fmt: skip
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import F32, log_hr, pos
+from model.rates import F32, log_hr, per_parameters, pos
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the ratios change
@@ -28,17 +28,11 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 
 def step(m) -> None:
-    p, pop, net = m.params.overdose, m.population, m.network
-    log_stage, top = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
-    base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
-    witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
+    pop, net = m.population, m.network
     a = net.adjacency
     dead, n_od, n_alone = _overdoses(
         m.streams["overdose"], m.scratch, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
-        pop.internal_stigma,
-        pop.last_event, a.indptr, a.indices, net.n_active, log_stage, base, l_tol,
-        base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
-        p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years, m.week,
+        pop.internal_stigma, pop.last_event, a.indptr, a.indices, net.n_active, m.week, *_constants(m),
     )  # fmt: skip
     m.flows["overdoses"] += n_od
     m.flows["overdose_deaths"] += dead.size
@@ -46,10 +40,22 @@ def step(m) -> None:
     m.kill(dead, cause="overdose")
 
 
+@per_parameters
+def _constants(m) -> tuple:
+    p = m.params.overdose
+    log_stage, top = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
+    base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
+    witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
+    return (
+        log_stage, base, l_tol, base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
+        p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years,
+    )  # fmt: skip
+
+
 @njit
 def _overdoses(
     s, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, indices, n_active,
-    log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt, week,
+    week, log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt,
 ):  # fmt: skip
     n = stage.size
     dead = scratch

@@ -28,25 +28,30 @@ import numpy as np
 from agents.states import ACTIVE_USE, RECOVERING
 from model.jit import gap, log_skip, njit, prob, uniform
 from model.network import switch_tie
+from model.rates import per_parameters
 
 _FLOOR = 1e-6
 
 
 def step(m) -> None:
-    p, pop, net = m.params.social, m.population, m.network
+    pop, net = m.population, m.network
     if net.n_ties:
-        p_lapse, p_reconnect = _tie_tables(
-            p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate,
-            m.dt_years,
-        )  # fmt: skip
         a = net.adjacency
         _lapse_and_regrow(
             m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, a.indptr, a.indices, a.data,
-            net.n_active,
-            net.tie_of_entry, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness, ACTIVE_USE,
-            p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years,
+            net.n_active, net.tie_of_entry, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
+            *_tie_constants(m),
         )  # fmt: skip
     refresh(m)
+
+
+@per_parameters
+def _tie_constants(m) -> tuple:
+    p = m.params.social
+    p_lapse, p_reconnect = _tie_tables(
+        p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, m.dt_years
+    )
+    return ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years
 
 
 @functools.lru_cache(maxsize=256)  # rebuilt only when the parameters change
@@ -127,18 +132,23 @@ def _room(buffer, k):
 def refresh(m) -> None:
     """Recompute everyone's tie summaries (active ties, ties using, ties in recovery, the mean
     attitude of one's ties) and loneliness: one pass over the adjacency."""
-    p, pop, net = m.params.social, m.population, m.network
+    pop, net = m.population, m.network
     a = net.adjacency
+    _refresh(
+        m.scratch, a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, *_refresh_constants(m),
+        pop.degree, pop.using_ties, pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
+    )  # fmt: skip
+
+
+@per_parameters
+def _refresh_constants(m) -> tuple:
+    p = m.params.social
     # One int64 per person packs what the pass sums: ties in recovery in the top b bits, ties using in
     # the next b, the attitude as an integer at 2^-q in the rest, where b = bits(largest possible ties)
     # so no sum can overflow into its neighbour (q = 48 at mean degree 10). Beyond 2^16 possible ties
     # a person (a hub of a million-node graph) the sums are kept apart instead.
-    b = max(int(net.max_ties).bit_length(), 1)
-    _refresh(
-        m.scratch, a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support, ACTIVE_USE, RECOVERING,
-        float(p.supportive_ties_full), float(p.family_weight), b, b > 16,
-        pop.degree, pop.using_ties, pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
-    )  # fmt: skip
+    b = max(int(m.network.max_ties).bit_length(), 1)
+    return ACTIVE_USE, RECOVERING, float(p.supportive_ties_full), float(p.family_weight), b, b > 16
 
 
 @njit

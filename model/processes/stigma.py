@@ -18,7 +18,7 @@ import numpy as np
 
 from agents.states import Stage
 from model.jit import njit
-from model.rates import prob
+from model.rates import per_parameters, prob
 
 
 @functools.lru_cache(maxsize=64)
@@ -28,10 +28,18 @@ def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:
 
 
 def step(m) -> None:
-    p, pop, dt = m.params.stigma, m.population, m.dt_years
+    pop = m.population
     _attitudes(
         pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
-        pop.any_mh, _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
+        pop.any_mh, *_constants(m),
+    )  # fmt: skip
+
+
+@per_parameters
+def _constants(m) -> tuple:
+    p, dt = m.params.stigma, m.dt_years
+    return (
+        _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
         prob(p.norm_reversion_rate, dt), p.campaign_strength, p.mh_stigma_factor, p.dual_stigma_factor,
         prob(p.internalisation_rate, dt), Stage.NONE.value,
     )  # fmt: skip

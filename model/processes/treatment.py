@@ -25,7 +25,7 @@ import numpy as np
 
 from agents.states import NEVER, Care, Stage
 from model.jit import exponential, gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, pos, rows_where
+from model.rates import log_hr, per_parameters, pos, rows_where
 
 
 def slots(m) -> tuple[int, int, int]:
@@ -49,29 +49,36 @@ def step(m) -> None:
 
 
 def _leave_care_and_seek(m) -> None:
-    p, pop, wk = m.params.treatment, m.population, m.week
+    pop, wk = m.population, m.week
     rows, n_drop = _leave_and_seek(
         m.streams["care"], m.scratch, pop.stage, pop.care, pop.any_mh, pop.in_mh_care, pop.internal_stigma,
-        pop.perceived_stigma,
-        pop.recovery_ties, pop.last_overdose, pop.waiting, pop.wait_since,
-        p.dropout_rate, float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr)),
-        float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
-        p.seek_rate, float(log_hr(p.perceived_stigma_hr)), float(log_hr(p.internal_stigma_hr)),
-        float(log_hr(p.dual_stigma_hr)), float(log_hr(p.peer_recovery_hr)), float(p.peer_recovery_cap),
-        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, m.dt_years, wk, NEVER, Care.INTEGRATED.value,
+        pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.waiting, pop.wait_since, wk,
+        *_care_constants(m),
     )  # fmt: skip
     drop, done = rows[:n_drop], rows[n_drop:]
     pop.care[rows] = Care.NONE
     m.set_stage(drop, Stage.OUD)
     m.set_stage(done, Stage.REMISSION)
-    pop.lost_tolerance_until[rows] = wk + p.post_care_weeks
+    pop.lost_tolerance_until[rows] = wk + m.params.treatment.post_care_weeks
+
+
+@per_parameters
+def _care_constants(m) -> tuple:
+    p = m.params.treatment
+    return (
+        p.dropout_rate, float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr)),
+        float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
+        p.seek_rate, float(log_hr(p.perceived_stigma_hr)), float(log_hr(p.internal_stigma_hr)),
+        float(log_hr(p.dual_stigma_hr)), float(log_hr(p.peer_recovery_hr)), float(p.peer_recovery_cap),
+        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, m.dt_years, NEVER, Care.INTEGRATED.value,
+    )  # fmt: skip
 
 
 @njit
 def _leave_and_seek(
     s, scratch, stage, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose, waiting, wait_since,
-    dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
-    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, dt, week, never, integrated,
+    week, dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
+    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, dt, never, integrated,
 ):  # fmt: skip
     """Leaving OUD care (dropout or completion, competing); then giving up the queue; then seeking.
     Returns the rows that left care (dropouts first) and the number of dropouts. People who drop out
@@ -198,13 +205,19 @@ def _admission(
 
 
 def _mental_health_care(m) -> None:
-    p, pop = m.params.treatment, m.population
+    pop = m.population
+    _mh_care(m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma,
+             *_mh_care_constants(m))  # fmt: skip
+
+
+@per_parameters
+def _mh_care_constants(m) -> tuple:
+    p = m.params.treatment
     _, _, cap = slots(m)
     l_int = float(log_hr(p.internal_stigma_hr))
-    _mh_care(
-        m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap, p.mh_exit_rate,
-        float(log_hr(p.mh_exit_remitted_hr)), float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
-        Care.INTEGRATED.value,
+    return (
+        cap, p.mh_exit_rate, float(log_hr(p.mh_exit_remitted_hr)), float(log_hr(p.mh_seek_rate)), l_int, pos(l_int),
+        m.dt_years, Care.INTEGRATED.value,
     )  # fmt: skip
 
 

@@ -18,14 +18,13 @@ fades in remission (``craving_decay_rate``) and faster on medication.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from agents.states import NEVER, Stage
 from model.jit import exponential, gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, pos
+from model.rates import log_hr, per_parameters, pos
 
 # The transitions of this process, in the order the kernel returns them: (new stage, name).
 TRANSITIONS = ((Stage.MISUSE, "start"), (Stage.NONE, "stop"), (Stage.OUD, "progress"),
@@ -33,25 +32,11 @@ TRANSITIONS = ((Stage.MISUSE, "start"), (Stage.NONE, "stop"), (Stage.OUD, "progr
 
 
 def step(m) -> None:
-    p, pop, dt = m.params.use, m.population, m.dt_years
-    static, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    base = float(log_hr(p.initiation_rate * p.access_multiplier))
-    l_mh, l_imp, l_peer = float(log_hr(p.mh_hr)), float(log_hr(p.impulsivity_hr)), float(log_hr(p.peer_hr))
-    l_lone, l_event = float(log_hr(p.loneliness_hr)), float(log_hr(p.event_hr))
-    # Largest initiation log hazard anyone can have (traits and loneliness are at most 1), for thinning.
-    bound = base + top + pos(l_mh) + pos(l_imp) + pos(l_peer) * p.peer_cap + pos(l_lone) + pos(l_event)
-    grow, fade = _craving_steps(
-        p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
-    )
+    p, pop = m.params.use, m.population
+    static, _ = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
     rows, counts = _use(
         m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
-        pop.loneliness,
-        pop.family_support, pop.craving, static, m.params.mental_health.trait_increment,
-        base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
-        p.cessation_rate, float(log_hr(p.support_hr)), p.progression_rate, float(log_hr(p.dysregulation_hr)),
-        float(log_hr(p.risk_appraisal_hr)), float(log_hr(p.craving_progression_hr)),
-        p.natural_remission_rate, float(log_hr(p.mh_remission_hr)),
-        p.relapse_rate, float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr)), grow, fade, dt,
+        pop.loneliness, pop.family_support, pop.craving, static, *_constants(m),
     )  # fmt: skip
     out = {}
     at = 0
@@ -66,7 +51,27 @@ def step(m) -> None:
     m.flows["new_oud"] += out["progress"].size
 
 
-@functools.lru_cache(maxsize=256)  # rebuilt only when the rates change
+@per_parameters
+def _constants(m) -> tuple:
+    p, pop, dt = m.params.use, m.population, m.dt_years
+    _, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    base = float(log_hr(p.initiation_rate * p.access_multiplier))
+    l_mh, l_imp, l_peer = float(log_hr(p.mh_hr)), float(log_hr(p.impulsivity_hr)), float(log_hr(p.peer_hr))
+    l_lone, l_event = float(log_hr(p.loneliness_hr)), float(log_hr(p.event_hr))
+    # Largest initiation log hazard anyone can have (traits and loneliness are at most 1), for thinning.
+    bound = base + top + pos(l_mh) + pos(l_imp) + pos(l_peer) * p.peer_cap + pos(l_lone) + pos(l_event)
+    grow, fade = _craving_steps(
+        p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
+    )
+    return (
+        m.params.mental_health.trait_increment, base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
+        p.cessation_rate, float(log_hr(p.support_hr)), p.progression_rate, float(log_hr(p.dysregulation_hr)),
+        float(log_hr(p.risk_appraisal_hr)), float(log_hr(p.craving_progression_hr)),
+        p.natural_remission_rate, float(log_hr(p.mh_remission_hr)),
+        p.relapse_rate, float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr)), grow, fade, dt,
+    )  # fmt: skip
+
+
 def _craving_steps(growth: float, misuse_factor: float, decay: float, medication_decay: float, dt: float) -> tuple:
     """Share of the way craving grows toward 1 and fades toward 0 in a step, by stage."""
     grow = np.array([prob(r, dt) for r in (0, growth * misuse_factor, growth, 0, 0, 0)], dtype=np.float32)
