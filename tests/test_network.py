@@ -1,4 +1,4 @@
-"""The social network: generators, the tie store kept in step with its adjacency, tie summaries."""
+"""The social network: generators, the tie store kept consistent as ties switch, tie summaries."""
 
 from __future__ import annotations
 
@@ -102,12 +102,12 @@ def test_wide_path_for_large_hubs_gives_the_same_summaries():
     """Beyond 2^16 possible ties a person, sums are kept apart rather than packed: same results."""
     m = OUDModel(population=2_000, rng=7, burn_in_years=1)
     pop, net, p = m.population, m.network, m.params.social
-    a = net.adjacency
     out = {}
     for wide in (False, True):
         arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
         social._refresh(
-            np.empty(pop.n, np.int64), a.indptr, a.indices, net.n_active, pop.stage, pop.stigma, pop.family_support,
+            np.empty(pop.n + 1, np.int64), np.empty(net.active_neighbour.size + 1, np.int64), net.indptr,
+            net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support,
             ACTIVE_USE, RECOVERING,
             float(p.supportive_ties_full), float(p.family_weight), 5, wide, *arrays,
         )  # fmt: skip
@@ -140,23 +140,26 @@ def test_ties_lapse_and_regrow_during_a_run():
 
 
 def test_extreme_tie_rates_keep_the_store_consistent():
-    """Many lapses and regrowths in a step (more than there are people): each person's row still
-    starts with exactly their active ties."""
+    """Many lapses and regrowths in a step (more than there are people): every entry's flag still
+    matches its tie's, each tie's entries are where the maps say, and the counts of active ties hold."""
     over = {"social.tie_loss_rate": 52.0, "social.reconnect_rate": 52.0, "social.isolation_multiplier": 20}
     m = OUDModel(population=300, rng=9, burn_in_years=0, **over)
+    start = m.network.active.copy()
     m.run_for(6)
     net = m.network
-    a = net.adjacency
+    assert np.count_nonzero(start != net.active) > net.n  # the rates did switch many ties
     deg = np.bincount(np.r_[net.u[net.active], net.v[net.active]], minlength=net.n)
     assert np.array_equal(net.n_active, deg)
+    t = np.arange(net.n_ties)
+    assert np.array_equal(net.tie_of_entry[net.pos_uv], t) and np.array_equal(net.tie_of_entry[net.pos_vu], t)
+    assert np.array_equal(net.row_of_entry[net.pos_uv], net.u) and np.array_equal(net.row_of_entry[net.pos_vu], net.v)
+    nobody = net.n
+    assert np.array_equal(net.active_neighbour[net.pos_uv], np.where(net.active, net.v, nobody))
+    assert np.array_equal(net.active_neighbour[net.pos_vu], np.where(net.active, net.u, nobody))
+    assert np.array_equal(net.row_of_entry, np.repeat(np.arange(net.n), np.diff(net.indptr)))
     for r in range(net.n):
-        lo = a.indptr[r]
-        front = a.indices[lo : lo + net.n_active[r]]
         expected = np.r_[net.v[net.active & (net.u == r)], net.u[net.active & (net.v == r)]]
-        assert sorted(front.tolist()) == sorted(expected.tolist())
-        assert np.all(a.data[lo : lo + net.n_active[r]] == 1) and np.all(
-            a.data[lo + net.n_active[r] : a.indptr[r + 1]] == 0
-        )
+        assert sorted(net.neighbours(r).tolist()) == sorted(expected.tolist())
 
 
 def test_tie_lapse_and_regrowth_rates_are_exact():
@@ -172,12 +175,12 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
     p_lapse, p_reconnect = social._tie_tables(loss, 3.0, 3.0, reconnect, dt)
     off = np.zeros(4)
     w = np.where(pop.any_mh, 3.0, 1.0)
-    a = net.adjacency
 
     def run(p_l, p_r):
         social._lapse_and_regrow(
-            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, a.indptr, a.indices, a.data,
-            net.n_active, net.tie_of_entry, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
+            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
+            net.row_of_entry, net.tie_of_entry, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh,
+            pop.loneliness,
             ACTIVE_USE, p_l, p_r, 0.0, 0.0, dt,
         )  # fmt: skip
 

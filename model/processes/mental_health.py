@@ -22,7 +22,7 @@ import numpy as np
 from agents.states import ACTIVE_USE, Care
 from model import rates
 from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, log_values, per_parameters
+from model.rates import log_hr, log_values, per_parameters, pos
 
 
 def step(m) -> None:
@@ -37,13 +37,17 @@ def step(m) -> None:
 
 @per_parameters
 def _constants(m) -> tuple:
-    p, dt = m.params.mental_health, m.dt_years
+    p, dt, pop = m.params.mental_health, m.dt_years, m.population
+    _, top = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
     l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
     l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
+    ratios = [log_hr(h) for h in (p.event_hr, p.loneliness_hr, p.oud_hr, p.craving_hr, p.comorbidity_hr)]
+    # The largest person-level log hazard the parameters allow (each factor's exponent is at most 1),
+    # with a margin for float32 rounding: where the onset buckets start.
+    ceiling = top + sum(pos(float(x)) for x in ratios) + 1e-3
     return (
         ACTIVE_USE, Care.INTEGRATED.value, dt,
-        log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), log_hr(p.event_hr), log_hr(p.loneliness_hr),
-        log_hr(p.oud_hr), log_hr(p.craving_hr), log_hr(p.comorbidity_hr),
+        log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
         _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt), rates.prob(p.trait_rate, dt),
     )  # fmt: skip
 
@@ -59,34 +63,61 @@ def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.n
     return -np.expm1(-h * dt)
 
 
+# Onset is thinned within buckets of people whose hazards lie within a factor of 2 of one another
+# (bucket b: at most the ceiling / 2^b; the last takes everyone below). Thinning everyone at the
+# population's largest hazard drew ~40 candidates per onset at 5,000 people, and more as the
+# population (and so its largest hazard) grows; by bucket it draws at most ~2 per onset.
+_BUCKETS = 16
+_LN2 = math.log(2.0)
+_INV_LN2 = 1.0 / _LN2
+
+
+@njit(inline=True)
+def _bucket(ceiling, c):
+    return min(max(int((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
+
+
 @njit
 def _onset_and_remission(
-    s, onset, common, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
+    s, scratch, common, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
     family_support,
     active_use, integrated, dt,
-    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb,
+    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb, ceiling,
     p_remit, a_trait,
 ):  # fmt: skip
     n = any_mh.size
-    # The person's part of the onset log hazard (the same for the three disorders) and its largest value.
-    top = -np.inf
+    onset = scratch[:n]  # bit d: disorder d begins this step
+    order = scratch[n : 2 * n]  # people by bucket
+    # The person's part of the onset log hazard (the same for the three disorders), and their bucket.
+    start = np.zeros(_BUCKETS + 1, np.int64)
     for i in range(n):
         c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * active_use[stage[i]]
         c += l_crav * craving[i] + l_comorb * any_mh[i]
         common[i] = c
-        top = max(top, c)
-        onset[i] = 0  # bit d: disorder d begins this step
-    # Onset, disorder by disorder, thinned at the largest hazard; decided now, applied after remission.
+        start[_bucket(ceiling, c) + 1] += 1
+        onset[i] = 0
+    for b in range(_BUCKETS):
+        start[b + 1] += start[b]
+    fill = start[:_BUCKETS].copy()
+    for i in range(n):
+        b = _bucket(ceiling, common[i])
+        order[fill[b]] = i
+        fill[b] += 1
+    # Onset, disorder by disorder and bucket by bucket, thinned at the bucket's bound; decided now,
+    # applied after remission.
     for d in range(3):
-        p_max = prob(math.exp(min(top + log_onset[d], 50.0)), dt)
-        if not p_max > 0.0:
-            continue
-        lq = log_skip(p_max)
-        i = gap(s, lq)
-        while i < n:
-            if not flat[d * n + i] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
-                onset[i] |= 1 << d
-            i += 1 + gap(s, lq)
+        for b in range(_BUCKETS):
+            lo, hi = start[b], start[b + 1]
+            p_max = prob(math.exp(min(ceiling - b * _LN2 + log_onset[d], 50.0)), dt)
+            if lo == hi or not p_max > 0.0:
+                continue
+            lq = log_skip(p_max)
+            j = lo + gap(s, lq)
+            while j < hi:
+                i = order[j]
+                if not flat[d * n + i] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
+                    onset[i] |= 1 << d
+                j += 1 + gap(s, lq)
     # Remission, among disorders active at the start of the step (the hazard takes one of 16 values
     # per disorder, four yes/no factors, so its probability is looked up); then the onsets; then
     # distress, which relaxes toward 1 while a disorder is active and toward 0 otherwise (values

@@ -29,10 +29,9 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 def step(m) -> None:
     pop, net = m.population, m.network
-    a = net.adjacency
     dead, n_od, n_alone = _overdoses(
         m.streams["overdose"], m.scratch, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
-        pop.internal_stigma, pop.last_event, a.indptr, a.indices, net.n_active, m.week, *_constants(m),
+        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour, m.week, *_constants(m),
     )  # fmt: skip
     m.flows["overdoses"] += n_od
     m.flows["overdose_deaths"] += dead.size
@@ -54,7 +53,7 @@ def _constants(m) -> tuple:
 
 @njit
 def _overdoses(
-    s, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, indices, n_active,
+    s, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, active_neighbour,
     week, log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt,
 ):  # fmt: skip
     n = stage.size
@@ -78,7 +77,8 @@ def _overdoses(
             i += 1 + gap(s, lq)
     # Bereavement: an overdose death is a stressful event for the person's ties.
     for r in range(k):
-        for j in range(indptr[dead[r]], indptr[dead[r]] + n_active[dead[r]]):  # active ties come first
-            if uniform(s) < bereavement:
-                last_event[indices[j]] = week
+        for j in range(indptr[dead[r]], indptr[dead[r] + 1]):
+            c = active_neighbour[j]
+            if c != n and uniform(s) < bereavement:
+                last_event[c] = week
     return dead[:k].copy(), n_od, n_alone
