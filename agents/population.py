@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+from numba import literal_unroll
 
 from agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
+from model.jit import njit
 from model.parameters import Parameters
 
 
@@ -149,20 +151,18 @@ class Population:
 
     def replace(self, rows: np.ndarray, new: Population, new_rows: np.ndarray, week: int) -> None:
         """Newcomers (rows ``new_rows`` of a population drawn from the same inputs) take ``rows``."""
-        for dst, src, flat in self._pairs_with(new):
-            # plain indexing: `[..., rows]` costs ~2.5 us more a field (measured), 30 fields a step
-            if flat:
-                dst[rows] = src[new_rows]
-            else:
-                dst[:, rows] = src[:, new_rows]
+        flat, wide = self._pairs_with(new)
+        # One compiled call copies every field (numpy takes ~1 us a field, 30 fields, most steps).
+        _copy_rows(flat, wide, rows, new_rows)
         self.entry_week[rows] = week
         self.stage_since[rows] = week
 
-    def _pairs_with(self, new: Population) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-        """(this array, the other population's array, whether 1-D) for every field; kept while the
-        other population is the same (a newcomer pool serves many steps)."""
+    def _pairs_with(self, new: Population) -> tuple[tuple, tuple]:
+        """(this array, the other population's array) for every 1-D field, and for every 2-D field;
+        kept while the other population is the same (a newcomer pool serves many steps)."""
         if getattr(self, "_pairs_source", None) is not new:
-            self._pairs = [(getattr(self, f), getattr(new, f), getattr(self, f).ndim == 1) for f in FIELD_NAMES]
+            pairs = [(getattr(self, f), getattr(new, f)) for f in FIELD_NAMES]
+            self._pairs = (tuple(p for p in pairs if p[0].ndim == 1), tuple(p for p in pairs if p[0].ndim == 2))
             self._pairs_source = new
         return self._pairs
 
@@ -181,6 +181,22 @@ class Population:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Population))
+
+
+@njit
+def _copy_rows(flat, wide, rows, src_rows):
+    """dst[rows] = src[src_rows] for every (dst, src) pair: 1-D fields, then 2-D fields by column."""
+    for pair in literal_unroll(flat):
+        dst, src = pair
+        for j in range(rows.size):
+            dst[rows[j]] = src[src_rows[j]]
+    for pair2 in literal_unroll(wide):  # its own name: numba types each unrolled loop variable once
+        dst2, src2 = pair2
+        for k in range(dst2.shape[0]):
+            for j in range(rows.size):
+                dst2[k, rows[j]] = src2[k, src_rows[j]]
+
+
 NEXT_BAND_AGE = np.array([*AGE_BAND_EDGES, np.inf], dtype=np.float32)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from agents.states import Care, Stage
-from model.jit import njit
+from model.jit import njit, total
 
 
 @dataclass(frozen=True)
@@ -116,22 +116,7 @@ def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolat
         n_wait += waiting[i]
         n_iso += degree[i] <= isolated_max
     counts = np.array([misuse, untreated, treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso])
-    return counts, np.array([_sum(stigma), _sum(loneliness), _sum(degree)])
-
-
-@njit
-def _sum(x):
-    """Sum in four interleaved parts: one running total waits on each addition in turn."""
-    a = b = c = d = 0.0
-    n4 = x.size - x.size % 4
-    for i in range(0, n4, 4):
-        a += x[i]
-        b += x[i + 1]
-        c += x[i + 2]
-        d += x[i + 3]
-    for i in range(n4, x.size):
-        a += x[i]
-    return (a + b) + (c + d)
+    return counts, np.array([total(stigma), total(loneliness), total(degree)])
 
 
 def count_oud(stage: np.ndarray) -> int:

@@ -22,7 +22,10 @@ from model.processes.treatment import slots
 from model.rates import GroupFactors, rows_where
 from model.transitions import TransitionLog
 
-STREAMS = ("life_events", "mental_health", "social", "use", "care", "admission", "mh_care", "overdose", "demography")
+STREAMS = (
+    "life_events", "mental_health", "social", "use", "care", "admission", "mh_care", "overdose", "bereavement",
+    "demography",
+)  # fmt: skip
 FLOWS = (
     "new_oud",
     "overdoses",
@@ -133,6 +136,11 @@ class OUDModel(mesa.Model):
         if self.people is not None:
             self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
         pop.set_stage(rows, stage, self.week)
+
+    def log_stages(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Record stage changes a compiled process has made: rows, their stages before and after."""
+        if self.people is not None and rows.size:
+            self.transitions.record(self.week, self.uid[rows], old, new)
 
     def kill(self, rows: np.ndarray, cause: str) -> None:
         """Mark people as deceased this step (they are replaced at the end of the step)."""

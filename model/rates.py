@@ -65,8 +65,9 @@ class GroupFactors:
         return entry[2], entry[3]
 
     def update_rows(self, rows: np.ndarray, group: np.ndarray) -> None:
+        g = group[rows]
         for _, table, values, _ in self._entries.values():
-            values[rows] = table[group[rows]]
+            values[rows] = table[g]
 
 
 def _group_table(age=None, ses=None, ace=None) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.states import ACTIVE_USE, RECOVERING, Stage
+from agents.states import ACTIVE_USE, Stage
 from model import OUDModel
 from model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
 from model.processes import social
@@ -101,15 +101,15 @@ def test_packed_tie_summaries_equal_brute_force():
 def test_wide_path_for_large_hubs_gives_the_same_summaries():
     """Beyond 2^16 possible ties a person, sums are kept apart rather than packed: same results."""
     m = OUDModel(population=2_000, rng=7, burn_in_years=1)
-    pop, net, p = m.population, m.network, m.params.social
+    pop, net = m.population, m.network
+    using, recovering, full, family_weight, _, _ = social._refresh_constants(m)
     out = {}
     for wide in (False, True):
         arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
         social._refresh(
             np.empty(pop.n + 1, np.int64), np.empty(net.active_neighbour.size + 1, np.int64), net.indptr,
             net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support,
-            ACTIVE_USE, RECOVERING,
-            float(p.supportive_ties_full), float(p.family_weight), 5, wide, *arrays,
+            using, recovering, full, family_weight, 5, wide, *arrays,
         )  # fmt: skip
         out[wide] = arrays
     for packed, wide in zip(out[False], out[True], strict=True):

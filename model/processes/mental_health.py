@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from agents.states import ACTIVE_USE, Care
+from agents.states import Care, Stage
 from model import rates
 from model.jit import gap, log_skip, njit, prob, uniform
 from model.rates import log_hr, log_values, per_parameters, pos
@@ -30,8 +30,9 @@ def step(m) -> None:
     p = m.params.mental_health
     static, _ = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
     _onset_and_remission(
-        m.streams["mental_health"], m.scratch, m.scratch_f, pop.mh.reshape(-1), pop.any_mh, pop.distress, pop.stage,
-        static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care, pop.family_support, *_constants(m),
+        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, pop.mh.reshape(-1), pop.any_mh,
+        pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
+        pop.family_support, *_constants(m),
     )  # fmt: skip
 
 
@@ -44,11 +45,12 @@ def _constants(m) -> tuple:
     ratios = [log_hr(h) for h in (p.event_hr, p.loneliness_hr, p.oud_hr, p.craving_hr, p.comorbidity_hr)]
     # The largest person-level log hazard the parameters allow (each factor's exponent is at most 1),
     # with a margin for float32 rounding: where the onset buckets start.
-    ceiling = top + sum(pos(float(x)) for x in ratios) + 1e-3
+    ceiling = np.float32(top + sum(pos(float(x)) for x in ratios) + 1e-3)
+    p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
     return (
-        ACTIVE_USE, Care.INTEGRATED.value, dt,
+        Stage.MISUSE.value, Stage.OUD.value, Care.INTEGRATED.value, dt,
         log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
-        _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt), rates.prob(p.trait_rate, dt),
+        p_remit, p_remit.max(axis=1), rates.prob(p.trait_rate, dt),
     )  # fmt: skip
 
 
@@ -69,7 +71,7 @@ def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.n
 # population (and so its largest hazard) grows; by bucket it draws at most ~2 per onset.
 _BUCKETS = 16
 _LN2 = math.log(2.0)
-_INV_LN2 = 1.0 / _LN2
+_INV_LN2 = np.float32(1.0 / _LN2)  # float32, so the bucket of a float32 hazard is vector code
 
 
 @njit(inline=True)
@@ -80,31 +82,33 @@ def _bucket(ceiling, c):
 @njit
 def _onset_and_remission(
     s, scratch, common, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
-    family_support,
-    active_use, integrated, dt,
-    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb, ceiling,
-    p_remit, a_trait,
+    family_support, misuse, oud, integrated, dt,
+    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb, ceiling, p_remit, p_remit_max, a_trait,
 ):  # fmt: skip
     n = any_mh.size
-    onset = scratch[:n]  # bit d: disorder d begins this step
-    order = scratch[n : 2 * n]  # people by bucket
+    order = scratch[:n]  # people by bucket
+    bucket = scratch[n : 2 * n]
+    onsets = scratch[2 * n : 5 * n]  # d * n + i for each onset of disorder d in person i this step
     # The person's part of the onset log hazard (the same for the three disorders), and their bucket.
+    # Plain arithmetic on every person, with no lookups or branches, so that it runs as vector code.
+    for i in range(n):
+        use = (stage[i] == misuse) | (stage[i] == oud)
+        c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * use + l_crav * craving[i]
+        c += l_comorb * any_mh[i]
+        common[i] = c
+        bucket[i] = min(max(np.int32((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
     start = np.zeros(_BUCKETS + 1, np.int64)
     for i in range(n):
-        c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * active_use[stage[i]]
-        c += l_crav * craving[i] + l_comorb * any_mh[i]
-        common[i] = c
-        start[_bucket(ceiling, c) + 1] += 1
-        onset[i] = 0
+        start[bucket[i] + 1] += 1
     for b in range(_BUCKETS):
         start[b + 1] += start[b]
     fill = start[:_BUCKETS].copy()
     for i in range(n):
-        b = _bucket(ceiling, common[i])
+        b = bucket[i]
         order[fill[b]] = i
         fill[b] += 1
-    # Onset, disorder by disorder and bucket by bucket, thinned at the bucket's bound; decided now,
-    # applied after remission.
+    # Onset, disorder by disorder and bucket by bucket, thinned at the bucket's bound.
+    k = 0
     for d in range(3):
         for b in range(_BUCKETS):
             lo, hi = start[b], start[b + 1]
@@ -116,26 +120,32 @@ def _onset_and_remission(
             while j < hi:
                 i = order[j]
                 if not flat[d * n + i] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
-                    onset[i] |= 1 << d
+                    onsets[k] = d * n + i
+                    k += 1
                 j += 1 + gap(s, lq)
-    # Remission, among disorders active at the start of the step (the hazard takes one of 16 values
-    # per disorder, four yes/no factors, so its probability is looked up); then the onsets; then
-    # distress, which relaxes toward 1 while a disorder is active and toward 0 otherwise (values
-    # below 1e-6 are set to 0: geometric decay would otherwise end in slow subnormal floats).
+    # Remission of disorders active at the start of the step (onsets are applied after it), thinned
+    # at the disorder's largest probability. The hazard takes one of 16 values per disorder (four
+    # yes/no factors), so its probability is looked up.
+    for d in range(3):
+        p_max = p_remit_max[d]
+        if not p_max > 0.0:
+            continue
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:
+            if flat[d * n + i]:
+                use = (stage[i] == misuse) | (stage[i] == oud)
+                code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i] + 8 * use
+                if uniform(s) * p_max < p_remit[d, code]:
+                    flat[d * n + i] = False
+            i += 1 + gap(s, lq)
+    for j in range(k):
+        flat[onsets[j]] = True
+    # Distress relaxes toward 1 while a disorder is active and toward 0 otherwise (values below 1e-6
+    # are set to 0: geometric decay would otherwise end in slow subnormal floats). Vector code again.
     a = np.float32(a_trait)
     for i in range(n):
-        if flat[i] or flat[n + i] or flat[2 * n + i]:
-            code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i]
-            code += 8 * int(active_use[stage[i]])
-            for d in range(3):
-                j = d * n + i
-                if flat[j] and uniform(s) < p_remit[d, code]:
-                    flat[j] = False
-        if onset[i]:
-            for d in range(3):
-                if onset[i] & (1 << d):
-                    flat[d * n + i] = True
-        on = flat[i] or flat[n + i] or flat[2 * n + i]
+        on = flat[i] | flat[n + i] | flat[2 * n + i]
         any_mh[i] = on
         x = distress[i] + (np.float32(on) - distress[i]) * a
-        distress[i] = x if x >= 1e-6 else 0.0
+        distress[i] = x if x >= np.float32(1e-6) else np.float32(0.0)

@@ -30,8 +30,9 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 def step(m) -> None:
     pop, net = m.population, m.network
     dead, n_od, n_alone = _overdoses(
-        m.streams["overdose"], m.scratch, pop.stage, pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
-        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour, m.week, *_constants(m),
+        m.streams["overdose"], m.streams["bereavement"], m.scratch, pop.stage, pop.lost_tolerance_until,
+        pop.last_overdose, pop.loneliness, pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour,
+        m.week, *_constants(m),
     )  # fmt: skip
     m.flows["overdoses"] += n_od
     m.flows["overdose_deaths"] += dead.size
@@ -53,8 +54,9 @@ def _constants(m) -> tuple:
 
 @njit
 def _overdoses(
-    s, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, active_neighbour,
-    week, log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt,
+    s, s_bereavement, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr,
+    active_neighbour, week, log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed,
+    bereavement, dt,
 ):  # fmt: skip
     n = stage.size
     dead = scratch
@@ -64,21 +66,26 @@ def _overdoses(
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
+            # Three draws for every candidate, used or not: two scenario arms then draw the same
+            # numbers for the same candidates (common random numbers), so a difference in deaths
+            # between them comes from the scenario, not from the streams drifting apart.
+            u_overdose, u_alone, u_death = uniform(s), uniform(s), uniform(s)
             lh = base + log_stage[stage[i]] + l_tol * (lost_tolerance_until[i] > week)
-            if uniform(s) * p_max < prob(math.exp(lh), dt):
+            if u_overdose * p_max < prob(math.exp(lh), dt):
                 n_od += 1
                 last_overdose[i] = week
                 p_alone = min(max(alone_base + alone_lone * loneliness[i] + alone_stigma * internal[i], 0.0), 1.0)
-                alone = uniform(s) < p_alone
+                alone = u_alone < p_alone
                 n_alone += alone
-                if uniform(s) < fatality * (1.0 if alone else witnessed):
+                if u_death < fatality * (1.0 if alone else witnessed):
                     dead[k] = i
                     k += 1
             i += 1 + gap(s, lq)
-    # Bereavement: an overdose death is a stressful event for the person's ties.
+    # Bereavement: an overdose death is a stressful event for the person's ties (its own stream, so
+    # the overdose stream stays in step between arms).
     for r in range(k):
         for j in range(indptr[dead[r]], indptr[dead[r] + 1]):
             c = active_neighbour[j]
-            if c != n and uniform(s) < bereavement:
+            if c != n and uniform(s_bereavement) < bereavement:
                 last_event[c] = week
     return dead[:k].copy(), n_od, n_alone

@@ -26,8 +26,8 @@ import functools
 
 import numpy as np
 
-from agents.states import ACTIVE_USE, RECOVERING
-from model.jit import gap, log_skip, njit, prob, uniform
+from agents.states import ACTIVE_USE, Stage
+from model.jit import gap, log_skip, njit, prob, total, uniform
 from model.network import switch_tie
 from model.rates import per_parameters
 
@@ -77,12 +77,14 @@ def _lapse_and_regrow(
         lq = log_skip(p_max)
         x = gap(s, lq)
         while x < n_entries:
-            if active_neighbour[x] != nobody:
-                r = row_of_entry[x]
-                if uniform(s) * p_max < p_lapse[any_mh[r] + 2 * int(active_use[stage[r]])]:
-                    found = _room(found, k)
-                    found[k] = tie_of_entry[x]
-                    k += 1
+            # The person's probability first: most candidates fail it, and then the entry itself
+            # (a cache miss) is never read.
+            r = row_of_entry[x]
+            code = any_mh[r] + 2 * int(active_use[stage[r]])
+            if uniform(s) * p_max < p_lapse[code] and active_neighbour[x] != nobody:
+                found = _room(found, k)
+                found[k] = tie_of_entry[x]
+                k += 1
             x += 1 + gap(s, lq)
     for j in range(k):  # a tie dropped from both ends is switched off once
         switch_tie(found[j], False, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
@@ -142,53 +144,65 @@ def _refresh_constants(m) -> tuple:
     # so no sum can overflow into its neighbour (q = 48 at mean degree 10). Beyond 2^16 possible ties
     # a person (a hub of a million-node graph) the sums are kept apart instead.
     b = max(int(m.network.max_ties).bit_length(), 1)
-    return ACTIVE_USE, RECOVERING, float(p.supportive_ties_full), float(p.family_weight), b, b > 16
+    using = np.array([Stage.MISUSE, Stage.OUD], np.int8)  # stages whose ties count as using (ACTIVE_USE)
+    recovering = np.array([Stage.TREATMENT, Stage.REMISSION], np.int8)  # and in recovery (RECOVERING)
+    return using, recovering, float(p.supportive_ties_full), float(p.family_weight), b, b > 16
 
 
 @njit
 def _refresh(
-    packed, running, indptr, active_neighbour, n_active, stage, stigma, family_support, active_use, recovering, full,
-    fw, b, wide, degree, using_ties, recovery_ties, perceived, loneliness,
+    packed, running, indptr, active_neighbour, n_active, stage, stigma, family_support, using, recovering, full, fw,
+    b, wide, degree, using_ties, recovery_ties, perceived, loneliness,
 ):  # fmt: skip
     n = stage.size
     q = 63 - 3 * b
     scale = float(1 << q) if not wide else 1.0
     mask = (np.int64(1) << b) - 1
-    mean_stigma = 0.0
-    packed[n] = 0  # what an inactive entry (whose neighbour is n, no one) adds
-    for i in range(n):
-        k = stage[i]
-        packed[i] = (np.int64(recovering[k]) << (63 - b)) + (np.int64(active_use[k]) << (63 - 2 * b))
-        if not wide:
-            packed[i] += np.int64(stigma[i] * scale + 0.5)
-        mean_stigma += stigma[i]
     # With no ties, a person perceives the community's mean attitude.
-    mean_stigma = mean_stigma / n if n else 0.0
+    mean_stigma = total(stigma) / n if n else 0.0
     if not wide:
-        # A running sum over every entry (an inactive one adds packed[n] = 0), then each row's sum as
-        # the difference of two of its values: one flat pass, where a loop per row stalls at the end of
-        # every row (measured 20-35% faster from 5,000 to 1,000,000 people).
+        # What each person adds to the sums of their ties: plain arithmetic, vector code.
+        for i in range(n):
+            st = stage[i]
+            in_recovery = (st == recovering[0]) | (st == recovering[1])
+            is_using = (st == using[0]) | (st == using[1])
+            packed[i] = (np.int64(in_recovery) << (63 - b)) + (np.int64(is_using) << (63 - 2 * b))
+            packed[i] += np.int64(stigma[i] * scale + 0.5)
+        packed[n] = 0  # what an inactive entry (whose neighbour is n, no one) adds
+        # A running sum over every entry, then each row's sum as the difference of two of its values:
+        # one flat pass, where a loop per row stalls at the end of every row (measured 20-35% faster
+        # from 5,000 to 1,000,000 people).
         acc = np.int64(0)
         running[0] = 0
         for j in range(active_neighbour.size):
             acc += packed[active_neighbour[j]]
             running[j + 1] = acc
+        low = running[0]
+        for i in range(n):
+            high = running[indptr[i + 1]]
+            acc = high - low
+            low = high
+            n_using = (acc >> (63 - 2 * b)) & mask
+            deg = n_active[i]
+            degree[i] = deg
+            using_ties[i] = n_using
+            recovery_ties[i] = acc >> (63 - b)
+            attitudes = (acc & ((np.int64(1) << (63 - 2 * b)) - 1)) / scale
+            perceived[i] = min(attitudes / deg, 1.0) if deg > 0 else mean_stigma
+            supportive = min((deg - n_using) / full, 1.0)
+            loneliness[i] = 1.0 - ((1.0 - fw) * supportive + fw * family_support[i])
+        return
     for i in range(n):
         deg = n_active[i]
         attitudes = 0.0
-        if wide:
-            n_using = n_rec = 0
-            for j in range(indptr[i], indptr[i + 1]):
-                c = active_neighbour[j]
-                if c != n:
-                    n_using += active_use[stage[c]]
-                    n_rec += recovering[stage[c]]
-                    attitudes += stigma[c]
-        else:
-            acc = running[indptr[i + 1]] - running[indptr[i]]
-            n_rec = acc >> (63 - b)
-            n_using = (acc >> (63 - 2 * b)) & mask
-            attitudes = (acc & ((np.int64(1) << (63 - 2 * b)) - 1)) / scale
+        n_using = n_rec = 0
+        for j in range(indptr[i], indptr[i + 1]):
+            c = active_neighbour[j]
+            if c != n:
+                st = stage[c]
+                n_using += (st == using[0]) | (st == using[1])
+                n_rec += (st == recovering[0]) | (st == recovering[1])
+                attitudes += stigma[c]
         degree[i] = deg
         using_ties[i] = n_using
         recovery_ties[i] = n_rec

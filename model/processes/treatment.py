@@ -49,17 +49,13 @@ def step(m) -> None:
 
 
 def _leave_care_and_seek(m) -> None:
-    pop, wk = m.population, m.week
-    rows, n_drop = _leave_and_seek(
-        m.streams["care"], m.scratch, pop.stage, pop.care, pop.any_mh, pop.in_mh_care, pop.internal_stigma,
-        pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.waiting, pop.wait_since, wk,
-        *_care_constants(m),
+    pop = m.population
+    rows, old, new = _leave_and_seek(
+        m.streams["care"], m.scratch, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
+        pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
+        pop.waiting, pop.wait_since, m.week, *_care_constants(m),
     )  # fmt: skip
-    drop, done = rows[:n_drop], rows[n_drop:]
-    pop.care[rows] = Care.NONE
-    m.set_stage(drop, Stage.OUD)
-    m.set_stage(done, Stage.REMISSION)
-    pop.lost_tolerance_until[rows] = wk + m.params.treatment.post_care_weeks
+    m.log_stages(rows, old, new)
 
 
 @per_parameters
@@ -70,58 +66,60 @@ def _care_constants(m) -> tuple:
         float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
         p.seek_rate, float(log_hr(p.perceived_stigma_hr)), float(log_hr(p.internal_stigma_hr)),
         float(log_hr(p.dual_stigma_hr)), float(log_hr(p.peer_recovery_hr)), float(p.peer_recovery_cap),
-        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, m.dt_years, NEVER, Care.INTEGRATED.value,
+        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, p.post_care_weeks, m.dt_years, NEVER,
+        Care.NONE.value, Care.INTEGRATED.value, Stage.OUD.value, Stage.TREATMENT.value, Stage.REMISSION.value,
     )  # fmt: skip
 
 
 @njit
 def _leave_and_seek(
-    s, scratch, stage, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose, waiting, wait_since,
+    s, scratch, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
+    lost_tolerance_until, waiting, wait_since,
     week, dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
-    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, dt, never, integrated,
+    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, dt, never,
+    no_care, integrated, oud, treatment, remission,
 ):  # fmt: skip
-    """Leaving OUD care (dropout or completion, competing); then giving up the queue; then seeking.
-    Returns the rows that left care (dropouts first) and the number of dropouts. People who drop out
-    this step count as untreated OUD when seeking (they may seek again at once)."""
+    """For each person, in one pass: leaving OUD care (dropout or completion, competing); giving up
+    the queue; seeking care. People who drop out this step count as untreated OUD when seeking (they
+    may seek again at once). Returns the rows that left care, with their stages before and after."""
     n = stage.size
-    drop = scratch[:n]
-    done = scratch[n : 2 * n]
-    n_drop = n_done = 0
-    for i in range(n):
-        if stage[i] != 3:
-            continue
-        integ = care[i] == integrated
-        untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
-        h_drop = dropout * math.exp(l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ)
-        total = h_drop + completion
-        if exponential(s) < total * dt:
-            if uniform(s) * total < h_drop:
-                drop[n_drop] = i
-                n_drop += 1
-            else:
-                done[n_done] = i
-                n_done += 1
+    left = scratch[:n]
+    to = scratch[n : 2 * n]  # the stage each goes to
+    k = 0
     p_quit = prob(giveup, dt)
     for i in range(n):
+        untreated = stage[i] == oud
+        if stage[i] == treatment:
+            integ = care[i] == integrated
+            untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
+            h_drop = dropout * math.exp(l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ)
+            total = h_drop + completion
+            if exponential(s) < total * dt:
+                dropped = uniform(s) * total < h_drop
+                left[k] = i
+                to[k] = oud if dropped else remission
+                k += 1
+                untreated = dropped
         if waiting[i] and uniform(s) < p_quit:
             waiting[i] = False
             wait_since[i] = never
-    d = 0  # dropouts are in row order: walk them alongside i
-    for i in range(n):
-        just_dropped = d < n_drop and drop[d] == i
-        if just_dropped:
-            d += 1
-        if (stage[i] != 2 and not just_dropped) or waiting[i]:
-            continue
-        lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
-        lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * ((week - last_overdose[i]) < recent_od_weeks)
-        if exponential(s) < seek * math.exp(lh) * dt:
-            waiting[i] = True
-            wait_since[i] = week
-    rows = np.empty(n_drop + n_done, np.int64)
-    rows[:n_drop] = drop[:n_drop]
-    rows[n_drop:] = done[:n_done]
-    return rows, n_drop
+        if untreated and not waiting[i]:
+            lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
+            lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * ((week - last_overdose[i]) < recent_od_weeks)
+            if exponential(s) < seek * math.exp(lh) * dt:
+                waiting[i] = True
+                wait_since[i] = week
+    rows = left[:k].copy()
+    old = np.full(k, treatment, np.int8)
+    new = np.empty(k, np.int8)
+    for j in range(k):
+        i = left[j]
+        new[j] = to[j]
+        stage[i] = to[j]
+        stage_since[i] = week
+        care[i] = no_care
+        lost_tolerance_until[i] = week + post_care_weeks  # tolerance is lost for the first weeks after care
+    return rows, old, new
 
 
 def _admit(m) -> None:

@@ -26,29 +26,21 @@ from agents.states import NEVER, Stage
 from model.jit import exponential, gap, log_skip, njit, prob, uniform
 from model.rates import log_hr, per_parameters, pos
 
-# The transitions of this process, in the order the kernel returns them: (new stage, name).
-TRANSITIONS = ((Stage.MISUSE, "start"), (Stage.NONE, "stop"), (Stage.OUD, "progress"),
-               (Stage.REMISSION, "remit"), (Stage.OUD, "relapse"))  # fmt: skip
+# The transitions of this process, by the code the kernel gives them: the stage each leads to.
+START, STOP, PROGRESS, REMIT, RELAPSE = range(5)
+LEADS_TO = np.array([Stage.MISUSE, Stage.NONE, Stage.OUD, Stage.REMISSION, Stage.OUD], dtype=np.int8)
 
 
 def step(m) -> None:
     p, pop = m.params.use, m.population
     static, _ = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    rows, counts = _use(
+    rows, old, new, n_progress = _use(
         m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
-        pop.loneliness, pop.family_support, pop.craving, static, *_constants(m),
+        pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting, pop.wait_since,
+        pop.lost_tolerance_until, m.week, *_constants(m),
     )  # fmt: skip
-    out = {}
-    at = 0
-    for (stage, name), k in zip(TRANSITIONS, counts.tolist(), strict=True):
-        out[name] = rows[at : at + k]
-        at += k
-        m.set_stage(out[name], stage)
-    pop.waiting[out["remit"]] = False
-    pop.wait_since[out["remit"]] = NEVER
-    # Relapse after abstinence: tolerance is lost for the first weeks.
-    pop.lost_tolerance_until[out["relapse"]] = m.week + m.params.treatment.post_care_weeks
-    m.flows["new_oud"] += out["progress"].size
+    m.log_stages(rows, old, new)
+    m.flows["new_oud"] += n_progress
 
 
 @per_parameters
@@ -69,6 +61,7 @@ def _constants(m) -> tuple:
         float(log_hr(p.risk_appraisal_hr)), float(log_hr(p.craving_progression_hr)),
         p.natural_remission_rate, float(log_hr(p.mh_remission_hr)),
         p.relapse_rate, float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr)), grow, fade, dt,
+        LEADS_TO, m.params.treatment.post_care_weeks, NEVER,
     )  # fmt: skip
 
 
@@ -83,10 +76,11 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 @njit
 def _use(
     s, scratch, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static,
-    inc,
+    stage_since, waiting, wait_since, lost_tolerance_until, week, inc,
     base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
     cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
-    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, grow, fade, dt,
+    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, grow, fade, dt, leads_to, post_care_weeks,
+    never,
 ):  # fmt: skip
     n = stage.size
     found = scratch[:n]  # rows found, in the order found
@@ -103,7 +97,7 @@ def _use(
                 lh = base + static[i] + l_mh * any_mh[i] + l_imp * impulsivity
                 lh += l_peer * min(using_ties[i], peer_cap) + l_lone * loneliness[i] + l_event * recent[i]
                 if uniform(s) * p_max < prob(math.exp(lh), dt):
-                    which[k] = 0
+                    which[k] = START
                     found[k] = i
                     k += 1
             i += 1 + gap(s, lq)
@@ -118,33 +112,40 @@ def _use(
             h_prog = progression * math.exp(l_dysreg * dysregulation + l_risk * risk + l_crav_prog * craving[i])
             total = h_stop + h_prog
             if exponential(s) < total * dt:
-                which[k] = 1 if uniform(s) * total < h_stop else 2
+                which[k] = STOP if uniform(s) * total < h_stop else PROGRESS
                 found[k] = i
                 k += 1
         elif st == 2:  # untreated OUD -> remission
             h = natural_remission * math.exp(l_support * family_support[i] + l_mh_rem * any_mh[i])
             if exponential(s) < h * dt:
-                which[k] = 3
+                which[k] = REMIT
                 found[k] = i
                 k += 1
         elif st == 4:  # remission -> OUD (relapse)
             lh = l_crav_rel * craving[i] + l_mh_rel * any_mh[i] + l_event * recent[i] + l_lone * loneliness[i]
             if exponential(s) < relapse_rate * math.exp(lh) * dt:
-                which[k] = 4
+                which[k] = RELAPSE
                 found[k] = i
                 k += 1
         # Craving grows toward 1 in use, fades in remission and faster on medication (stage at step start).
         c = craving[i] + grow[st] * (1.0 - craving[i]) - fade[st] * craving[i]
         craving[i] = c if c >= 1e-6 else 0.0
-    # Rows grouped by transition, in TRANSITIONS order.
-    counts = np.zeros(5, np.int64)
+    # All decided from the stages at the start of the step; now applied. Returns the rows that moved,
+    # their stages before and after (for the transition log), and how many progressed to OUD.
+    rows = found[:k].copy()
+    old = np.empty(k, np.int8)
+    new = np.empty(k, np.int8)
+    n_progress = 0
     for j in range(k):
-        counts[which[j]] += 1
-    start = np.zeros(5, np.int64)
-    for t in range(1, 5):
-        start[t] = start[t - 1] + counts[t - 1]
-    rows = np.empty(k, np.int64)
-    for j in range(k):
-        rows[start[which[j]]] = found[j]
-        start[which[j]] += 1
-    return rows, counts
+        i, t = found[j], which[j]
+        old[j] = stage[i]
+        new[j] = leads_to[t]
+        stage[i] = leads_to[t]
+        stage_since[i] = week
+        if t == REMIT:  # off the treatment waitlist
+            waiting[i] = False
+            wait_since[i] = never
+        elif t == RELAPSE:  # after abstinence, tolerance is lost for the first weeks
+            lost_tolerance_until[i] = week + post_care_weeks
+        n_progress += t == PROGRESS
+    return rows, old, new, n_progress
