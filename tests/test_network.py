@@ -107,7 +107,8 @@ def test_wide_path_for_large_hubs_gives_the_same_summaries():
     for wide in (False, True):
         arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
         social._refresh(
-            np.empty(pop.n + 1, np.int64), np.empty(net.active_neighbour.size + 1, np.int64), net.indptr,
+            np.empty(pop.n + 1, np.int64), np.empty(pop.n, np.int64), np.empty(net.active_neighbour.size + 1, np.int64),
+            net.indptr,
             net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support,
             using, recovering, full, family_weight, 5, wide, *arrays,
         )  # fmt: skip

@@ -130,8 +130,8 @@ def refresh(m) -> None:
     attitude of one's ties) and loneliness: one pass over the adjacency."""
     pop, net = m.population, m.network
     _refresh(
-        m.scratch, net.running_sum, net.indptr, net.active_neighbour, net.n_active, pop.stage, pop.stigma,
-        pop.family_support, *_refresh_constants(m),
+        m.scratch[: pop.n + 1], m.scratch[pop.n + 1 : 2 * pop.n + 1], net.running_sum, net.indptr,
+        net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support, *_refresh_constants(m),
         pop.degree, pop.using_ties, pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
     )  # fmt: skip
 
@@ -151,8 +151,8 @@ def _refresh_constants(m) -> tuple:
 
 @njit
 def _refresh(
-    packed, running, indptr, active_neighbour, n_active, stage, stigma, family_support, using, recovering, full, fw,
-    b, wide, degree, using_ties, recovery_ties, perceived, loneliness,
+    packed, sums, running, indptr, active_neighbour, n_active, stage, stigma, family_support, using, recovering, full,
+    fw, b, wide, degree, using_ties, recovery_ties, perceived, loneliness,
 ):  # fmt: skip
     n = stage.size
     q = 63 - 3 * b
@@ -177,20 +177,28 @@ def _refresh(
         for j in range(active_neighbour.size):
             acc += packed[active_neighbour[j]]
             running[j + 1] = acc
+        # Each row's sum (a lookup per person, in a loop of its own so that the next one, plain
+        # arithmetic, runs as vector code).
         low = running[0]
         for i in range(n):
             high = running[indptr[i + 1]]
-            acc = high - low
+            sums[i] = high - low
             low = high
-            n_using = (acc >> (63 - 2 * b)) & mask
-            deg = n_active[i]
+        f_scale, f_full = np.float32(1.0 / scale), np.float32(1.0 / full)
+        f_fw, f_keep = np.float32(fw), np.float32(1.0 - fw)
+        f_mean, one = np.float32(mean_stigma), np.float32(1.0)
+        att_mask = (np.int64(1) << (63 - 2 * b)) - 1
+        for i in range(n):
+            acc = sums[i]
+            n_using = np.float32((acc >> (63 - 2 * b)) & mask)
+            deg = np.float32(n_active[i])
             degree[i] = deg
             using_ties[i] = n_using
-            recovery_ties[i] = acc >> (63 - b)
-            attitudes = (acc & ((np.int64(1) << (63 - 2 * b)) - 1)) / scale
-            perceived[i] = min(attitudes / deg, 1.0) if deg > 0 else mean_stigma
-            supportive = min((deg - n_using) / full, 1.0)
-            loneliness[i] = 1.0 - ((1.0 - fw) * supportive + fw * family_support[i])
+            recovery_ties[i] = np.float32(acc >> (63 - b))
+            attitudes = np.float32(acc & att_mask) * f_scale
+            perceived[i] = min(attitudes / deg, one) if deg > 0 else f_mean
+            supportive = min((deg - n_using) * f_full, one)
+            loneliness[i] = one - (f_keep * supportive + f_fw * family_support[i])
         return
     for i in range(n):
         deg = n_active[i]

@@ -31,7 +31,7 @@ def step(m) -> None:
     pop = m.population
     _attitudes(
         pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
-        pop.any_mh, *_constants(m),
+        pop.any_mh, m.scratch_f, *_constants(m),
     )  # fmt: skip
 
 
@@ -47,21 +47,28 @@ def _constants(m) -> tuple:
 
 @njit
 def _attitudes(
-    s, internal, perceived, norm, recovery_ties, stage, any_mh, contact, a_conf, a_norm, campaign, mh_factor,
+    s, internal, perceived, norm, recovery_ties, stage, any_mh, stays, contact, a_conf, a_norm, campaign, mh_factor,
     dual_factor, a_int, none,
 ):  # fmt: skip
+    # The table lookup in a loop of its own: in the main loop it would keep that loop from running as
+    # vector code (float32 throughout, selects rather than branches; measured ~2x faster split).
+    for i in range(s.size):
+        stays[i] = contact[np.int32(recovery_ties[i])]
+    one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-6)
     keep = np.float32(1.0 - a_conf - a_norm)
     w_conf = np.float32(a_conf)
     w_norm = np.float32(a_norm * (1.0 - campaign))
+    w_int, keep_int = np.float32(a_int), np.float32(1.0 - a_int)
+    # Internalisation factor by (opioid-use history, disorder): 1 for a use history (dual_factor with a
+    # disorder too), mh_stigma_factor for a disorder alone (<= 1), 0 otherwise.
+    f_none, f_mh = zero, np.float32(mh_factor)
+    f_use, f_dual = one, np.float32(dual_factor)
     for i in range(s.size):
-        x = s[i] * (keep - contact[int(recovery_ties[i])]) + w_conf * perceived[i] + w_norm * norm[i]
-        x = min(max(x, 0.0), 1.0)
-        s[i] = x if x >= 1e-6 else 0.0  # no slow subnormal floats from geometric decay
-        # 1 for an opioid-use history, mh_stigma_factor for a disorder alone (<= 1), 0 otherwise
+        x = s[i] * (keep - stays[i]) + w_conf * perceived[i] + w_norm * norm[i]
+        x = min(max(x, zero), one)
+        s[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
         user = stage[i] != none
-        factor = 1.0 if user else (mh_factor if any_mh[i] else 0.0)
-        if user and any_mh[i]:
-            factor *= dual_factor
-        target = min(perceived[i] * factor, 1.0)
-        y = internal[i] * (1.0 - a_int) + a_int * target
-        internal[i] = y if y >= 1e-6 else 0.0
+        mh = any_mh[i]
+        factor = (f_dual if mh else f_use) if user else (f_mh if mh else f_none)
+        y = internal[i] * keep_int + w_int * min(perceived[i] * factor, one)
+        internal[i] = y if y >= tiny else zero
