@@ -10,10 +10,11 @@ prescribing reach lonely people).
 How they are drawn: a rate of the form (x_u + x_v) / 2 is two independent halves, one from each end,
 so a tie lapses unless neither end drops it: 1 - (1 - p_u)(1 - p_v) = 1 - exp(-(h_u + h_v) dt), exactly.
 Every tie end (an entry of the adjacency) is walked as one flat sequence, with candidates by thinning
-(model.jit) at the largest per-end probability; a candidate that is an end of an active tie is kept at
-that person's own probability. Inactive ends are walked the same way for regrowth, and a latent tie is
-considered once, from its first end, at its full rate.
-All lapses are decided before any is applied, then all regrowth; the cost follows the candidates.
+(model.jit) at the largest per-end probability of either event; a candidate that is an end of an active
+tie is kept at that person's lapse probability, an end of a lapsed known tie at their reconnection
+probability, and a latent tie is considered once, from its first end, at its full rate. All of it is
+decided from the ties as they are at the start of the step, then applied; the cost follows the
+candidates.
 
 Loneliness = 1 - [(1 - family_weight) * min(1, supportive ties / supportive_ties_full)
                   + family_weight * family support], where supportive ties are active ties who are
@@ -70,48 +71,43 @@ def _lapse_and_regrow(
     any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
 ):  # fmt: skip
     n_entries, nobody = active_neighbour.size, n_active.size
-    # Lapse: walk all entries as one sequence; an active entry is one end of an active tie.
-    p_max = p_lapse.max()
-    k = 0
+    # One walk over all tie ends (entries), with candidates at the largest per-end probability of
+    # either event: an end of an active tie may lapse, an end of an inactive one may regrow. Decided
+    # from the ties as they are at the start of the step, then applied.
+    p_max = max(p_lapse.max(), p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness <= 1
+    k = 0  # found[j] = t for a lapse, -1 - t for a regrowth
     if p_max > 0.0:
         lq = log_skip(p_max)
         x = gap(s, lq)
         while x < n_entries:
-            # The person's probability first: most candidates fail it, and then the entry itself
-            # (a cache miss) is never read.
             r = row_of_entry[x]
             code = any_mh[r] + 2 * int(active_use[stage[r]])
-            if uniform(s) * p_max < p_lapse[code] and active_neighbour[x] != nobody:
-                found = _room(found, k)
-                found[k] = tie_of_entry[x]
-                k += 1
-            x += 1 + gap(s, lq)
-    for j in range(k):  # a tie dropped from both ends is switched off once
-        switch_tie(found[j], False, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
-    # Regrowth: the same walk over inactive entries (lapsed known ties, and latent ties).
-    p_max = max(p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness is at most 1
-    k = 0
-    if p_max > 0.0:
-        lq = log_skip(p_max)
-        x = gap(s, lq)
-        while x < n_entries:
-            if active_neighbour[x] == nobody:
+            if active_neighbour[x] != nobody:
+                if uniform(s) * p_max < p_lapse[code]:
+                    found = _room(found, k)
+                    found[k] = tie_of_entry[x]
+                    k += 1
+            else:
                 t = tie_of_entry[x]
-                r = row_of_entry[x]
                 if latent[t]:  # once, from its first end, at the tie's own rate
                     if r == u[t]:
                         lone = max(loneliness[r], loneliness[v[t]])
                         if uniform(s) * p_max < prob(new_tie + peer_support * lone, dt):
                             found = _room(found, k)
-                            found[k] = t
+                            found[k] = -1 - t
                             k += 1
-                elif uniform(s) * p_max < p_reconnect[any_mh[r] + 2 * int(active_use[stage[r]])]:
+                elif uniform(s) * p_max < p_reconnect[code]:
                     found = _room(found, k)
-                    found[k] = t
+                    found[k] = -1 - t
                     k += 1
             x += 1 + gap(s, lq)
+    # A tie found from both ends is switched once (switch_tie does nothing the second time).
     for j in range(k):
-        switch_tie(found[j], True, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
+        t = found[j]
+        if t >= 0:
+            switch_tie(t, False, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
+        else:
+            switch_tie(-1 - t, True, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
 
 
 @njit(inline=True)
