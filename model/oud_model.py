@@ -134,10 +134,10 @@ class OUDModel(mesa.Model):
             return
         pop = self.population
         if self.people is not None:
-            self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
+            self.log_stages(rows, pop.stage[rows], int(stage))
         pop.set_stage(rows, stage, self.week)
 
-    def log_stages(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+    def log_stages(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray | int) -> None:
         """Record stage changes a compiled process has made: rows, their stages before and after."""
         if self.people is not None and rows.size:
             self.transitions.record(self.week, self.uid[rows], old, new)

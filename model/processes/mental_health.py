@@ -14,7 +14,6 @@ distress relaxes toward 1 while any disorder is active and toward 0 otherwise, a
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -54,7 +53,6 @@ def _constants(m) -> tuple:
     )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=256)  # rebuilt only when the parameters change
 def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.ndarray:
     """Step probability of remission by disorder and code = in MH care + 2 integrated care
     + 4 family support + 8 active use."""
@@ -76,7 +74,8 @@ _INV_LN2 = np.float32(1.0 / _LN2)  # float32, so the bucket of a float32 hazard 
 
 @njit(inline=True)
 def _bucket(ceiling, c):
-    return min(max(int((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
+    """Bucket of a log hazard c: how many factors of 2 it lies below the ceiling (the last takes all below)."""
+    return min(max(np.int32((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
 
 
 @njit
@@ -96,7 +95,7 @@ def _onset_and_remission(
         c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * use + l_crav * craving[i]
         c += l_comorb * any_mh[i]
         common[i] = c
-        bucket[i] = min(max(np.int32((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
+        bucket[i] = _bucket(ceiling, c)
     start = np.zeros(_BUCKETS + 1, np.int64)
     for i in range(n):
         start[bucket[i] + 1] += 1

@@ -10,7 +10,6 @@ probability ``life_events.bereavement_prob``.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -19,7 +18,6 @@ from model.jit import gap, log_skip, njit, prob, uniform
 from model.rates import F32, log_hr, per_parameters, pos
 
 
-@functools.lru_cache(maxsize=256)  # rebuilt only when the ratios change
 def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> tuple[np.ndarray, float]:
     """log overdose ratio by stage (no use and deceased: no overdose), and its largest value."""
     out = np.array([log_hr(h) for h in (0.0, misuse_hr, 1.0, treatment_hr, remission_hr, 0.0)], dtype=F32)

@@ -23,8 +23,6 @@ not using opioids. Isolated = at most ``isolated_max_ties`` active ties.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from agents.states import ACTIVE_USE, Stage
@@ -56,7 +54,6 @@ def _tie_constants(m) -> tuple:
     return ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years
 
 
-@functools.lru_cache(maxsize=256)  # rebuilt only when the parameters change
 def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
     """Step probabilities that one end drops an active tie, and that one end renews a lapsed known tie,
     by that person's code (disorder + 2 * active use; w takes four values)."""

@@ -12,8 +12,6 @@ without a condition it fades at the same rate.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from agents.states import Stage
@@ -21,7 +19,6 @@ from model.jit import njit
 from model.rates import per_parameters, prob
 
 
-@functools.lru_cache(maxsize=64)
 def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:
     """1 - exp(-contact_rate * k * dt) for k = 0 .. max_ties ties in recovery (looked up, not computed)."""
     return np.asarray(prob(contact_rate * np.arange(max_ties + 1, dtype=np.float64), dt), dtype=np.float32)
