@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import literal_unroll
 
-from agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
+from agents.states import AGE_BAND_EDGES, HAS_OUD, NEVER, Care, Stage
 from model.jit import njit
 from model.parameters import Parameters
 
@@ -176,6 +176,14 @@ class Population:
         self.stage[rows] = stage
         self.stage_since[rows] = week
 
+    def mark_deceased(self, rows: np.ndarray, week: int) -> tuple[np.ndarray, int]:
+        """People ``rows`` die: out of every kind of care and queue, stage deceased. Returns their stages
+        before, and how many of them had OUD (one compiled call: ~1 us a field in numpy, every step)."""
+        return _mark_deceased(
+            rows, self.stage, self.stage_since, self.care, self.in_mh_care, self.waiting, HAS_OUD, week,
+            Stage.DECEASED.value, Care.NONE.value,
+        )  # fmt: skip
+
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
 
@@ -195,6 +203,22 @@ def _copy_rows(flat, wide, rows, src_rows):
         for k in range(dst2.shape[0]):
             for j in range(rows.size):
                 dst2[k, rows[j]] = src2[k, src_rows[j]]
+
+
+@njit
+def _mark_deceased(rows, stage, stage_since, care, in_mh_care, waiting, has_oud, week, deceased, no_care):
+    old = np.empty(rows.size, np.int8)
+    n_oud = 0
+    for j in range(rows.size):
+        i = rows[j]
+        old[j] = stage[i]
+        n_oud += has_oud[stage[i]] > 0
+        stage[i] = deceased
+        stage_since[i] = week
+        care[i] = no_care
+        in_mh_care[i] = False
+        waiting[i] = False
+    return old, n_oud
 
 
 NEXT_BAND_AGE = np.array([*AGE_BAND_EDGES, np.inf], dtype=np.float32)

@@ -80,6 +80,19 @@ def exponential(s):
 
 
 @njit(inline=True)
+def below(u, x):
+    """Whether the exponential draw made from uniform u (as ``exponential`` makes it) is below x."""
+    return -math.log1p(-u) < x
+
+
+def skip_bound(x_max: float) -> float:
+    """A uniform at or above this cannot make an exponential draw below any x <= x_max, so a kernel
+    that draws u first can skip working out x (and the logarithm) for it: most people, most steps.
+    The margin covers rounding, so the decisions are exactly those of drawing the exponential."""
+    return min(1.0, -math.expm1(-x_max) * (1.0 + 1e-9)) if x_max < 700.0 else 1.0
+
+
+@njit(inline=True)
 def log_skip(p):
     """log(1 - p) for gap(); -inf when p >= 1 (every index is a candidate)."""
     return math.log1p(-p) if p < 1.0 else -math.inf

@@ -55,44 +55,58 @@ METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
 
 
-def _share(a: float, b: float) -> float:
-    return float(a) / float(b) if b else 0.0
-
-
 def compute(model) -> dict[str, float]:
-    """Every metric for the model's current state and the flows of its last step (one compiled pass
-    of counts over the people)."""
+    """Every metric for the model's current state and the flows of its last step (one compiled call:
+    a pass of counts over the people, then the catalogue's formulas)."""
     pop, f = model.population, model.flows
-    n = pop.n
-    dt = model.dt_years
-    c = _counts(pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
-                float(model.params.social.isolated_max_ties), Care.INTEGRATED.value)  # fmt: skip
-    n_misuse, n_untreated, n_treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso = c[0].tolist()
-    sum_stigma, sum_lone, sum_deg = c[1].tolist()
+    values = _metrics(
+        pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
+        float(model.params.social.isolated_max_ties), Care.INTEGRATED.value, f["new_oud"], f["overdoses"],
+        f["overdose_deaths"], f["oud_deaths"], f["oud_at_start"], model.dt_years,
+    )  # fmt: skip
+    return dict(zip(METRIC_NAMES, values.tolist(), strict=True))
+
+
+@njit(inline=True)
+def _share(a, b):
+    return a / b if b else 0.0
+
+
+@njit
+def _metrics(
+    stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, new_oud, overdoses,
+    overdose_deaths, oud_deaths, oud_at_start, dt,
+):  # fmt: skip
+    """The catalogue, in its order (prevalences are shares of the living population at the end of the
+    step; flows are the step's counts, or rates scaled to a year)."""
+    c, sums = _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated)
+    n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
+    n = float(stage.size)
     n_oud = n_untreated + n_treated
-    person_years = f["oud_at_start"] * dt
-    return {
-        "oud_prevalence": _share(n_oud, n),
-        "untreated_oud_prevalence": _share(n_untreated, n),
-        "misuse_prevalence": _share(n_misuse + n_oud, n),
-        "mh_prevalence": _share(n_mh, n),
-        "depression_prevalence": _share(dep, n),
-        "anxiety_prevalence": _share(anx, n),
-        "ptsd_prevalence": _share(ptsd, n),
-        "cooccurring_share": _share(mh_oud, n_oud),
-        "treatment_coverage": _share(n_treated, n_oud),
-        "integrated_share": _share(n_int, n_oud),
-        "waitlist": float(n_wait),
-        "incidence": _share(f["new_oud"], n) * 1e5 / dt,
-        "overdoses": float(f["overdoses"]),
-        "overdose_deaths": float(f["overdose_deaths"]),
-        "overdose_death_rate": _share(f["overdose_deaths"], n) * 1e5 / dt,
-        "oud_death_rate": _share(f["oud_deaths"], person_years) * 1e3,
-        "mean_stigma": _share(sum_stigma, n),
-        "isolated_share": _share(n_iso, n),
-        "mean_loneliness": _share(sum_lone, n),
-        "mean_degree": _share(sum_deg, n),
-    }
+    return np.array(
+        [
+            _share(n_oud, n),  # oud_prevalence
+            _share(n_untreated, n),  # untreated_oud_prevalence
+            _share(n_misuse + n_oud, n),  # misuse_prevalence
+            _share(n_mh, n),  # mh_prevalence
+            _share(float(c[5]), n),  # depression_prevalence
+            _share(float(c[6]), n),  # anxiety_prevalence
+            _share(float(c[7]), n),  # ptsd_prevalence
+            _share(mh_oud, n_oud),  # cooccurring_share
+            _share(n_treated, n_oud),  # treatment_coverage
+            _share(float(c[8]), n_oud),  # integrated_share
+            float(c[9]),  # waitlist
+            _share(float(new_oud), n) * 1e5 / dt,  # incidence
+            float(overdoses),  # overdoses
+            float(overdose_deaths),  # overdose_deaths
+            _share(float(overdose_deaths), n) * 1e5 / dt,  # overdose_death_rate
+            _share(float(oud_deaths), oud_at_start * dt) * 1e3,  # oud_death_rate (per person-year with OUD)
+            _share(sums[0], n),  # mean_stigma
+            _share(float(c[10]), n),  # isolated_share
+            _share(sums[1], n),  # mean_loneliness
+            _share(sums[2], n),  # mean_degree
+        ]
+    )
 
 
 @njit

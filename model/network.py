@@ -114,12 +114,13 @@ class TieNetwork:
     latent) whose entries say whether their tie is active.
 
     Each tie has two entries, one in each person's row (``pos_uv``/``pos_vu`` map a tie to them,
-    ``tie_of_entry`` and ``row_of_entry`` map back). An entry holds the other person while the tie is
-    active and ``n`` (no one) while it is not (``active_neighbour``), so a sum over a row's active ties
-    reads one more, zero, value for each inactive entry and never branches (a test of a flag there
-    costs a mispredicted branch per inactive entry: measured 3x slower). Switching a tie on or off
-    writes its flag and its two entries and nothing else: no entry moves, so a step's tie events cost
-    a few memory reads each. ``n_active`` counts each person's active ties.
+    ``entry_row_tie``, viewed as ``row_of_entry`` and ``tie_of_entry``, maps back). An entry holds the
+    other person while the tie is active and ``n`` (no one) while it is not (``active_neighbour``), so
+    a sum over a row's active ties reads one more, zero, value for each inactive entry and never
+    branches (a test of a flag there costs a mispredicted branch per inactive entry: measured 3x
+    slower). Switching a tie on or off writes its flag and its two entries and nothing else: no entry
+    moves, so a step's tie events cost a few memory reads each. ``n_active`` counts each person's
+    active ties.
     """
 
     def __init__(self, n: int, known: np.ndarray, latent: np.ndarray) -> None:
@@ -139,10 +140,14 @@ class TieNetwork:
         pos = np.empty(2 * e, dtype=idx_t)
         pos[order] = np.arange(2 * e, dtype=idx_t)
         self.pos_uv, self.pos_vu = pos[:e], pos[e:]
-        self.tie_of_entry = (order % e).astype(idx_t) if e else np.empty(0, dtype=idx_t)
+        # Per entry, the person whose row holds it and its tie, side by side: a step that visits entries
+        # at random (tie events) then reads one cache line an entry, not two.
+        self.entry_row_tie = np.empty((2 * e, 2), dtype=idx_t)
+        self.entry_row_tie[:, 0] = src[order]
+        self.entry_row_tie[:, 1] = order % e if e else 0
+        self.row_of_entry, self.tie_of_entry = self.entry_row_tie[:, 0], self.entry_row_tie[:, 1]
         self.indptr = np.zeros(n + 1, dtype=idx_t)
         np.cumsum(np.bincount(src, minlength=n), out=self.indptr[1:])
-        self.row_of_entry = src[order].astype(idx_t)  # the person whose row holds the entry
         on = np.concatenate([self.active, self.active])
         self.active_neighbour = np.where(on, dst, n)[order].astype(idx_t)
         self.n_active = np.bincount(src[on], minlength=n).astype(idx_t)
@@ -193,8 +198,7 @@ class TieNetwork:
                 self.active,
                 self.pos_uv,
                 self.pos_vu,
-                self.tie_of_entry,
-                self.row_of_entry,
+                self.entry_row_tie,
                 self.active_neighbour,
                 self.n_active,
                 self.running_sum,

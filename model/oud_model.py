@@ -11,7 +11,7 @@ import pandas as pd
 
 from agents.person import Person
 from agents.population import NewcomerPool, Population
-from agents.states import HAS_OUD, Care, Stage
+from agents.states import Care, Stage
 from model import metrics
 from model.interventions import Intervention, InterventionSchedule
 from model.jit import new_stream
@@ -146,13 +146,10 @@ class OUDModel(mesa.Model):
         """Mark people as deceased this step (they are replaced at the end of the step)."""
         if rows.size == 0:
             return
-        pop = self.population
-        self.flows["oud_deaths"] += int(HAS_OUD.take(pop.stage[rows]).sum())
+        old, n_oud = self.population.mark_deceased(rows, self.week)
+        self.flows["oud_deaths"] += n_oud
         self.flows["deaths"] += rows.size
-        pop.care[rows] = Care.NONE
-        pop.in_mh_care[rows] = False
-        pop.waiting[rows] = False
-        self.set_stage(rows, Stage.DECEASED)
+        self.log_stages(rows, old, int(Stage.DECEASED))
 
     def replace_deceased(self) -> None:
         rows = rows_where(self.population.stage == Stage.DECEASED.value)

@@ -64,6 +64,20 @@ def test_gaps_are_geometric_and_capped():
     assert jit.gap(s, jit.log_skip(1.0)) == 0  # p = 1: every index is a candidate
 
 
+def test_skip_bound_never_skips_an_event():
+    """A kernel skips working out a hazard when its uniform is at or above skip_bound(largest hazard):
+    no exponential draw made from such a uniform may fall below any hazard up to that largest one."""
+    rng = np.random.default_rng(3)
+    for x_max in (1e-9, 1e-4, 0.0173, 0.5, 3.0, 40.0):
+        bound, p = jit.skip_bound(x_max), -np.expm1(-x_max)
+        at_or_above = bound + (1 - bound) * rng.random(2000) ** 8  # crowded at the bound
+        assert not any(jit.below.py_func(u, x_max) for u in [bound, *at_or_above.tolist()] if u < 1)
+        # and tight: just below the event's probability, the event happens
+        assert bound <= p * (1 + 1e-8)
+        assert all(jit.below.py_func(u, x_max) for u in (p * (1 - rng.random(2000) * 1e-6)).tolist())
+    assert jit.skip_bound(800.0) == 1.0  # beyond float range: nothing is skipped
+
+
 def test_life_event_rate():
     m = bare_model(N, **{"life_events.rate": 2.0, "life_events.ses_hr": [1, 1, 1], "life_events.ace_hr": [1, 1, 1]})
     m.population.last_event[:] = -(10**9)

@@ -38,8 +38,7 @@ def step(m) -> None:
     if net.n_ties:
         _lapse_and_regrow(
             m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
-            net.row_of_entry, net.tie_of_entry, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh,
-            pop.loneliness,
+            net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
             *_tie_constants(m),
         )  # fmt: skip
     refresh(m)
@@ -64,10 +63,10 @@ def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
 
 @njit
 def _lapse_and_regrow(
-    s, found, u, v, active, latent, active_neighbour, row_of_entry, tie_of_entry, n_active, pos_uv, pos_vu, stage,
-    any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
+    s, found, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu, stage, any_mh,
+    loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
 ):  # fmt: skip
-    n_entries, nobody = active_neighbour.size, n_active.size
+    n_entries = entry_row_tie.shape[0]
     # One walk over all tie ends (entries), with candidates at the largest per-end probability of
     # either event: an end of an active tie may lapse, an end of an inactive one may regrow. Decided
     # from the ties as they are at the start of the step, then applied.
@@ -77,15 +76,16 @@ def _lapse_and_regrow(
         lq = log_skip(p_max)
         x = gap(s, lq)
         while x < n_entries:
-            r = row_of_entry[x]
+            # The entry's row and tie (one cache line; the walk lands on entries at random), then only
+            # small per-person and per-tie arrays.
+            r, t = entry_row_tie[x, 0], entry_row_tie[x, 1]
             code = any_mh[r] + 2 * int(active_use[stage[r]])
-            if active_neighbour[x] != nobody:
+            if active[t]:
                 if uniform(s) * p_max < p_lapse[code]:
                     found = _room(found, k)
-                    found[k] = tie_of_entry[x]
+                    found[k] = t
                     k += 1
             else:
-                t = tie_of_entry[x]
                 if latent[t]:  # once, from its first end, at the tie's own rate
                     if r == u[t]:
                         lone = max(loneliness[r], loneliness[v[t]])

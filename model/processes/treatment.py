@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.jit import exponential, gap, log_skip, njit, prob, uniform
+from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos, rows_where
 
 
@@ -60,13 +60,19 @@ def _leave_care_and_seek(m) -> None:
 
 @per_parameters
 def _care_constants(m) -> tuple:
-    p = m.params.treatment
+    p, dt = m.params.treatment, m.dt_years
+    l_stig_drop, l_untreated_mh = float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr))
+    l_int_drop, l_perceived = float(log_hr(p.integrated_dropout_hr)), float(log_hr(p.perceived_stigma_hr))
+    l_internal, l_dual = float(log_hr(p.internal_stigma_hr)), float(log_hr(p.dual_stigma_hr))
+    l_peer, l_od_seek = float(log_hr(p.peer_recovery_hr)), float(log_hr(p.overdose_seek_hr))
+    # The largest hazards of leaving care and of seeking (stigma scores are in [0, 1]), for skip_bound.
+    leave = p.dropout_rate * math.exp(min(pos(l_stig_drop) + pos(l_untreated_mh) + pos(l_int_drop), 700.0))
+    top_seek = pos(l_perceived) + pos(l_internal) + pos(l_dual) + pos(l_peer) * p.peer_recovery_cap + pos(l_od_seek)
     return (
-        p.dropout_rate, float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr)),
-        float(log_hr(p.integrated_dropout_hr)), p.completion_rate, p.waitlist_giveup_rate,
-        p.seek_rate, float(log_hr(p.perceived_stigma_hr)), float(log_hr(p.internal_stigma_hr)),
-        float(log_hr(p.dual_stigma_hr)), float(log_hr(p.peer_recovery_hr)), float(p.peer_recovery_cap),
-        float(log_hr(p.overdose_seek_hr)), p.recent_overdose_weeks, p.post_care_weeks, m.dt_years, NEVER,
+        p.dropout_rate, l_stig_drop, l_untreated_mh, l_int_drop, p.completion_rate, p.waitlist_giveup_rate,
+        p.seek_rate, l_perceived, l_internal, l_dual, l_peer, float(p.peer_recovery_cap), l_od_seek,
+        p.recent_overdose_weeks, p.post_care_weeks, skip_bound((leave + p.completion_rate) * dt),
+        skip_bound(p.seek_rate * math.exp(min(top_seek, 700.0)) * dt), dt, NEVER,
         Care.NONE.value, Care.INTEGRATED.value, Stage.OUD.value, Stage.TREATMENT.value, Stage.REMISSION.value,
     )  # fmt: skip
 
@@ -76,8 +82,8 @@ def _leave_and_seek(
     s, scratch, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
     lost_tolerance_until, waiting, wait_since,
     week, dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
-    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, dt, never,
-    no_care, integrated, oud, treatment, remission,
+    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, u_leave,
+    u_seek, dt, never, no_care, integrated, oud, treatment, remission,
 ):  # fmt: skip
     """For each person, in one pass: leaving OUD care (dropout or completion, competing); giving up
     the queue; seeking care. People who drop out this step count as untreated OUD when seeking (they
@@ -89,26 +95,35 @@ def _leave_and_seek(
     p_quit = prob(giveup, dt)
     for i in range(n):
         untreated = stage[i] == oud
+        # Exponential draws are made from a uniform first; at or above the u_ bounds (skip_bound) no one
+        # can have the event and the hazard is not worked out.
         if stage[i] == treatment:
-            integ = care[i] == integrated
-            untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
-            h_drop = dropout * math.exp(l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ)
-            total = h_drop + completion
-            if exponential(s) < total * dt:
-                dropped = uniform(s) * total < h_drop
-                left[k] = i
-                to[k] = oud if dropped else remission
-                k += 1
-                untreated = dropped
+            u = uniform(s)
+            if u < u_leave:
+                integ = care[i] == integrated
+                untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
+                h_drop = dropout * math.exp(
+                    l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ
+                )
+                total = h_drop + completion
+                if below(u, total * dt):
+                    dropped = uniform(s) * total < h_drop
+                    left[k] = i
+                    to[k] = oud if dropped else remission
+                    k += 1
+                    untreated = dropped
         if waiting[i] and uniform(s) < p_quit:
             waiting[i] = False
             wait_since[i] = never
         if untreated and not waiting[i]:
-            lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
-            lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * ((week - last_overdose[i]) < recent_od_weeks)
-            if exponential(s) < seek * math.exp(lh) * dt:
-                waiting[i] = True
-                wait_since[i] = week
+            u = uniform(s)
+            if u < u_seek:
+                lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
+                recent_od = (week - last_overdose[i]) < recent_od_weeks
+                lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * recent_od
+                if below(u, seek * math.exp(lh) * dt):
+                    waiting[i] = True
+                    wait_since[i] = week
     rows = left[:k].copy()
     old = np.full(k, treatment, np.int8)
     new = np.empty(k, np.int8)
@@ -213,24 +228,27 @@ def _mh_care_constants(m) -> tuple:
     p = m.params.treatment
     _, _, cap = slots(m)
     l_int = float(log_hr(p.internal_stigma_hr))
+    l_exit_remitted = float(log_hr(p.mh_exit_remitted_hr))
+    u_exit = skip_bound(p.mh_exit_rate * math.exp(min(pos(l_exit_remitted), 700.0)) * m.dt_years)
     return (
-        cap, p.mh_exit_rate, float(log_hr(p.mh_exit_remitted_hr)), float(log_hr(p.mh_seek_rate)), l_int, pos(l_int),
-        m.dt_years, Care.INTEGRATED.value,
+        cap, p.mh_exit_rate, l_exit_remitted, u_exit, float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
+        Care.INTEGRATED.value,
     )  # fmt: skip
 
 
 @njit
 def _mh_care(
-    s, seekers, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, l_seek, l_int, l_int_max, dt, integ
-):
+    s, seekers, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, u_exit, l_seek, l_int, l_int_max, dt,
+    integ,
+):  # fmt: skip
     """Leaving mental-health care, then seeking it while slots are free (seekers beyond the free
     slots are turned away at random)."""
     n = inside.size
     used = 0
     for i in range(n):
         if inside[i]:
-            h = exit_rate * math.exp(l_exit_remitted * (not any_mh[i]))
-            if exponential(s) < h * dt:
+            u = uniform(s)  # at or above u_exit no one leaves (skip_bound)
+            if u < u_exit and below(u, exit_rate * math.exp(l_exit_remitted * (not any_mh[i])) * dt):
                 inside[i] = False
             else:
                 used += 1

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Stage
-from model.jit import exponential, gap, log_skip, njit, prob, uniform
+from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos
 
 # The transitions of this process, by the code the kernel gives them: the stage each leads to.
@@ -55,12 +55,21 @@ def _constants(m) -> tuple:
     grow, fade = _craving_steps(
         p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
     )
+    l_support, l_dysreg = float(log_hr(p.support_hr)), float(log_hr(p.dysregulation_hr))
+    l_risk = float(log_hr(p.risk_appraisal_hr))
+    l_crav_prog, l_mh_rem = float(log_hr(p.craving_progression_hr)), float(log_hr(p.mh_remission_hr))
+    l_crav_rel, l_mh_rel = float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr))
+    # The largest hazard from each stage (every factor is a flag or a score in [0, 1]), for skip_bound.
+    leave_misuse = p.cessation_rate * math.exp(pos(l_support)) + p.progression_rate * math.exp(
+        min(pos(l_dysreg) + pos(l_risk) + pos(l_crav_prog), 700.0)
+    )
+    remit = p.natural_remission_rate * math.exp(min(pos(l_support) + pos(l_mh_rem), 700.0))
+    relapse = p.relapse_rate * math.exp(min(pos(l_crav_rel) + pos(l_mh_rel) + pos(l_event) + pos(l_lone), 700.0))
     return (
         m.params.mental_health.trait_increment, base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
-        p.cessation_rate, float(log_hr(p.support_hr)), p.progression_rate, float(log_hr(p.dysregulation_hr)),
-        float(log_hr(p.risk_appraisal_hr)), float(log_hr(p.craving_progression_hr)),
-        p.natural_remission_rate, float(log_hr(p.mh_remission_hr)),
-        p.relapse_rate, float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr)), grow, fade, dt,
+        p.cessation_rate, l_support, p.progression_rate, l_dysreg, l_risk, l_crav_prog,
+        p.natural_remission_rate, l_mh_rem, p.relapse_rate, l_crav_rel, l_mh_rel,
+        skip_bound(leave_misuse * dt), skip_bound(remit * dt), skip_bound(relapse * dt), grow, fade, dt,
         LEADS_TO, m.params.treatment.post_care_weeks, NEVER,
     )  # fmt: skip
 
@@ -79,8 +88,8 @@ def _use(
     stage_since, waiting, wait_since, lost_tolerance_until, week, inc,
     base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
     cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
-    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, grow, fade, dt, leads_to, post_care_weeks,
-    never,
+    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, u_misuse, u_remit, u_relapse, grow, fade, dt,
+    leads_to, post_care_weeks, never,
 ):  # fmt: skip
     n = stage.size
     found = scratch[:n]  # rows found, in the order found
@@ -105,28 +114,36 @@ def _use(
         st = stage[i]
         if st == 0 or st == 5:
             continue
+        # Each hazard's exponential draw is made from a uniform first: at or above the stage's u_ bound
+        # (skip_bound) no one can have the event, and the hazard is not worked out.
         if st == 1:  # misuse -> none (cessation) | OUD (progression), competing
-            h_stop = cessation * math.exp(l_support * family_support[i])
-            dysregulation = min(trait_base[2, i] + inc * distress[i], 1.0)
-            risk = min(trait_base[1, i] + inc * distress[i], 1.0)
-            h_prog = progression * math.exp(l_dysreg * dysregulation + l_risk * risk + l_crav_prog * craving[i])
-            total = h_stop + h_prog
-            if exponential(s) < total * dt:
-                which[k] = STOP if uniform(s) * total < h_stop else PROGRESS
-                found[k] = i
-                k += 1
+            u = uniform(s)
+            if u < u_misuse:
+                h_stop = cessation * math.exp(l_support * family_support[i])
+                dysregulation = min(trait_base[2, i] + inc * distress[i], 1.0)
+                risk = min(trait_base[1, i] + inc * distress[i], 1.0)
+                h_prog = progression * math.exp(l_dysreg * dysregulation + l_risk * risk + l_crav_prog * craving[i])
+                total = h_stop + h_prog
+                if below(u, total * dt):
+                    which[k] = STOP if uniform(s) * total < h_stop else PROGRESS
+                    found[k] = i
+                    k += 1
         elif st == 2:  # untreated OUD -> remission
-            h = natural_remission * math.exp(l_support * family_support[i] + l_mh_rem * any_mh[i])
-            if exponential(s) < h * dt:
+            u = uniform(s)
+            if u < u_remit and below(
+                u, natural_remission * math.exp(l_support * family_support[i] + l_mh_rem * any_mh[i]) * dt
+            ):
                 which[k] = REMIT
                 found[k] = i
                 k += 1
         elif st == 4:  # remission -> OUD (relapse)
-            lh = l_crav_rel * craving[i] + l_mh_rel * any_mh[i] + l_event * recent[i] + l_lone * loneliness[i]
-            if exponential(s) < relapse_rate * math.exp(lh) * dt:
-                which[k] = RELAPSE
-                found[k] = i
-                k += 1
+            u = uniform(s)
+            if u < u_relapse:
+                lh = l_crav_rel * craving[i] + l_mh_rel * any_mh[i] + l_event * recent[i] + l_lone * loneliness[i]
+                if below(u, relapse_rate * math.exp(lh) * dt):
+                    which[k] = RELAPSE
+                    found[k] = i
+                    k += 1
         # Craving grows toward 1 in use, fades in remission and faster on medication (stage at step start).
         c = craving[i] + grow[st] * (1.0 - craving[i]) - fade[st] * craving[i]
         craving[i] = c if c >= 1e-6 else 0.0
