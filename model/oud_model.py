@@ -19,7 +19,7 @@ from model.network import build_network
 from model.parameters import Parameters, apply_overrides
 from model.processes import SCHEDULE, social
 from model.processes.treatment import slots
-from model.rates import GroupFactors, rows_where
+from model.rates import GroupFactors
 from model.transitions import TransitionLog
 
 STREAMS = (
@@ -81,6 +81,7 @@ class OUDModel(mesa.Model):
 
         self.population = Population.initial(self.base_params, self.rng)
         self.factors = GroupFactors()  # per-person log factors by age band, SES and ACE, cached
+        self._dead: list[np.ndarray] = []  # rows killed this step, replaced at its end
         self._newcomers = NewcomerPool(batch=max(256, self.population.n // 100))
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         # Working memory the compiled processes reuse every step (lists of rows found, per-person
@@ -147,14 +148,18 @@ class OUDModel(mesa.Model):
         if rows.size == 0:
             return
         old, n_oud = self.population.mark_deceased(rows, self.week)
+        self._dead.append(rows)
         self.flows["oud_deaths"] += n_oud
         self.flows["deaths"] += rows.size
         self.log_stages(rows, old, int(Stage.DECEASED))
 
     def replace_deceased(self) -> None:
-        rows = rows_where(self.population.stage == Stage.DECEASED.value)
-        if rows.size == 0:
+        """Newcomers take the rows of everyone who died this step (``kill`` keeps them: no scan of the
+        population), in row order."""
+        if not self._dead:
             return
+        rows = self._dead[0] if len(self._dead) == 1 else np.sort(np.concatenate(self._dead))
+        self._dead.clear()
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)
         self.factors.update_rows(rows, self.population.group)

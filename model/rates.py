@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from model.jit import njit
+
 F32 = np.float32
 
 
@@ -48,11 +50,14 @@ class GroupFactors:
 
     Kept as arrays so a step reads them instead of rebuilding them; rebuilt when the parameters
     behind them change, and row by row when someone's group changes (newcomers, a birthday into the
-    next age band).
+    next age band). All of them are rows of one array, so a change of group updates them together.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple, np.ndarray, np.ndarray, float]] = {}
+        # name -> (copies of the parameter lists the row was built from, row, its view, largest value)
+        self._entries: dict[str, tuple[tuple, int, np.ndarray, float]] = {}
+        self._tables = np.zeros((0, 45), dtype=F32)  # one row per name: the factor by group
+        self._values = np.zeros((0, 0), dtype=F32)  # one row per name: the factor by person
 
     def get(self, name: str, group: np.ndarray, age=None, ses=None, ace=None) -> tuple[np.ndarray, float]:
         """(log factor of each person, the largest value any group can take)."""
@@ -60,14 +65,33 @@ class GroupFactors:
         entry = self._entries.get(name)
         if entry is None or entry[0] != key:
             table = _group_table(age, ses, ace)
-            entry = (tuple(None if v is None else list(v) for v in key), table, table[group], float(table.max()))
-            self._entries[name] = entry
+            if entry is None:
+                row = len(self._entries)
+                self._tables = np.vstack([self._tables, table[None, :]])
+                self._values = np.vstack([self._values.reshape(row, group.size), table[group][None, :]])
+                # new arrays: every entry's view is rebuilt
+                self._entries = {k: (e[0], e[1], self._values[e[1]], e[3]) for k, e in self._entries.items()}
+            else:
+                row = entry[1]
+                self._tables[row] = table
+                self._values[row] = table[group]
+            copies = tuple(None if v is None else list(v) for v in key)
+            entry = self._entries[name] = (copies, row, self._values[row], float(table.max()))
         return entry[2], entry[3]
 
     def update_rows(self, rows: np.ndarray, group: np.ndarray) -> None:
-        g = group[rows]
-        for _, table, values, _ in self._entries.values():
-            values[rows] = table[g]
+        if self._entries:
+            _update_rows(self._values, self._tables, rows, group)
+
+
+@njit
+def _update_rows(values, tables, rows, group):
+    """values[:, rows] = tables[:, group[rows]] (one compiled call: numpy's 2-D indexing costs ~5 us)."""
+    for j in range(rows.size):
+        i = rows[j]
+        g = group[i]
+        for k in range(values.shape[0]):
+            values[k, i] = tables[k, g]
 
 
 def _group_table(age=None, ses=None, ace=None) -> np.ndarray:

@@ -173,19 +173,23 @@ def _admission(
     people with a disorder first, medication slots to everyone left in queue order. Returns the rows
     admitted, and True (admitting no one) if a service is over capacity."""
     n = care.size
-    queue = scratch[:n]
-    k = n_med = n_int = 0
+    # Counts first, in a loop of plain comparisons (vector code); the queue only when someone can enter.
+    n_med = n_int = n_wait = 0
     for i in range(n):
         n_med += care[i] == medication
         n_int += care[i] == integrated
-        if waiting[i]:
-            queue[k] = i
-            k += 1
+        n_wait += waiting[i]
     if n_med > cap_med or n_int > cap_int:
         return np.empty(0, np.int64), True
     free_med, free_int = cap_med - n_med, cap_int - n_int
-    if free_med + free_int == 0 or k == 0:
+    if free_med + free_int == 0 or n_wait == 0:
         return np.empty(0, np.int64), False
+    queue = scratch[:n]
+    k = 0
+    for i in range(n):
+        if waiting[i]:
+            queue[k] = i
+            k += 1
     key = np.empty(k)
     for j in range(k):
         key[j] = wait_since[queue[j]] + uniform(s)  # week stamps are whole numbers: the draw breaks ties
