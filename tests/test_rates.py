@@ -68,13 +68,15 @@ def test_skip_bound_never_skips_an_event():
     """A kernel skips working out a hazard when its uniform is at or above skip_bound(largest hazard):
     no exponential draw made from such a uniform may fall below any hazard up to that largest one."""
     rng = np.random.default_rng(3)
+    ulp = 2.0**-53  # the streams' uniforms are multiples of this (model.jit.uniform)
     for x_max in (1e-9, 1e-4, 0.0173, 0.5, 3.0, 40.0):
         bound, p = jit.skip_bound(x_max), -np.expm1(-x_max)
-        at_or_above = bound + (1 - bound) * rng.random(2000) ** 8  # crowded at the bound
-        assert not any(jit.below.py_func(u, x_max) for u in [bound, *at_or_above.tolist()] if u < 1)
+        at_or_above = np.ceil((bound + (1 - bound) * rng.random(2000) ** 8) / ulp) * ulp  # crowded at the bound
+        assert not any(jit.below.py_func(u, x_max) for u in [np.ceil(bound / ulp) * ulp, *at_or_above] if u < 1)
         # and tight: just below the event's probability, the event happens
         assert bound <= p * (1 + 1e-8)
-        assert all(jit.below.py_func(u, x_max) for u in (p * (1 - rng.random(2000) * 1e-6)).tolist())
+        just_below = np.floor(p * (1 - rng.random(2000) * 1e-6) / ulp) * ulp
+        assert all(jit.below.py_func(u, x_max) for u in just_below.tolist())
     assert jit.skip_bound(800.0) == 1.0  # beyond float range: nothing is skipped
 
 
