@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from agents.states import Care, Stage
+from agents.states import ACTIVE_USE, Care
 from model import rates
 from model.jit import gap, log_skip, njit, prob, uniform
 from model.rates import log_hr, log_values, per_parameters, pos
@@ -47,7 +47,7 @@ def _constants(m) -> tuple:
     ceiling = np.float32(top + sum(pos(float(x)) for x in ratios) + 1e-3)
     p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
     return (
-        Stage.MISUSE.value, Stage.OUD.value, Care.INTEGRATED.value, dt,
+        *np.flatnonzero(ACTIVE_USE).tolist(), Care.INTEGRATED.value, dt,  # the stages of active use: misuse, OUD
         log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
         p_remit, p_remit.max(axis=1), rates.prob(p.trait_rate, dt),
     )  # fmt: skip

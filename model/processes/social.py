@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import ACTIVE_USE, Stage
+from agents.states import ACTIVE_USE, RECOVERING
 from model.jit import gap, log_skip, njit, prob, total, uniform
 from model.network import switch_tie
 from model.rates import per_parameters
@@ -137,8 +137,8 @@ def _refresh_constants(m) -> tuple:
     # so no sum can overflow into its neighbour (q = 48 at mean degree 10). Beyond 2^16 possible ties
     # a person (a hub of a million-node graph) the sums are kept apart instead.
     b = max(int(m.network.max_ties).bit_length(), 1)
-    using = np.array([Stage.MISUSE, Stage.OUD], np.int8)  # stages whose ties count as using (ACTIVE_USE)
-    recovering = np.array([Stage.TREATMENT, Stage.REMISSION], np.int8)  # and in recovery (RECOVERING)
+    # The stages whose ties count as using, and as in recovery (two each: the pass compares with both).
+    using, recovering = np.flatnonzero(ACTIVE_USE).astype(np.int8), np.flatnonzero(RECOVERING).astype(np.int8)
     return using, recovering, float(p.supportive_ties_full), float(p.family_weight), b, b > 16
 
 

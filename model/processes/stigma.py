@@ -44,13 +44,13 @@ def _constants(m) -> tuple:
 
 @njit
 def _attitudes(
-    s, internal, perceived, norm, recovery_ties, stage, any_mh, stays, contact, a_conf, a_norm, campaign, mh_factor,
+    s, internal, perceived, norm, recovery_ties, stage, any_mh, contacted, contact, a_conf, a_norm, campaign, mh_factor,
     dual_factor, a_int, none,
 ):  # fmt: skip
     # The table lookup in a loop of its own: in the main loop it would keep that loop from running as
     # vector code (float32 throughout, selects rather than branches; measured ~2x faster split).
     for i in range(s.size):
-        stays[i] = contact[np.int32(recovery_ties[i])]
+        contacted[i] = contact[np.int32(recovery_ties[i])]
     one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-6)
     keep = np.float32(1.0 - a_conf - a_norm)
     w_conf = np.float32(a_conf)
@@ -61,7 +61,7 @@ def _attitudes(
     f_none, f_mh = zero, np.float32(mh_factor)
     f_use, f_dual = one, np.float32(dual_factor)
     for i in range(s.size):
-        x = s[i] * (keep - stays[i]) + w_conf * perceived[i] + w_norm * norm[i]
+        x = s[i] * (keep - contacted[i]) + w_conf * perceived[i] + w_norm * norm[i]
         x = min(max(x, zero), one)
         s[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
         user = stage[i] != none
