@@ -12,9 +12,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import literal_unroll
 
-from agents.states import AGE_BAND_EDGES, HAS_OUD, NEVER, Care, Stage
+from agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
 from model.jit import njit
 from model.parameters import Parameters
+from model.transitions import append
 
 
 @dataclass(eq=False)
@@ -176,14 +177,6 @@ class Population:
         self.stage[rows] = stage
         self.stage_since[rows] = week
 
-    def mark_deceased(self, rows: np.ndarray, week: int) -> tuple[np.ndarray, int]:
-        """People ``rows`` die: out of every kind of care and queue, stage deceased. Returns their stages
-        before, and how many of them had OUD (one compiled call: ~1 us a field in numpy, every step)."""
-        return _mark_deceased(
-            rows, self.stage, self.stage_since, self.care, self.in_mh_care, self.waiting, HAS_OUD, week,
-            Stage.DECEASED.value, Care.NONE.value,
-        )  # fmt: skip
-
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
 
@@ -205,20 +198,25 @@ def _copy_rows(flat, wide, rows, src_rows):
                 dst2[k, rows[j]] = src2[k, src_rows[j]]
 
 
-@njit
-def _mark_deceased(rows, stage, stage_since, care, in_mh_care, waiting, has_oud, week, deceased, no_care):
-    old = np.empty(rows.size, np.int8)
-    n_oud = 0
-    for j in range(rows.size):
-        i = rows[j]
-        old[j] = stage[i]
-        n_oud += has_oud[stage[i]] > 0
-        stage[i] = deceased
-        stage_since[i] = week
-        care[i] = no_care
-        in_mh_care[i] = False
-        waiting[i] = False
-    return old, n_oud
+@njit(inline=True)
+def mark_deceased(
+    i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
+    week,
+):  # fmt: skip
+    """The person in row ``i`` dies: out of every kind of care and queue, stage deceased, the change
+    logged (model.transitions), the row added to ``dead_rows`` (replaced at the end of the step).
+    ``died`` counts the step's deaths, and those of people with OUD. Compiled processes call this as
+    they find the deaths."""
+    append(table, count, uid, i, stage[i], deceased, week)
+    k = died[0]
+    dead_rows[k] = i
+    died[0] = k + 1
+    died[1] += has_oud[stage[i]] > 0
+    stage[i] = deceased
+    stage_since[i] = week
+    care[i] = no_care
+    in_mh_care[i] = False
+    waiting[i] = False
 
 
 NEXT_BAND_AGE = np.array([*AGE_BAND_EDGES, np.inf], dtype=np.float32)

@@ -59,8 +59,9 @@ def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
     pop, f = model.population, model.flows
-    values = _metrics(
-        pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
+    values = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
+    _metrics(
+        values, pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
         float(model.params.social.isolated_max_ties), Care.INTEGRATED.value, f["new_oud"], f["overdoses"],
         f["overdose_deaths"], f["oud_deaths"], f["oud_at_start"], model.dt_years,
     )  # fmt: skip
@@ -74,16 +75,16 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, new_oud, overdoses,
+    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, new_oud, overdoses,
     overdose_deaths, oud_deaths, oud_at_start, dt,
 ):  # fmt: skip
-    """The catalogue, in its order (prevalences are shares of the living population at the end of the
-    step; flows are the step's counts, or rates scaled to a year)."""
+    """The catalogue, in its order, into ``out`` (prevalences are shares of the living population at the
+    end of the step; flows are the step's counts, or rates scaled to a year)."""
     c, sums = _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated)
     n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
     n = float(stage.size)
     n_oud = n_untreated + n_treated
-    return np.array(
+    out[:] = np.array(
         [
             _share(n_oud, n),  # oud_prevalence
             _share(n_untreated, n),  # untreated_oud_prevalence

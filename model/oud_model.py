@@ -11,7 +11,7 @@ import pandas as pd
 
 from agents.person import Person
 from agents.population import NewcomerPool, Population
-from agents.states import Care, Stage
+from agents.states import HAS_OUD, Care, Stage
 from model import metrics
 from model.interventions import Intervention, InterventionSchedule
 from model.jit import new_stream
@@ -81,7 +81,10 @@ class OUDModel(mesa.Model):
 
         self.population = Population.initial(self.base_params, self.rng)
         self.factors = GroupFactors()  # per-person log factors by age band, SES and ACE, cached
-        self._dead: list[np.ndarray] = []  # rows killed this step, replaced at its end
+        # This step's deaths, as compiled processes find them (agents.population.mark_deceased): their
+        # rows, replaced at the end of the step, and [how many died, how many of them had OUD].
+        self.dead_rows = np.empty(self.population.n, dtype=np.int64)
+        self.died = np.zeros(2, dtype=np.int64)
         self._newcomers = NewcomerPool(batch=max(256, self.population.n // 100))
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         # Working memory the compiled processes reuse every step (lists of rows found, per-person
@@ -99,8 +102,8 @@ class OUDModel(mesa.Model):
             self._advance()
         self.week = 0
 
-        self.people = [Person(self, r) for r in range(self.population.n)]
-        self.uid[:] = [p.unique_id for p in self.people]
+        self.people = [Person(self, r) for r in range(self.population.n)]  # ids: Mesa's, 1..n
+        self.transitions.recording = True
         self.datacollector = metrics.MetricCollector()
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
@@ -134,41 +137,39 @@ class OUDModel(mesa.Model):
         if rows.size == 0:
             return
         pop = self.population
-        if self.people is not None:
-            self.log_stages(rows, pop.stage[rows], int(stage))
+        self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
         pop.set_stage(rows, stage, self.week)
 
-    def log_stages(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray | int) -> None:
-        """Record stage changes a compiled process has made: rows, their stages before and after."""
-        if self.people is not None and rows.size:
-            self.transitions.record(self.week, self.uid[rows], old, new)
+    def log(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """What a compiled process that may change up to ``k`` people's stages needs to log the changes
+        (model.transitions.append): the table, with room for them, its count, the ids, the week."""
+        return self.transitions.room(k), self.transitions.count, self.uid, self.week
 
-    def kill(self, rows: np.ndarray, cause: str) -> None:
-        """Mark people as deceased this step (they are replaced at the end of the step)."""
-        if rows.size == 0:
-            return
-        old, n_oud = self.population.mark_deceased(rows, self.week)
-        self._dead.append(rows)
-        self.flows["oud_deaths"] += n_oud
-        self.flows["deaths"] += rows.size
-        self.log_stages(rows, old, int(Stage.DECEASED))
+    def deaths(self) -> tuple:
+        """What a compiled process needs to mark people deceased as it finds them
+        (agents.population.mark_deceased), the log included."""
+        pop = self.population
+        return (
+            pop.stage, pop.stage_since, pop.care, pop.in_mh_care, pop.waiting, HAS_OUD, Stage.DECEASED.value,
+            Care.NONE.value, self.died, self.dead_rows, *self.log(pop.n),
+        )  # fmt: skip
 
     def replace_deceased(self) -> None:
-        """Newcomers take the rows of everyone who died this step (``kill`` keeps them: no scan of the
-        population), in row order."""
-        if not self._dead:
+        """Newcomers take the rows of everyone who died this step, in row order."""
+        k = int(self.died[0])
+        self.flows["deaths"] += k
+        self.flows["oud_deaths"] += int(self.died[1])
+        self.died[:] = 0
+        if k == 0:
             return
-        rows = self._dead[0] if len(self._dead) == 1 else np.sort(np.concatenate(self._dead))
-        self._dead.clear()
+        rows = np.sort(self.dead_rows[:k])
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)
         self.factors.update_rows(rows, self.population.group)
         if self.people is not None:
-            # Mesa agents follow the people: the dead leave, newcomers join (a loop over deaths only).
-            for r in rows.tolist():
-                self.people[r].remove()
-                self.people[r] = Person(self, r)
-                self.uid[r] = self.people[r].unique_id
+            # Newcomers get the next ids of Mesa's counter; the agent of the row (a view) stays.
+            self.uid[rows] = np.arange(self.agent_id_counter, self.agent_id_counter + rows.size)
+            self.agent_id_counter += rows.size
 
     def _initial_care(self) -> None:
         pop, ini = self.population, self.base_params.initial

@@ -18,6 +18,7 @@ from model import OUDModel, ParameterError
 from model.metrics import BY_NAME, METRIC_NAMES
 from model.parameters import apply_overrides
 from model.processes.treatment import slots
+from model.transitions import TransitionLog
 
 
 def run(seed, n=1_500, steps=30, **kw):
@@ -86,6 +87,46 @@ def test_deaths_replace_agents_and_history_follows_the_person():
     log = m.transitions.frame()
     dead = log[log["to"] == Stage.DECEASED]
     assert len(dead) > 0 and not set(dead["person"]) & set(ids.tolist())
+
+
+def test_transition_log_keeps_every_change_as_it_grows():
+    log = TransitionLog(capacity=4)
+    log.record(3, np.array([7, 8]), np.array([0, 1], dtype=np.int8), int(Stage.MISUSE))
+    assert len(log) == 0  # not recording (burn-in)
+    log.recording = True
+    rng = np.random.default_rng(1)
+    weeks, uids, old, new = [], [], [], []
+    for week in range(-2, 40):  # grows from 4 rows; negative weeks survive the packing
+        k = int(rng.integers(0, 6))
+        u, a, b = rng.integers(1, 10**12, k), rng.integers(0, 6, k), rng.integers(0, 6, k)
+        log.record(week, u, a.astype(np.int8), b.astype(np.int8))
+        weeks += [week] * k
+        uids += u.tolist()
+        old += a.tolist()
+        new += b.tolist()
+    f = log.frame()
+    assert len(log) == len(f) == len(weeks)
+    assert f["week"].tolist() == weeks and f["person"].tolist() == uids
+    assert f["from"].tolist() == old and f["to"].tolist() == new
+    who = uids[5]
+    assert log.for_person(who) == [
+        (w, Stage(a), Stage(b)) for w, u, a, b in zip(weeks, uids, old, new, strict=True) if u == who
+    ]
+
+
+def test_newcomers_get_new_ids_in_the_same_agents():
+    m = run(5, n=1_500, steps=1)
+    agents_before, ids_before, week = set(m.agents), m.uid.copy(), m.week
+    m.run_for(30)
+    assert set(m.agents) == agents_before  # the agents are views onto rows
+    replaced = m.population.entry_week > week
+    assert replaced.any()
+    assert (m.uid[replaced] > ids_before.max()).all() and (m.uid[~replaced] == ids_before[~replaced]).all()
+    assert [a.unique_id for a in m.agents] == m.uid.tolist()
+    log = m.transitions.frame()
+    deaths = log[(log["to"] == Stage.DECEASED) & (log["week"] > week)]
+    # each replaced row had a logged death (a row can turn over twice), and the dead keep their ids
+    assert len(deaths) >= replaced.sum() and not deaths["person"].isin(m.uid).any()
 
 
 def check_invariants(m: OUDModel) -> None:

@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 
-from agents.population import NEXT_BAND_AGE
-from agents.states import HAS_OUD, Stage
+from agents.population import NEXT_BAND_AGE, mark_deceased
 from model.jit import gap, log_skip, njit, prob, uniform
 from model.rates import log_hr, per_parameters, pos
 
@@ -20,14 +19,14 @@ from model.rates import log_hr, per_parameters, pos
 def step(m) -> None:
     p, pop = m.params.demography, m.population
     static, _ = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
-    dead, moved = _deaths_and_ageing(
-        m.streams["demography"], m.scratch, pop.stage, pop.age, pop.age_band, pop.group, pop.next_band_age,
-        NEXT_BAND_AGE, static, HAS_OUD, *_constants(m),
+    moved = m.scratch[: pop.n]
+    n_moved = _deaths_and_ageing(
+        m.streams["demography"], moved, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static,
+        *_constants(m), *m.deaths(),
     )  # fmt: skip
-    m.kill(dead, cause="background")
     # Birthdays into the next age band (few each step): their cached per-group factors change.
-    if moved.size:
-        m.factors.update_rows(moved, pop.group)
+    if n_moved:
+        m.factors.update_rows(moved[:n_moved], pop.group)
     m.replace_deceased()
 
 
@@ -36,30 +35,18 @@ def _constants(m) -> tuple:
     p, pop = m.params.demography, m.population
     _, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
     base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
-    return base, l_oud, base + top + pos(l_oud), m.dt_years, Stage.DECEASED.value
+    return base, l_oud, base + top + pos(l_oud), m.dt_years
 
 
 @njit
 def _deaths_and_ageing(
-    s,
-    scratch,
-    stage,
-    age,
-    age_band,
-    group,
-    next_band_age,
-    band_starts,
-    static,
-    has_oud,
-    base,
-    l_oud,
-    bound,
-    dt,
-    deceased,
-):
+    s, moved, age, age_band, group, next_band_age, band_starts, static, base, l_oud, bound, dt,
+    stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
+    week,
+):  # fmt: skip
+    """Background deaths (marked as they are found), then everyone a step older. Returns how many moved
+    into the next age band (their rows are the first entries of ``moved``)."""
     n = stage.size
-    dead = scratch[:n]
-    k = 0
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
@@ -67,10 +54,11 @@ def _deaths_and_ageing(
         while i < n:
             lh = base + static[i] + l_oud * has_oud[stage[i]]
             if uniform(s) * p_max < prob(math.exp(lh), dt) and stage[i] != deceased:
-                dead[k] = i
-                k += 1
+                mark_deceased(
+                    i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows,
+                    table, count, uid, week,
+                )  # fmt: skip
             i += 1 + gap(s, lq)
-    moved = scratch[n : 2 * n]
     b = 0
     step_years = np.float32(dt)
     for i in range(n):
@@ -82,4 +70,4 @@ def _deaths_and_ageing(
             next_band_age[i] = band_starts[band]
             moved[b] = i
             b += 1
-    return dead[:k].copy(), moved[:b].copy()
+    return b

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from agents.population import mark_deceased
 from model.jit import gap, log_skip, njit, prob, uniform
 from model.rates import F32, log_hr, per_parameters, pos
 
@@ -27,15 +28,14 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 def step(m) -> None:
     pop, net = m.population, m.network
-    dead, n_od, n_alone = _overdoses(
-        m.streams["overdose"], m.streams["bereavement"], m.scratch, pop.stage, pop.lost_tolerance_until,
-        pop.last_overdose, pop.loneliness, pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour,
-        m.week, *_constants(m),
+    # Deaths are marked as they are found (agents.population.mark_deceased); replaced in demography.
+    n_od, n_alone, n_dead = _overdoses(
+        m.streams["overdose"], m.streams["bereavement"], pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
+        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour, *_constants(m), *m.deaths(),
     )  # fmt: skip
     m.flows["overdoses"] += n_od
-    m.flows["overdose_deaths"] += dead.size
+    m.flows["overdose_deaths"] += n_dead
     m.flows["alone_overdoses"] += n_alone
-    m.kill(dead, cause="overdose")
 
 
 @per_parameters
@@ -52,13 +52,14 @@ def _constants(m) -> tuple:
 
 @njit
 def _overdoses(
-    s, s_bereavement, scratch, stage, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr,
-    active_neighbour, week, log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed,
-    bereavement, dt,
+    s, s_bereavement, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, active_neighbour,
+    log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt,
+    stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
+    week,
 ):  # fmt: skip
     n = stage.size
-    dead = scratch
-    k = n_od = n_alone = 0
+    first = died[0]  # this kernel's deaths are dead_rows[first:]
+    n_od = n_alone = 0
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
@@ -76,14 +77,16 @@ def _overdoses(
                 alone = u_alone < p_alone
                 n_alone += alone
                 if u_death < fatality * (1.0 if alone else witnessed):
-                    dead[k] = i
-                    k += 1
+                    mark_deceased(
+                        i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows,
+                        table, count, uid, week,
+                    )  # fmt: skip
             i += 1 + gap(s, lq)
     # Bereavement: an overdose death is a stressful event for the person's ties (its own stream, so
     # the overdose stream stays in step between arms).
-    for r in range(k):
-        for j in range(indptr[dead[r]], indptr[dead[r] + 1]):
+    for r in range(first, died[0]):
+        for j in range(indptr[dead_rows[r]], indptr[dead_rows[r] + 1]):
             c = active_neighbour[j]
             if c != n and uniform(s_bereavement) < bereavement:
                 last_event[c] = week
-    return dead[:k].copy(), n_od, n_alone
+    return n_od, n_alone, died[0] - first

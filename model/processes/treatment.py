@@ -26,6 +26,7 @@ import numpy as np
 from agents.states import NEVER, Care, Stage
 from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos, rows_where
+from model.transitions import append
 
 
 def slots(m) -> tuple[int, int, int]:
@@ -50,12 +51,11 @@ def step(m) -> None:
 
 def _leave_care_and_seek(m) -> None:
     pop = m.population
-    rows, old, new = _leave_and_seek(
+    _leave_and_seek(
         m.streams["care"], m.scratch, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
         pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
-        pop.waiting, pop.wait_since, m.week, *_care_constants(m),
+        pop.waiting, pop.wait_since, *_care_constants(m), *m.log(pop.n),
     )  # fmt: skip
-    m.log_stages(rows, old, new)
 
 
 @per_parameters
@@ -81,13 +81,13 @@ def _care_constants(m) -> tuple:
 def _leave_and_seek(
     s, scratch, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
     lost_tolerance_until, waiting, wait_since,
-    week, dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
+    dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
     seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, u_leave,
-    u_seek, dt, never, no_care, integrated, oud, treatment, remission,
+    u_seek, dt, never, no_care, integrated, oud, treatment, remission, table, count, uid, week,
 ):  # fmt: skip
     """For each person, in one pass: leaving OUD care (dropout or completion, competing); giving up
     the queue; seeking care. People who drop out this step count as untreated OUD when seeking (they
-    may seek again at once). Returns the rows that left care, with their stages before and after."""
+    may seek again at once). Those who left care are then moved and logged (model.transitions)."""
     n = stage.size
     left = scratch[:n]
     to = scratch[n : 2 * n]  # the stage each goes to
@@ -124,29 +124,24 @@ def _leave_and_seek(
                 if below(u, seek * math.exp(lh) * dt):
                     waiting[i] = True
                     wait_since[i] = week
-    rows = left[:k].copy()
-    old = np.full(k, treatment, np.int8)
-    new = np.empty(k, np.int8)
     for j in range(k):
         i = left[j]
-        new[j] = to[j]
+        append(table, count, uid, i, treatment, to[j], week)
         stage[i] = to[j]
         stage_since[i] = week
         care[i] = no_care
         lost_tolerance_until[i] = week + post_care_weeks  # tolerance is lost for the first weeks after care
-    return rows, old, new
 
 
 def _admit(m) -> None:
     pop = m.population
     cap_med, cap_int, _ = slots(m)
     care = pop.care
-    admitted, over = _admission(
+    admitted = _admission(
         m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med,
-        cap_int,
-        Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
+        cap_int, *_admission_constants(), pop.stage, pop.stage_since, *m.log(pop.n),
     )  # fmt: skip
-    if over:
+    if admitted < 0:
         # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
         for kind, cap in ((Care.MEDICATION, cap_med), (Care.INTEGRATED, cap_int)):
             rows = rows_where(care == kind.value)
@@ -156,22 +151,27 @@ def _admit(m) -> None:
                 m.set_stage(back, Stage.OUD)
                 pop.waiting[back] = True
                 pop.wait_since[back] = NEVER + 1  # front of the queue
-        admitted, over = _admission(
+        admitted = _admission(
             m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care,
-            cap_med, cap_int,
-            Care.MEDICATION.value, Care.INTEGRATED.value, NEVER,
+            cap_med, cap_int, *_admission_constants(), pop.stage, pop.stage_since, *m.log(pop.n),
         )  # fmt: skip
-    m.set_stage(admitted, Stage.TREATMENT)
-    m.flows["admissions"] += admitted.size
+    m.flows["admissions"] += max(admitted, 0)
+
+
+@functools.cache
+def _admission_constants() -> tuple[int, ...]:
+    return Care.MEDICATION.value, Care.INTEGRATED.value, NEVER, Stage.TREATMENT.value
 
 
 @njit
 def _admission(
-    s, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never
-):
+    s, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never,
+    treatment, stage, stage_since, table, count, uid, week,
+):  # fmt: skip
     """Fill free slots from the queue, first come first served (ties at random): integrated slots go to
-    people with a disorder first, medication slots to everyone left in queue order. Returns the rows
-    admitted, and True (admitting no one) if a service is over capacity."""
+    people with a disorder first, medication slots to everyone left in queue order. The admitted move to
+    treatment (logged, model.transitions). Returns how many were admitted, or -1 (admitting no one) if a
+    service is over capacity."""
     n = care.size
     # Counts first, in a loop of plain comparisons (vector code); the queue only when someone can enter.
     n_med = n_int = n_wait = 0
@@ -180,10 +180,10 @@ def _admission(
         n_int += care[i] == integrated
         n_wait += waiting[i]
     if n_med > cap_med or n_int > cap_int:
-        return np.empty(0, np.int64), True
+        return -1
     free_med, free_int = cap_med - n_med, cap_int - n_int
     if free_med + free_int == 0 or n_wait == 0:
-        return np.empty(0, np.int64), False
+        return 0
     queue = scratch[:n]
     k = 0
     for i in range(n):
@@ -215,10 +215,14 @@ def _admission(
             admitted[a] = i
             a += 1
             free_med -= 1
-    for j in range(a):
-        waiting[admitted[j]] = False
-        wait_since[admitted[j]] = never
-    return admitted[:a].copy(), False
+    for j in range(a):  # in the order admitted
+        i = admitted[j]
+        waiting[i] = False
+        wait_since[i] = never
+        append(table, count, uid, i, stage[i], treatment, week)
+        stage[i] = treatment
+        stage_since[i] = week
+    return a
 
 
 def _mental_health_care(m) -> None:

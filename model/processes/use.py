@@ -25,6 +25,7 @@ import numpy as np
 from agents.states import NEVER, Stage
 from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos
+from model.transitions import append
 
 # The transitions of this process, by the code the kernel gives them: the stage each leads to.
 START, STOP, PROGRESS, REMIT, RELAPSE = range(5)
@@ -34,13 +35,11 @@ LEADS_TO = np.array([Stage.MISUSE, Stage.NONE, Stage.OUD, Stage.REMISSION, Stage
 def step(m) -> None:
     p, pop = m.params.use, m.population
     static, _ = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    rows, old, new, n_progress = _use(
+    m.flows["new_oud"] += _use(
         m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
         pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting, pop.wait_since,
-        pop.lost_tolerance_until, m.week, *_constants(m),
+        pop.lost_tolerance_until, *_constants(m), *m.log(pop.n),
     )  # fmt: skip
-    m.log_stages(rows, old, new)
-    m.flows["new_oud"] += n_progress
 
 
 @per_parameters
@@ -85,12 +84,14 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 @njit
 def _use(
     s, scratch, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static,
-    stage_since, waiting, wait_since, lost_tolerance_until, week, inc,
+    stage_since, waiting, wait_since, lost_tolerance_until, inc,
     base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
     cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
     natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, u_misuse, u_remit, u_relapse, grow, fade, dt,
-    leads_to, post_care_weeks, never,
+    leads_to, post_care_weeks, never, table, count, uid, week,
 ):  # fmt: skip
+    """Starting, stopping, progressing, remitting and relapsing, decided from the stages at the start of
+    the step, then applied and logged (model.transitions). Returns how many progressed to OUD."""
     n = stage.size
     found = scratch[:n]  # rows found, in the order found
     which = scratch[n : 2 * n]  # and the transition of each
@@ -147,16 +148,11 @@ def _use(
         # Craving grows toward 1 in use, fades in remission and faster on medication (stage at step start).
         c = craving[i] + grow[st] * (1.0 - craving[i]) - fade[st] * craving[i]
         craving[i] = c if c >= 1e-6 else 0.0
-    # All decided from the stages at the start of the step; now applied. Returns the rows that moved,
-    # their stages before and after (for the transition log), and how many progressed to OUD.
-    rows = found[:k].copy()
-    old = np.empty(k, np.int8)
-    new = np.empty(k, np.int8)
+    # All decided from the stages at the start of the step; now applied.
     n_progress = 0
     for j in range(k):
         i, t = found[j], which[j]
-        old[j] = stage[i]
-        new[j] = leads_to[t]
+        append(table, count, uid, i, stage[i], leads_to[t], week)
         stage[i] = leads_to[t]
         stage_since[i] = week
         if t == REMIT:  # off the treatment waitlist
@@ -165,4 +161,4 @@ def _use(
         elif t == RELAPSE:  # after abstinence, tolerance is lost for the first weeks
             lost_tolerance_until[i] = week + post_care_weeks
         n_progress += t == PROGRESS
-    return rows, old, new, n_progress
+    return n_progress
