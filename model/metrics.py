@@ -15,6 +15,7 @@ import pandas as pd
 
 from agents.states import Care, Stage
 from model.jit import njit, total
+from model.rates import per_parameters
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,19 @@ BY_NAME = {m.name: m for m in CATALOGUE}
 def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
-    pop, f = model.population, model.flows
+    f, args = model.flows, _arguments(model)
+    _metrics(*args, f["new_oud"], f["overdoses"], f["overdose_deaths"], f["oud_deaths"], f["oud_at_start"])
+    return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
+
+
+@per_parameters
+def _arguments(model) -> tuple:
+    pop = model.population
     values = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
-    _metrics(
+    return (
         values, pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
-        float(model.params.social.isolated_max_ties), Care.INTEGRATED.value, f["new_oud"], f["overdoses"],
-        f["overdose_deaths"], f["oud_deaths"], f["oud_at_start"], model.dt_years,
+        float(model.params.social.isolated_max_ties), Care.INTEGRATED.value, model.dt_years,
     )  # fmt: skip
-    return dict(zip(METRIC_NAMES, values.tolist(), strict=True))
 
 
 @njit(inline=True)
@@ -75,8 +81,8 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, new_oud, overdoses,
-    overdose_deaths, oud_deaths, oud_at_start, dt,
+    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, dt, new_oud,
+    overdoses, overdose_deaths, oud_deaths, oud_at_start,
 ):  # fmt: skip
     """The catalogue, in its order, into ``out`` (prevalences are shares of the living population at the
     end of the step; flows are the step's counts, or rates scaled to a year)."""

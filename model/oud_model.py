@@ -36,6 +36,7 @@ FLOWS = (
     "admissions",
     "oud_at_start",
 )
+NO_FLOWS = dict.fromkeys(FLOWS, 0)
 
 
 class OUDModel(mesa.Model):
@@ -74,7 +75,7 @@ class OUDModel(mesa.Model):
         self.dt_years = self.base_params.dt_years
         burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))
         self.week = -burn_in  # step counter; 0 is the end of burn-in, where recording starts
-        self.flows = dict.fromkeys(FLOWS, 0)
+        self.flows = dict(NO_FLOWS)
         self.transitions = TransitionLog()
         self.people: list[Person] | None = None
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
@@ -85,6 +86,11 @@ class OUDModel(mesa.Model):
         # rows, replaced at the end of the step, and [how many died, how many of them had OUD].
         self.dead_rows = np.empty(self.population.n, dtype=np.int64)
         self.died = np.zeros(2, dtype=np.int64)
+        pop = self.population
+        self._death_arrays = (
+            pop.stage, pop.stage_since, pop.care, pop.in_mh_care, pop.waiting, HAS_OUD, Stage.DECEASED.value,
+            Care.NONE.value, self.died, self.dead_rows,
+        )  # fmt: skip
         self._newcomers = NewcomerPool(batch=max(256, self.population.n // 100))
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         # Working memory the compiled processes reuse every step (lists of rows found, per-person
@@ -117,12 +123,12 @@ class OUDModel(mesa.Model):
     def _advance(self) -> None:
         """One step of every process, in the order of DESIGN §1 (without recording)."""
         self.week += 1
-        new = self.schedule_of_interventions.parameters_at(self.year)
-        if new is not None:
-            self.params = new
+        if self.schedule_of_interventions.items:
+            new = self.schedule_of_interventions.parameters_at(self.year)
+            if new is not None:
+                self.params = new
         f = self.flows
-        for k in f:
-            f[k] = 0
+        f.update(NO_FLOWS)
         f["oud_at_start"] = metrics.count_oud(self.population.stage)
         for process in SCHEDULE:
             process.step(self)
@@ -140,28 +146,25 @@ class OUDModel(mesa.Model):
         self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
         pop.set_stage(rows, stage, self.week)
 
-    def log(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """What a compiled process that may change up to ``k`` people's stages needs to log the changes
-        (model.transitions.append): the table, with room for them, its count, the ids, the week."""
-        return self.transitions.room(k), self.transitions.count, self.uid, self.week
+    def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """What a compiled process that changes stages needs to log the changes (model.transitions.append):
+        the table, with room for everyone to change once, its count, the ids, the week."""
+        t = self.transitions
+        return t.room(self.uid.size), t.count, self.uid, self.week
 
     def deaths(self) -> tuple:
         """What a compiled process needs to mark people deceased as it finds them
         (agents.population.mark_deceased), the log included."""
-        pop = self.population
-        return (
-            pop.stage, pop.stage_since, pop.care, pop.in_mh_care, pop.waiting, HAS_OUD, Stage.DECEASED.value,
-            Care.NONE.value, self.died, self.dead_rows, *self.log(pop.n),
-        )  # fmt: skip
+        return *self._death_arrays, *self.log()
 
     def replace_deceased(self) -> None:
         """Newcomers take the rows of everyone who died this step, in row order."""
-        k = int(self.died[0])
-        self.flows["deaths"] += k
-        self.flows["oud_deaths"] += int(self.died[1])
-        self.died[:] = 0
+        k = self.died.item(0)
         if k == 0:
             return
+        self.flows["deaths"] += k
+        self.flows["oud_deaths"] += self.died.item(1)
+        self.died.fill(0)
         rows = np.sort(self.dead_rows[:k])
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)

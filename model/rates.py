@@ -48,16 +48,20 @@ def log_values(values: tuple[float, ...]) -> np.ndarray:
 class GroupFactors:
     """Per-person log factors that depend only on (age band, SES, ACE) and on parameters.
 
-    Kept as arrays so a step reads them instead of rebuilding them; rebuilt when the parameters
-    behind them change, and row by row when someone's group changes (newcomers, a birthday into the
-    next age band). All of them are rows of one array, so a change of group updates them together.
+    Kept as arrays so a step reads them instead of rebuilding them; rebuilt in place when the
+    parameters behind them change, and row by row when someone's group changes (newcomers, a birthday
+    into the next age band). All of them are rows of one array, so a change of group updates them
+    together. The array is made once for ``capacity`` names, so the view a process gets stays valid for
+    the model's life (processes keep it with their other arguments).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 8) -> None:
         # name -> (copies of the parameter lists the row was built from, row, its view, largest value)
         self._entries: dict[str, tuple[tuple, int, np.ndarray, float]] = {}
-        self._tables = np.zeros((0, 45), dtype=F32)  # one row per name: the factor by group
-        self._values = np.zeros((0, 0), dtype=F32)  # one row per name: the factor by person
+        self._capacity = capacity
+        self._tables = np.zeros((capacity, 45), dtype=F32)  # one row per name: the factor by group
+        self._values: np.ndarray | None = None  # one row per name: the factor by person
+        self._used: tuple[np.ndarray, np.ndarray] | None = None  # the rows in use of both
 
     def get(self, name: str, group: np.ndarray, age=None, ses=None, ace=None) -> tuple[np.ndarray, float]:
         """(log factor of each person, the largest value any group can take)."""
@@ -65,23 +69,24 @@ class GroupFactors:
         entry = self._entries.get(name)
         if entry is None or entry[0] != key:
             table = _group_table(age, ses, ace)
+            if self._values is None:
+                self._values = np.zeros((self._capacity, group.size), dtype=F32)
             if entry is None:
                 row = len(self._entries)
-                self._tables = np.vstack([self._tables, table[None, :]])
-                self._values = np.vstack([self._values.reshape(row, group.size), table[group][None, :]])
-                # new arrays: every entry's view is rebuilt
-                self._entries = {k: (e[0], e[1], self._values[e[1]], e[3]) for k, e in self._entries.items()}
+                if row == self._capacity:
+                    raise ValueError(f"GroupFactors holds {self._capacity} names; make it with a larger capacity")
+                self._used = (self._values[: row + 1], self._tables[: row + 1])
             else:
                 row = entry[1]
-                self._tables[row] = table
-                self._values[row] = table[group]
+            self._tables[row] = table
+            self._values[row] = table[group]
             copies = tuple(None if v is None else list(v) for v in key)
             entry = self._entries[name] = (copies, row, self._values[row], float(table.max()))
         return entry[2], entry[3]
 
     def update_rows(self, rows: np.ndarray, group: np.ndarray) -> None:
-        if self._entries:
-            _update_rows(self._values, self._tables, rows, group)
+        if self._used is not None:
+            _update_rows(*self._used, rows, group)
 
 
 @njit
@@ -108,6 +113,8 @@ def per_parameters(derive):
     What a process derives from the parameters (log ratios, step probabilities, tables) changes only
     when the parameters do (an intervention starts, a slider moves: each makes a new, frozen set), so
     it is computed once per set instead of every step (~20 attribute reads and conversions a process).
+    Processes keep their compiled function's whole argument list this way, arrays included: a model's
+    arrays are made once and changed in place (GroupFactors' views too), so the list stays valid.
     """
 
     @functools.wraps(derive)

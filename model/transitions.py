@@ -33,7 +33,7 @@ class TransitionLog:
     def room(self, k: int) -> np.ndarray:
         """The table, grown if needed so that ``k`` more changes fit (a compiled process that may change
         up to ``k`` people's stages gets the table from here)."""
-        need = int(self.count[_COUNT]) + k
+        need = self.count.item(_COUNT) + k
         if need > self.table.shape[0]:
             bigger = np.empty((max(need, 2 * self.table.shape[0]), 2), dtype=np.int64)
             bigger[: self.count[_COUNT]] = self.table[: self.count[_COUNT]]

@@ -102,7 +102,7 @@ def test_wide_path_for_large_hubs_gives_the_same_summaries():
     """Beyond 2^16 possible ties a person, sums are kept apart rather than packed: same results."""
     m = OUDModel(population=2_000, rng=7, burn_in_years=1)
     pop, net = m.population, m.network
-    using, recovering, full, family_weight, _, _ = social._refresh_constants(m)
+    using, recovering, full, family_weight = social._refresh_arguments(m)[9:13]  # its constants
     out = {}
     for wide in (False, True):
         arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]

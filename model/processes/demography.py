@@ -17,25 +17,24 @@ from model.rates import log_hr, per_parameters, pos
 
 
 def step(m) -> None:
-    p, pop = m.params.demography, m.population
-    static, _ = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
-    moved = m.scratch[: pop.n]
-    n_moved = _deaths_and_ageing(
-        m.streams["demography"], moved, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static,
-        *_constants(m), *m.deaths(),
-    )  # fmt: skip
+    args = _arguments(m)
+    n_moved = _deaths_and_ageing(*args, *m.deaths())
     # Birthdays into the next age band (few each step): their cached per-group factors change.
     if n_moved:
-        m.factors.update_rows(moved[:n_moved], pop.group)
+        m.factors.update_rows(args[1][:n_moved], m.population.group)
     m.replace_deceased()
 
 
 @per_parameters
-def _constants(m) -> tuple:
+def _arguments(m) -> tuple:
     p, pop = m.params.demography, m.population
-    _, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
+    static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
     base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
-    return base, l_oud, base + top + pos(l_oud), m.dt_years
+    moved = m.scratch[: pop.n]  # rows that move into the next age band
+    return (
+        m.streams["demography"], moved, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static,
+        base, l_oud, base + top + pos(l_oud), m.dt_years,
+    )  # fmt: skip
 
 
 @njit

@@ -14,20 +14,21 @@ from model.rates import log_hr, per_parameters
 
 
 def step(m) -> None:
-    p, pop = m.params.life_events, m.population
-    static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    base = _log_rate(m)
-    _life_events(m.streams["life_events"], pop.last_event, m.recent, static, base, top, m.dt_years, m.week,
-                 p.recent_weeks)  # fmt: skip
+    _life_events(*_arguments(m), m.week)
 
 
 @per_parameters
-def _log_rate(m) -> float:
-    return float(log_hr(m.params.life_events.rate))
+def _arguments(m) -> tuple:
+    p, pop = m.params.life_events, m.population
+    static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    return (
+        m.streams["life_events"], pop.last_event, m.recent, static, float(log_hr(p.rate)), top, m.dt_years,
+        p.recent_weeks,
+    )  # fmt: skip
 
 
 @njit
-def _life_events(s, last_event, recent, static, base, top, dt, week, recent_weeks):
+def _life_events(s, last_event, recent, static, base, top, dt, recent_weeks, week):
     n = last_event.size
     p_max = prob(math.exp(min(base + top, 50.0)), dt)  # thinning at the highest group's rate
     if p_max > 0.0:

@@ -25,20 +25,13 @@ from model.rates import log_hr, log_values, per_parameters, pos
 
 
 def step(m) -> None:
-    pop = m.population
-    p = m.params.mental_health
-    static, _ = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    _onset_and_remission(
-        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, pop.mh.reshape(-1), pop.any_mh,
-        pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
-        pop.family_support, *_constants(m),
-    )  # fmt: skip
+    _onset_and_remission(*_arguments(m))
 
 
 @per_parameters
-def _constants(m) -> tuple:
+def _arguments(m) -> tuple:
     p, dt, pop = m.params.mental_health, m.dt_years, m.population
-    _, top = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    static, top = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
     l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
     l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
     ratios = [log_hr(h) for h in (p.event_hr, p.loneliness_hr, p.oud_hr, p.craving_hr, p.comorbidity_hr)]
@@ -47,6 +40,9 @@ def _constants(m) -> tuple:
     ceiling = np.float32(top + sum(pos(float(x)) for x in ratios) + 1e-3)
     p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
     return (
+        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, pop.mh.reshape(-1), pop.any_mh,
+        pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
+        pop.family_support,
         *np.flatnonzero(ACTIVE_USE).tolist(), Care.INTEGRATED.value, dt,  # the stages of active use: misuse, OUD
         log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
         p_remit, p_remit.max(axis=1), rates.prob(p.trait_rate, dt),

@@ -27,26 +27,25 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 
 def step(m) -> None:
-    pop, net = m.population, m.network
     # Deaths are marked as they are found (agents.population.mark_deceased); replaced in demography.
-    n_od, n_alone, n_dead = _overdoses(
-        m.streams["overdose"], m.streams["bereavement"], pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
-        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour, *_constants(m), *m.deaths(),
-    )  # fmt: skip
-    m.flows["overdoses"] += n_od
-    m.flows["overdose_deaths"] += n_dead
-    m.flows["alone_overdoses"] += n_alone
+    n_od, n_alone, n_dead = _overdoses(*_arguments(m), *m.deaths())
+    f = m.flows
+    f["overdoses"] += n_od
+    f["overdose_deaths"] += n_dead
+    f["alone_overdoses"] += n_alone
 
 
 @per_parameters
-def _constants(m) -> tuple:
-    p = m.params.overdose
+def _arguments(m) -> tuple:
+    p, pop, net = m.params.overdose, m.population, m.network
     log_stage, top = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
     base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
     witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
     return (
-        log_stage, base, l_tol, base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma,
-        p.fatality, witnessed, m.params.life_events.bereavement_prob, m.dt_years,
+        m.streams["overdose"], m.streams["bereavement"], pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
+        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour,
+        log_stage, base, l_tol, base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma, p.fatality,
+        witnessed, m.params.life_events.bereavement_prob, m.dt_years,
     )  # fmt: skip
 
 

@@ -34,23 +34,21 @@ _FLOOR = 1e-6
 
 
 def step(m) -> None:
-    pop, net = m.population, m.network
-    if net.n_ties:
-        _lapse_and_regrow(
-            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
-            net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
-            *_tie_constants(m),
-        )  # fmt: skip
+    _lapse_and_regrow(*_tie_arguments(m))
     refresh(m)
 
 
 @per_parameters
-def _tie_constants(m) -> tuple:
-    p = m.params.social
+def _tie_arguments(m) -> tuple:
+    p, pop, net = m.params.social, m.population, m.network
     p_lapse, p_reconnect = _tie_tables(
         p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, m.dt_years
     )
-    return ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years
+    return (
+        m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
+        net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
+        ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years,
+    )  # fmt: skip
 
 
 def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
@@ -66,7 +64,7 @@ def _lapse_and_regrow(
     s, found, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu, stage, any_mh,
     loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
 ):  # fmt: skip
-    n_entries = entry_row_tie.shape[0]
+    n_entries = entry_row_tie.shape[0]  # 0 without ties: the walk below is empty
     # One walk over all tie ends (entries), with candidates at the largest per-end probability of
     # either event: an end of an active tie may lapse, an end of an inactive one may regrow. Decided
     # from the ties as they are at the start of the step, then applied.
@@ -121,17 +119,12 @@ def _room(buffer, k):
 def refresh(m) -> None:
     """Recompute everyone's tie summaries (active ties, ties using, ties in recovery, the mean
     attitude of one's ties) and loneliness: one pass over the adjacency."""
-    pop, net = m.population, m.network
-    _refresh(
-        m.scratch[: pop.n + 1], m.scratch[pop.n + 1 : 2 * pop.n + 1], net.running_sum, net.indptr,
-        net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support, *_refresh_constants(m),
-        pop.degree, pop.using_ties, pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
-    )  # fmt: skip
+    _refresh(*_refresh_arguments(m))
 
 
 @per_parameters
-def _refresh_constants(m) -> tuple:
-    p = m.params.social
+def _refresh_arguments(m) -> tuple:
+    p, pop, net = m.params.social, m.population, m.network
     # One int64 per person packs what the pass sums: ties in recovery in the top b bits, ties using in
     # the next b, the attitude as an integer at 2^-q in the rest, where b = bits(largest possible ties)
     # so no sum can overflow into its neighbour (q = 48 at mean degree 10). Beyond 2^16 possible ties
@@ -139,7 +132,12 @@ def _refresh_constants(m) -> tuple:
     b = max(int(m.network.max_ties).bit_length(), 1)
     # The stages whose ties count as using, and as in recovery (two each: the pass compares with both).
     using, recovering = np.flatnonzero(ACTIVE_USE).astype(np.int8), np.flatnonzero(RECOVERING).astype(np.int8)
-    return using, recovering, float(p.supportive_ties_full), float(p.family_weight), b, b > 16
+    return (
+        m.scratch[: pop.n + 1], m.scratch[pop.n + 1 : 2 * pop.n + 1], net.running_sum, net.indptr,
+        net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support, using, recovering,
+        float(p.supportive_ties_full), float(p.family_weight), b, b > 16, pop.degree, pop.using_ties,
+        pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
+    )  # fmt: skip
 
 
 @njit

@@ -25,18 +25,15 @@ def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:
 
 
 def step(m) -> None:
-    pop = m.population
-    _attitudes(
-        pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
-        pop.any_mh, m.scratch_f, *_constants(m),
-    )  # fmt: skip
+    _attitudes(*_arguments(m))
 
 
 @per_parameters
-def _constants(m) -> tuple:
-    p, dt = m.params.stigma, m.dt_years
+def _arguments(m) -> tuple:
+    p, dt, pop = m.params.stigma, m.dt_years, m.population
     return (
-        _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
+        pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
+        pop.any_mh, m.scratch_f, _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
         prob(p.norm_reversion_rate, dt), p.campaign_strength, p.mh_stigma_factor, p.dual_stigma_factor,
         prob(p.internalisation_rate, dt), Stage.NONE.value,
     )  # fmt: skip

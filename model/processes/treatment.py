@@ -50,17 +50,12 @@ def step(m) -> None:
 
 
 def _leave_care_and_seek(m) -> None:
-    pop = m.population
-    _leave_and_seek(
-        m.streams["care"], m.scratch, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
-        pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
-        pop.waiting, pop.wait_since, *_care_constants(m), *m.log(pop.n),
-    )  # fmt: skip
+    _leave_and_seek(*_care_arguments(m), *m.log())
 
 
 @per_parameters
-def _care_constants(m) -> tuple:
-    p, dt = m.params.treatment, m.dt_years
+def _care_arguments(m) -> tuple:
+    p, dt, pop = m.params.treatment, m.dt_years, m.population
     l_stig_drop, l_untreated_mh = float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr))
     l_int_drop, l_perceived = float(log_hr(p.integrated_dropout_hr)), float(log_hr(p.perceived_stigma_hr))
     l_internal, l_dual = float(log_hr(p.internal_stigma_hr)), float(log_hr(p.dual_stigma_hr))
@@ -69,8 +64,11 @@ def _care_constants(m) -> tuple:
     leave = p.dropout_rate * math.exp(min(pos(l_stig_drop) + pos(l_untreated_mh) + pos(l_int_drop), 700.0))
     top_seek = pos(l_perceived) + pos(l_internal) + pos(l_dual) + pos(l_peer) * p.peer_recovery_cap + pos(l_od_seek)
     return (
-        p.dropout_rate, l_stig_drop, l_untreated_mh, l_int_drop, p.completion_rate, p.waitlist_giveup_rate,
-        p.seek_rate, l_perceived, l_internal, l_dual, l_peer, float(p.peer_recovery_cap), l_od_seek,
+        m.streams["care"], m.scratch, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
+        pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
+        pop.waiting, pop.wait_since,
+        p.dropout_rate, l_stig_drop, l_untreated_mh, l_int_drop, p.completion_rate, p.waitlist_giveup_rate, p.seek_rate,
+        l_perceived, l_internal, l_dual, l_peer, float(p.peer_recovery_cap), l_od_seek,
         p.recent_overdose_weeks, p.post_care_weeks, skip_bound((leave + p.completion_rate) * dt),
         skip_bound(p.seek_rate * math.exp(min(top_seek, 700.0)) * dt), dt, NEVER,
         Care.NONE.value, Care.INTEGRATED.value, Stage.OUD.value, Stage.TREATMENT.value, Stage.REMISSION.value,
@@ -134,15 +132,11 @@ def _leave_and_seek(
 
 
 def _admit(m) -> None:
-    pop = m.population
-    cap_med, cap_int, _ = slots(m)
-    care = pop.care
-    admitted = _admission(
-        m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med,
-        cap_int, *_admission_constants(), pop.stage, pop.stage_since, *m.log(pop.n),
-    )  # fmt: skip
+    admitted = _admission(*_admission_arguments(m), *m.log())
     if admitted < 0:
         # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
+        pop, (cap_med, cap_int, _) = m.population, slots(m)
+        care = pop.care
         for kind, cap in ((Care.MEDICATION, cap_med), (Care.INTEGRATED, cap_int)):
             rows = rows_where(care == kind.value)
             if rows.size > cap:
@@ -151,16 +145,18 @@ def _admit(m) -> None:
                 m.set_stage(back, Stage.OUD)
                 pop.waiting[back] = True
                 pop.wait_since[back] = NEVER + 1  # front of the queue
-        admitted = _admission(
-            m.streams["admission"], m.scratch, care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care,
-            cap_med, cap_int, *_admission_constants(), pop.stage, pop.stage_since, *m.log(pop.n),
-        )  # fmt: skip
+        admitted = _admission(*_admission_arguments(m), *m.log())
     m.flows["admissions"] += max(admitted, 0)
 
 
-@functools.cache
-def _admission_constants() -> tuple[int, ...]:
-    return Care.MEDICATION.value, Care.INTEGRATED.value, NEVER, Stage.TREATMENT.value
+@per_parameters
+def _admission_arguments(m) -> tuple:
+    pop, (cap_med, cap_int, _) = m.population, slots(m)
+    return (
+        m.streams["admission"], m.scratch, pop.care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med,
+        cap_int, Care.MEDICATION.value, Care.INTEGRATED.value, NEVER, Stage.TREATMENT.value, pop.stage,
+        pop.stage_since,
+    )  # fmt: skip
 
 
 @njit
@@ -226,20 +222,19 @@ def _admission(
 
 
 def _mental_health_care(m) -> None:
-    pop = m.population
-    _mh_care(m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma,
-             *_mh_care_constants(m))  # fmt: skip
+    _mh_care(*_mh_care_arguments(m))
 
 
 @per_parameters
-def _mh_care_constants(m) -> tuple:
-    p = m.params.treatment
+def _mh_care_arguments(m) -> tuple:
+    p, pop = m.params.treatment, m.population
     _, _, cap = slots(m)
     l_int = float(log_hr(p.internal_stigma_hr))
     l_exit_remitted = float(log_hr(p.mh_exit_remitted_hr))
     u_exit = skip_bound(p.mh_exit_rate * math.exp(min(pos(l_exit_remitted), 700.0)) * m.dt_years)
     return (
-        cap, p.mh_exit_rate, l_exit_remitted, u_exit, float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
+        m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap,
+        p.mh_exit_rate, l_exit_remitted, u_exit, float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
         Care.INTEGRATED.value,
     )  # fmt: skip
 

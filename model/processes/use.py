@@ -33,19 +33,13 @@ LEADS_TO = np.array([Stage.MISUSE, Stage.NONE, Stage.OUD, Stage.REMISSION, Stage
 
 
 def step(m) -> None:
-    p, pop = m.params.use, m.population
-    static, _ = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
-    m.flows["new_oud"] += _use(
-        m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
-        pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting, pop.wait_since,
-        pop.lost_tolerance_until, *_constants(m), *m.log(pop.n),
-    )  # fmt: skip
+    m.flows["new_oud"] += _use(*_arguments(m), *m.log())
 
 
 @per_parameters
-def _constants(m) -> tuple:
+def _arguments(m) -> tuple:
     p, pop, dt = m.params.use, m.population, m.dt_years
-    _, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    static, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
     base = float(log_hr(p.initiation_rate * p.access_multiplier))
     l_mh, l_imp, l_peer = float(log_hr(p.mh_hr)), float(log_hr(p.impulsivity_hr)), float(log_hr(p.peer_hr))
     l_lone, l_event = float(log_hr(p.loneliness_hr)), float(log_hr(p.event_hr))
@@ -65,6 +59,9 @@ def _constants(m) -> tuple:
     remit = p.natural_remission_rate * math.exp(min(pos(l_support) + pos(l_mh_rem), 700.0))
     relapse = p.relapse_rate * math.exp(min(pos(l_crav_rel) + pos(l_mh_rel) + pos(l_event) + pos(l_lone), 700.0))
     return (
+        m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
+        pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting, pop.wait_since,
+        pop.lost_tolerance_until,
         m.params.mental_health.trait_increment, base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
         p.cessation_rate, l_support, p.progression_rate, l_dysreg, l_risk, l_crav_prog,
         p.natural_remission_rate, l_mh_rem, p.relapse_rate, l_crav_rel, l_mh_rel,
