@@ -59,6 +59,15 @@ class Population:
     perceived_stigma: np.ndarray  # float32 mean attitude of one's ties
     loneliness: np.ndarray  # float32 in [0, 1]
 
+    def __post_init__(self) -> None:
+        # Every field becomes a row (or rows) of one 2-D block per dtype, so that copying newcomers into
+        # rows hands compiled code a handful of arrays, not 31 (each costs ~0.1 us to hand over).
+        self._blocks = _into_blocks(self)
+
+    def __reduce__(self):
+        # a copy or pickle is built afresh from the fields, so its fields are views of its own blocks
+        return type(self), tuple(getattr(self, name) for name in FIELD_NAMES)
+
     @property
     def n(self) -> int:
         return self.stage.shape[0]
@@ -152,18 +161,16 @@ class Population:
 
     def replace(self, rows: np.ndarray, new: Population, new_rows: np.ndarray, week: int) -> None:
         """Newcomers (rows ``new_rows`` of a population drawn from the same inputs) take ``rows``."""
-        flat, wide = self._pairs_with(new)
-        # One compiled call copies every field (numpy takes ~1 us a field, 30 fields, most steps).
-        _copy_rows(flat, wide, rows, new_rows)
-        self.entry_week[rows] = week
-        self.stage_since[rows] = week
+        # One compiled call copies every field, block by block (numpy takes ~1 us a field, most steps).
+        _copy_rows(self._pairs_with(new), rows, new_rows, self.entry_week, self.stage_since, week)
 
-    def _pairs_with(self, new: Population) -> tuple[tuple, tuple]:
-        """(this array, the other population's array) for every 1-D field, and for every 2-D field;
-        kept while the other population is the same (a newcomer pool serves many steps)."""
+    def _pairs_with(self, new: Population) -> tuple:
+        """(this block, the other population's block) for every dtype; kept while the other population
+        is the same (a newcomer pool serves many steps)."""
         if getattr(self, "_pairs_source", None) is not new:
-            pairs = [(getattr(self, f), getattr(new, f)) for f in FIELD_NAMES]
-            self._pairs = (tuple(p for p in pairs if p[0].ndim == 1), tuple(p for p in pairs if p[0].ndim == 2))
+            if [b.dtype for b in self._blocks] != [b.dtype for b in new._blocks]:
+                raise ValueError("newcomers must come from a population with the same fields")
+            self._pairs = tuple(zip(self._blocks, new._blocks, strict=True))
             self._pairs_source = new
         return self._pairs
 
@@ -184,18 +191,37 @@ class Population:
 FIELD_NAMES = tuple(f.name for f in fields(Population))
 
 
+def _into_blocks(pop: Population) -> tuple[np.ndarray, ...]:
+    """One 2-D array per dtype holding every field of that dtype as rows (a 2-D field takes several);
+    the fields become views of their rows. Returns the blocks, in order of first appearance."""
+    names: dict[np.dtype, list[str]] = {}
+    for name in FIELD_NAMES:
+        names.setdefault(getattr(pop, name).dtype, []).append(name)
+    blocks = []
+    for dtype, members in names.items():
+        arrays = [np.asarray(getattr(pop, name)) for name in members]
+        block = np.empty((sum(1 if a.ndim == 1 else a.shape[0] for a in arrays), pop.n), dtype=dtype)
+        r = 0
+        for name, a in zip(members, arrays, strict=True):
+            k = 1 if a.ndim == 1 else a.shape[0]
+            block[r : r + k] = a.reshape(k, -1)
+            setattr(pop, name, block[r] if a.ndim == 1 else block[r : r + k])
+            r += k
+        blocks.append(block)
+    return tuple(blocks)
+
+
 @njit
-def _copy_rows(flat, wide, rows, src_rows):
-    """dst[rows] = src[src_rows] for every (dst, src) pair: 1-D fields, then 2-D fields by column."""
-    for pair in literal_unroll(flat):
+def _copy_rows(pairs, rows, src_rows, entry_week, stage_since, week):
+    """dst[:, rows] = src[:, src_rows] for every (dst, src) pair of blocks; newcomers enter this week."""
+    for pair in literal_unroll(pairs):
         dst, src = pair
-        for j in range(rows.size):
-            dst[rows[j]] = src[src_rows[j]]
-    for pair2 in literal_unroll(wide):  # its own name: numba types each unrolled loop variable once
-        dst2, src2 = pair2
-        for k in range(dst2.shape[0]):
+        for k in range(dst.shape[0]):
             for j in range(rows.size):
-                dst2[k, rows[j]] = src2[k, src_rows[j]]
+                dst[k, rows[j]] = src[k, src_rows[j]]
+    for j in range(rows.size):
+        entry_week[rows[j]] = week
+        stage_since[rows[j]] = week
 
 
 @njit(inline=True)
@@ -240,7 +266,8 @@ class NewcomerPool:
             size = max(self.batch, k)
             age = np.full(size, params.demography.entry_age, dtype=np.float32)
             self._pool, self._next, self._params = Population._draw(size, age, params, rng, week=0), 0, params
-        idx = np.arange(self._next, self._next + k)
+            self._index = np.arange(size)
+        idx = self._index[self._next : self._next + k]
         self._next += k
         return self._pool, idx
 

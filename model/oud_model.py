@@ -165,7 +165,8 @@ class OUDModel(mesa.Model):
         self.flows["deaths"] += k
         self.flows["oud_deaths"] += self.died.item(1)
         self.died.fill(0)
-        rows = np.sort(self.dead_rows[:k])
+        rows = self.dead_rows[:k]
+        rows.sort()  # in row order (the step's deaths come in two ascending runs)
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)
         self.factors.update_rows(rows, self.population.group)

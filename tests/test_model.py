@@ -3,6 +3,7 @@ invariants that must hold every step, and bad input refused before a run starts.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import mesa
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents import Care, Person, Stage
+from agents.population import FIELD_NAMES, Population
 from model import OUDModel, ParameterError
 from model.metrics import BY_NAME, METRIC_NAMES
 from model.parameters import apply_overrides
@@ -127,6 +129,26 @@ def test_newcomers_get_new_ids_in_the_same_agents():
     deaths = log[(log["to"] == Stage.DECEASED) & (log["week"] > week)]
     # each replaced row had a logged death (a row can turn over twice), and the dead keep their ids
     assert len(deaths) >= replaced.sum() and not deaths["person"].isin(m.uid).any()
+
+
+def test_newcomers_take_every_field_of_their_row():
+    m = OUDModel(population=600, rng=3, burn_in_years=0)
+    pop, pool = m.population, Population.initial(m.params, np.random.default_rng(9))
+    before = {name: getattr(pop, name).copy() for name in FIELD_NAMES}
+    rows, src = np.array([4, 17, 599]), np.array([0, 5, 2])
+    pop.replace(rows, pool, src, week=12)
+    others = np.setdiff1d(np.arange(pop.n), rows)
+    for name in FIELD_NAMES:
+        now, new, old = getattr(pop, name), getattr(pool, name), before[name]
+        if name in ("entry_week", "stage_since"):
+            assert (now[rows] == 12).all(), name
+        else:
+            assert np.array_equal(now[..., rows], new[..., src]), name
+        assert np.array_equal(now[..., others], old[..., others]), name
+    # a copy (pickle, deepcopy) is a population of its own whose fields are still its blocks' views
+    twin = copy.deepcopy(pop)
+    twin.replace(np.array([0]), pool, np.array([1]), week=13)
+    assert twin.stage[0] == pool.stage[1] and twin.entry_week[0] == 13 and pop.entry_week[0] != 13
 
 
 def check_invariants(m: OUDModel) -> None:
