@@ -25,7 +25,9 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["njit", "new_stream", "uniform", "exponential", "gap", "log_skip", "prob", "stream_uniforms", "total"]
+__all__ = [
+    "njit", "new_stream", "uniform", "exponential", "gap", "log_skip", "prob", "stream_uniforms", "total", "list_where",
+]  # fmt: skip
 
 
 def njit(fn=None, *, inline: bool = False):
@@ -133,6 +135,20 @@ def total(x):
     for i in range(n4, x.size):
         a += x[i]
     return (a + b) + (c + d)
+
+
+@njit(inline=True)
+def list_where(flags, out):
+    """The indices i where flags[i] (0 or 1) is set, in order, into ``out``; returns how many.
+
+    Branchless: every index is written and the count moves past those kept. Callers fill ``flags`` in
+    a loop of its own (plain arithmetic, vector code): a condition worked out in this loop measured
+    2-3x slower."""
+    m = 0
+    for i in range(flags.size):
+        out[m] = i
+        m += flags[i]
+    return m
 
 
 @njit

@@ -97,6 +97,7 @@ class OUDModel(mesa.Model):
         # intermediates): allocating it afresh each step costs page faults (measured ~10% of a step).
         self.scratch = np.empty(3 * self.population.n, dtype=np.int64)
         self.scratch_f = np.empty(self.population.n, dtype=np.float32)
+        self.scratch_flags = np.empty(self.population.n, dtype=np.uint8)
         self.network = build_network(self.base_params.network, self.population.n, self.rng, graph)
         # What the compiled processes draw from (model.jit): a stream per mechanism, so that a change in
         # one (a scenario arm) leaves the draws of the others in step with the paired run (common random

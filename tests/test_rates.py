@@ -64,6 +64,15 @@ def test_gaps_are_geometric_and_capped():
     assert jit.gap(s, jit.log_skip(1.0)) == 0  # p = 1: every index is a candidate
 
 
+def test_list_where_lists_the_flagged_indices_in_order():
+    rng = np.random.default_rng(4)
+    for n, share in ((0, 0.5), (1, 1.0), (7, 0.0), (1000, 0.03), (1001, 0.97)):
+        flags = (rng.random(n) < share).astype(np.uint8)
+        out = np.full(n, -1, dtype=np.int64)
+        k = jit.njit(lambda f, o: jit.list_where(f, o))(flags, out)
+        assert k == flags.sum() and np.array_equal(out[:k], np.flatnonzero(flags))
+
+
 def test_skip_bound_never_skips_an_event():
     """A kernel skips working out a hazard when its uniform is at or above skip_bound(largest hazard):
     no exponential draw made from such a uniform may fall below any hazard up to that largest one."""

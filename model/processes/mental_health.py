@@ -20,7 +20,7 @@ import numpy as np
 
 from agents.states import ACTIVE_USE, Care
 from model import rates
-from model.jit import gap, log_skip, njit, prob, uniform
+from model.jit import gap, list_where, log_skip, njit, prob, uniform
 from model.rates import log_hr, log_values, per_parameters, pos
 
 
@@ -40,8 +40,8 @@ def _arguments(m) -> tuple:
     ceiling = np.float32(top + sum(pos(float(x)) for x in ratios) + 1e-3)
     p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
     return (
-        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, pop.mh.reshape(-1), pop.any_mh,
-        pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
+        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, m.scratch_flags, pop.mh.reshape(-1),
+        pop.any_mh, pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
         pop.family_support,
         *np.flatnonzero(ACTIVE_USE).tolist(), Care.INTEGRATED.value, dt,  # the stages of active use: misuse, OUD
         log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
@@ -76,7 +76,7 @@ def _bucket(ceiling, c):
 
 @njit
 def _onset_and_remission(
-    s, scratch, common, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
+    s, scratch, common, flags, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
     family_support, misuse, oud, integrated, dt,
     log_onset, l_event, l_lone, l_oud, l_crav, l_comorb, ceiling, p_remit, p_remit_max, a_trait,
 ):  # fmt: skip
@@ -92,19 +92,37 @@ def _onset_and_remission(
         c += l_comorb * any_mh[i]
         common[i] = c
         bucket[i] = _bucket(ceiling, c)
-    # Bucket sizes counted in four interleaved histograms: one histogram waits on its own last count
-    # whenever neighbours share a bucket (most do), four wait a quarter as often.
-    counts = np.zeros((4, _BUCKETS + 1), np.int64)
-    for i in range(n):
-        counts[i & 3, bucket[i] + 1] += 1
-    start = counts[0] + counts[1] + counts[2] + counts[3]
+    # People in order of bucket, in row order within each (a counting sort). The four quarters of the
+    # rows are counted and placed side by side, each with its own counts: one count waits on its own
+    # last update whenever neighbours share a bucket (most do), four independent ones overlap. Within a
+    # bucket the quarters follow one another, so the order is the rows' order all the same.
+    q = n // 4  # rows per quarter; the last quarter also takes the n % 4 rows left over
+    counts = np.zeros((4, _BUCKETS), np.int64)
+    for j in range(q):
+        counts[0, bucket[j]] += 1
+        counts[1, bucket[q + j]] += 1
+        counts[2, bucket[2 * q + j]] += 1
+        counts[3, bucket[3 * q + j]] += 1
+    for i in range(4 * q, n):
+        counts[3, bucket[i]] += 1
+    start = np.zeros(_BUCKETS + 1, np.int64)  # where each bucket starts
+    fill = np.empty((4, _BUCKETS), np.int64)  # where each quarter's next person in each bucket goes
     for b in range(_BUCKETS):
-        start[b + 1] += start[b]
-    fill = start[:_BUCKETS].copy()
-    for i in range(n):
+        at = start[b]
+        for r in range(4):
+            fill[r, b] = at
+            at += counts[r, b]
+        start[b + 1] = at
+    for j in range(q):
+        for r in range(4):  # unrolled by the compiler: four independent placements
+            i = r * q + j
+            b = bucket[i]
+            order[fill[r, b]] = i
+            fill[r, b] += 1
+    for i in range(4 * q, n):
         b = bucket[i]
-        order[fill[b]] = i
-        fill[b] += 1
+        order[fill[3, b]] = i
+        fill[3, b] += 1
     # Onset, disorder by disorder and bucket by bucket, thinned at the bucket's bound.
     k = 0
     for d in range(3):
@@ -125,11 +143,10 @@ def _onset_and_remission(
     # at the disorder's largest probability over the people who have any disorder, listed first (a
     # fifth of people or so: thinning over everyone drew five times the candidates). The hazard takes
     # one of 16 values per disorder (four yes/no factors), so its probability is looked up.
+    for i in range(n):
+        flags[i] = flat[i] | flat[n + i] | flat[2 * n + i]
     anyone = bucket  # the buckets are no longer needed
-    m_any = 0
-    for i in range(n):  # a list without a branch: each person is written, the count moves past those listed
-        anyone[m_any] = i
-        m_any += flat[i] | flat[n + i] | flat[2 * n + i]
+    m_any = list_where(flags, anyone)
     for d in range(3):
         p_max = p_remit_max[d]
         if not p_max > 0.0:

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Care, Stage
-from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
+from model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos, rows_where
 from model.transitions import append
 
@@ -64,7 +64,7 @@ def _care_arguments(m) -> tuple:
     leave = p.dropout_rate * math.exp(min(pos(l_stig_drop) + pos(l_untreated_mh) + pos(l_int_drop), 700.0))
     top_seek = pos(l_perceived) + pos(l_internal) + pos(l_dual) + pos(l_peer) * p.peer_recovery_cap + pos(l_od_seek)
     return (
-        m.streams["care"], m.scratch, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
+        m.streams["care"], m.scratch, m.scratch_flags, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
         pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
         pop.waiting, pop.wait_since,
         p.dropout_rate, l_stig_drop, l_untreated_mh, l_int_drop, p.completion_rate, p.waitlist_giveup_rate, p.seek_rate,
@@ -77,7 +77,7 @@ def _care_arguments(m) -> tuple:
 
 @njit
 def _leave_and_seek(
-    s, scratch, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
+    s, scratch, flags, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
     lost_tolerance_until, waiting, wait_since,
     dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
     seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, u_leave,
@@ -90,15 +90,13 @@ def _leave_and_seek(
     left = scratch[:n]
     to = scratch[n : 2 * n]  # the stage each goes to
     # Only people with OUD (in care or not) or in the queue can have any of these events: list them
-    # first, in row order (a branchless pass), so the pass with draws walks a few percent of people.
-    listed = scratch[2 * n : 3 * n]
-    m = 0
+    # first, in row order, so the pass with draws walks a few percent of people.
     for i in range(n):
-        listed[m] = i
-        m += (stage[i] == oud) | (stage[i] == treatment) | waiting[i]
+        flags[i] = (stage[i] == oud) | (stage[i] == treatment) | waiting[i]
+    listed = scratch[2 * n : 3 * n]
     k = 0
     p_quit = prob(giveup, dt)
-    for j in range(m):
+    for j in range(list_where(flags, listed)):
         i = listed[j]
         untreated = stage[i] == oud
         # Exponential draws are made from a uniform first; at or above the u_ bounds (skip_bound) no one

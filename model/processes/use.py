@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from agents.states import NEVER, Stage
-from model.jit import below, gap, log_skip, njit, prob, skip_bound, uniform
+from model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
 from model.rates import log_hr, per_parameters, pos
 from model.transitions import append
 
@@ -59,9 +59,9 @@ def _arguments(m) -> tuple:
     remit = p.natural_remission_rate * math.exp(min(pos(l_support) + pos(l_mh_rem), 700.0))
     relapse = p.relapse_rate * math.exp(min(pos(l_crav_rel) + pos(l_mh_rel) + pos(l_event) + pos(l_lone), 700.0))
     return (
-        m.streams["use"], m.scratch, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress, pop.using_ties,
-        pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting, pop.wait_since,
-        pop.lost_tolerance_until,
+        m.streams["use"], m.scratch, m.scratch_flags, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress,
+        pop.using_ties, pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting,
+        pop.wait_since, pop.lost_tolerance_until,
         m.params.mental_health.trait_increment, base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
         p.cessation_rate, l_support, p.progression_rate, l_dysreg, l_risk, l_crav_prog,
         p.natural_remission_rate, l_mh_rem, p.relapse_rate, l_crav_rel, l_mh_rel,
@@ -80,8 +80,8 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 
 @njit
 def _use(
-    s, scratch, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving, static,
-    stage_since, waiting, wait_since, lost_tolerance_until, inc,
+    s, scratch, flags, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving,
+    static, stage_since, waiting, wait_since, lost_tolerance_until, inc,
     base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
     cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
     natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, u_misuse, u_remit, u_relapse, grow, fade, dt,
@@ -109,13 +109,11 @@ def _use(
                     k += 1
             i += 1 + gap(s, lq)
     # Everyone else using or recovering (misuse, OUD, treatment, remission), listed first in row order
-    # by a branchless pass (a few percent of people), then walked with their draws.
-    listed = scratch[2 * n : 3 * n]
-    m = 0
+    # (a few percent of people), then walked with their draws.
     for i in range(n):
-        listed[m] = i
-        m += (stage[i] != 0) & (stage[i] != 5)
-    for j in range(m):
+        flags[i] = (stage[i] != 0) & (stage[i] != 5)
+    listed = scratch[2 * n : 3 * n]
+    for j in range(list_where(flags, listed)):
         i = listed[j]
         st = stage[i]
         # Each hazard's exponential draw is made from a uniform first: at or above the stage's u_ bound
