@@ -179,7 +179,8 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
 
     def run(p_l, p_r):
         social._lapse_and_regrow(
-            m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
+            m.streams["social"], m.scratch, np.empty(3, np.int64), net.u, net.v, net.active, net.latent,
+            net.active_neighbour,
             net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
             ACTIVE_USE, p_l, p_r, 0.0, 0.0, dt,
         )  # fmt: skip

@@ -14,7 +14,8 @@ Every tie end (an entry of the adjacency) is walked as one flat sequence, with c
 tie is kept at that person's lapse probability, an end of a lapsed known tie at their reconnection
 probability, and a latent tie is considered once, from its first end, at its full rate. All of it is
 decided from the ties as they are at the start of the step, then applied; the cost follows the
-candidates.
+candidates. The candidates' places are drawn first, then the entries they land on are read in a pass
+of their own, then decided: the reads no longer wait on one another (each is a likely cache miss).
 
 Loneliness = 1 - [(1 - family_weight) * min(1, supportive ties / supportive_ties_full)
                   + family_weight * family support], where supportive ties are active ties who are
@@ -44,8 +45,13 @@ def _tie_arguments(m) -> tuple:
     p_lapse, p_reconnect = _tie_tables(
         p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, m.dt_years
     )
+    # Room for the candidates of a step (each takes its place, row and tie): the expected number and
+    # ten standard deviations; a step with more makes itself room.
+    p_max = max(p_lapse.max(), p_reconnect.max(), prob(p.new_tie_rate + p.peer_support_rate, m.dt_years))
+    expected = net.entry_row_tie.shape[0] * p_max
+    candidates = np.empty(3 * int(expected + 10 * np.sqrt(expected) + 64), dtype=np.int64)
     return (
-        m.streams["social"], m.scratch, net.u, net.v, net.active, net.latent, net.active_neighbour,
+        m.streams["social"], m.scratch, candidates, net.u, net.v, net.active, net.latent, net.active_neighbour,
         net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
         ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years,
     )  # fmt: skip
@@ -61,8 +67,8 @@ def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
 
 @njit
 def _lapse_and_regrow(
-    s, found, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu, stage, any_mh,
-    loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
+    s, found, candidates, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu, stage,
+    any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
 ):  # fmt: skip
     n_entries = entry_row_tie.shape[0]  # 0 without ties: the walk below is empty
     # One walk over all tie ends (entries), with candidates at the largest per-end probability of
@@ -70,32 +76,44 @@ def _lapse_and_regrow(
     # from the ties as they are at the start of the step, then applied.
     p_max = max(p_lapse.max(), p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness <= 1
     k = 0  # found[j] = t for a lapse, -1 - t for a regrowth
+    c = 0  # candidates: their places, then their rows, then their ties
     if p_max > 0.0:
         lq = log_skip(p_max)
         x = gap(s, lq)
         while x < n_entries:
-            # The entry's row and tie (one cache line; the walk lands on entries at random), then only
-            # small per-person and per-tie arrays.
-            r, t = entry_row_tie[x, 0], entry_row_tie[x, 1]
-            code = any_mh[r] + 2 * int(active_use[stage[r]])
-            if active[t]:
-                if uniform(s) * p_max < p_lapse[code]:
-                    found = _room(found, k)
-                    found[k] = t
-                    k += 1
-            else:
-                if latent[t]:  # once, from its first end, at the tie's own rate
-                    if r == u[t]:
-                        lone = max(loneliness[r], loneliness[v[t]])
-                        if uniform(s) * p_max < prob(new_tie + peer_support * lone, dt):
-                            found = _room(found, k)
-                            found[k] = -1 - t
-                            k += 1
-                elif uniform(s) * p_max < p_reconnect[code]:
-                    found = _room(found, k)
-                    found[k] = -1 - t
-                    k += 1
+            if 3 * (c + 1) > candidates.size:  # more than made room for (see _tie_arguments)
+                bigger = np.empty(2 * candidates.size + 48, candidates.dtype)
+                bigger[:c] = candidates[:c]
+                candidates = bigger
+            candidates[c] = x
+            c += 1
             x += 1 + gap(s, lq)
+    # The entries' rows and ties (one cache line each; the walk lands on entries at random), read in a
+    # pass of their own so that the reads overlap; then only small per-person and per-tie arrays.
+    rows, ties = candidates[c : 2 * c], candidates[2 * c : 3 * c]
+    for j in range(c):
+        x = candidates[j]
+        rows[j], ties[j] = entry_row_tie[x, 0], entry_row_tie[x, 1]
+    for j in range(c):
+        r, t = rows[j], ties[j]
+        code = any_mh[r] + 2 * int(active_use[stage[r]])
+        if active[t]:
+            if uniform(s) * p_max < p_lapse[code]:
+                found = _room(found, k)
+                found[k] = t
+                k += 1
+        else:
+            if latent[t]:  # once, from its first end, at the tie's own rate
+                if r == u[t]:
+                    lone = max(loneliness[r], loneliness[v[t]])
+                    if uniform(s) * p_max < prob(new_tie + peer_support * lone, dt):
+                        found = _room(found, k)
+                        found[k] = -1 - t
+                        k += 1
+            elif uniform(s) * p_max < p_reconnect[code]:
+                found = _room(found, k)
+                found[k] = -1 - t
+                k += 1
     # A tie found from both ends is switched once (switch_tie does nothing the second time).
     for j in range(k):
         t = found[j]
