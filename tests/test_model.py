@@ -151,6 +151,31 @@ def test_newcomers_take_every_field_of_their_row():
     assert twin.stage[0] == pool.stage[1] and twin.entry_week[0] == 13 and pop.entry_week[0] != 13
 
 
+def test_kept_argument_lists_point_at_the_models_current_arrays():
+    """Processes keep their compiled function's arguments per parameter set (rates.per_parameters):
+    every array of the model they hold must still be the model's array, not a stale copy."""
+    m = run(2, n=800, steps=3)
+    pop, net = m.population, m.network
+    owned = [getattr(pop, name) for name in FIELD_NAMES] + [*pop._blocks, *m.streams.values(), m.factors._values]
+    owned += [a for obj in (m, net) for a in vars(obj).values() if isinstance(a, np.ndarray)]
+    kept = {derive: entry[1] for derive, entry in m.derived.items()}
+    assert len(kept) >= 10  # every process keeps its list
+    m.derived.clear()
+    checked = 0
+    for derive, old in kept.items():
+        new = derive(m)
+        for a, b in zip(old, new, strict=True):
+            if isinstance(b, np.ndarray) and any(np.may_share_memory(b, o) for o in owned):
+                assert isinstance(a, np.ndarray) and np.may_share_memory(a, b), derive.__name__
+                checked += 1
+    assert checked > 100
+    # and a step with the fresh lists gives the same next state as one with the kept ones would
+    twin = run(2, n=800, steps=3)
+    m.step()
+    twin.step()
+    assert m.metrics == twin.metrics
+
+
 def check_invariants(m: OUDModel) -> None:
     pop, n = m.population, m.population.n
     assert pop.stage.shape == (n,) and n == m.params.simulation.population
