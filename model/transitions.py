@@ -42,12 +42,9 @@ class TransitionLog:
 
     def record(self, week: int, uids: np.ndarray, old: np.ndarray, new: int | np.ndarray) -> None:
         """People ``uids`` moved from stages ``old`` to ``new`` (one stage for all, or one each)."""
-        if not self.recording or uids.size == 0:
-            return
-        table, j = self.room(uids.size), int(self.count[_COUNT])
-        table[j : j + uids.size, 0] = uids
-        table[j : j + uids.size, 1] = _pack(week, np.asarray(old, dtype=np.int64), np.asarray(new, dtype=np.int64))
-        self.count[_COUNT] = j + uids.size
+        if uids.size:
+            new = np.broadcast_to(np.asarray(new, dtype=np.int64), uids.shape)
+            _record(self.room(uids.size), self.count, uids, np.asarray(old, dtype=np.int64), new, week)
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         used = self.table[: self.count[_COUNT]]
@@ -66,16 +63,18 @@ class TransitionLog:
         return int(self.count[_COUNT])
 
 
-def _pack(week, old, new):
-    return (np.int64(week) << 16) | ((old & 0xFF) << 8) | (new & 0xFF)
-
-
 @njit(inline=True)
 def append(table, count, uid, row, old, new, week):
     """Record that the person in ``row`` moved from stage ``old`` to ``new`` (while recording; the table
     has room: the caller got it from ``TransitionLog.room``)."""
-    if count[1]:
-        j = count[0]
+    if count[_ON]:
+        j = count[_COUNT]
         table[j, 0] = uid[row]
         table[j, 1] = (np.int64(week) << 16) | (np.int64(old) << 8) | np.int64(new)
-        count[0] = j + 1
+        count[_COUNT] = j + 1
+
+
+@njit
+def _record(table, count, uids, old, new, week):
+    for j in range(uids.size):
+        append(table, count, uids, j, old[j], new[j], week)

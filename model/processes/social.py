@@ -45,11 +45,11 @@ def _tie_arguments(m) -> tuple:
     p_lapse, p_reconnect = _tie_tables(
         p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, m.dt_years
     )
-    # Room for the candidates of a step (each takes its place, row and tie): the expected number and
-    # ten standard deviations; a step with more makes itself room.
+    # Room for the candidates of a step: the expected number and ten standard deviations; a step with
+    # more makes itself room.
     p_max = max(p_lapse.max(), p_reconnect.max(), prob(p.new_tie_rate + p.peer_support_rate, m.dt_years))
     expected = net.entry_row_tie.shape[0] * p_max
-    candidates = np.empty(3 * int(expected + 10 * np.sqrt(expected) + 64), dtype=np.int64)
+    candidates = np.empty(int(expected + 10 * np.sqrt(expected) + 64), dtype=np.int64)
     return (
         m.streams["social"], m.scratch, candidates, net.u, net.v, net.active, net.latent, net.active_neighbour,
         net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
@@ -76,26 +76,23 @@ def _lapse_and_regrow(
     # from the ties as they are at the start of the step, then applied.
     p_max = max(p_lapse.max(), p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness <= 1
     k = 0  # found[j] = t for a lapse, -1 - t for a regrowth
-    c = 0  # candidates: their places, then their rows, then their ties
+    c = 0  # candidates: the entries the walk lands on
     if p_max > 0.0:
         lq = log_skip(p_max)
         x = gap(s, lq)
         while x < n_entries:
-            if 3 * (c + 1) > candidates.size:  # more than made room for (see _tie_arguments)
-                bigger = np.empty(2 * candidates.size + 48, candidates.dtype)
-                bigger[:c] = candidates[:c]
-                candidates = bigger
+            candidates = _room(candidates, c)
             candidates[c] = x
             c += 1
             x += 1 + gap(s, lq)
     # The entries' rows and ties (one cache line each; the walk lands on entries at random), read in a
     # pass of their own so that the reads overlap; then only small per-person and per-tie arrays.
-    rows, ties = candidates[c : 2 * c], candidates[2 * c : 3 * c]
+    row_tie = np.empty((c, 2), entry_row_tie.dtype)
     for j in range(c):
         x = candidates[j]
-        rows[j], ties[j] = entry_row_tie[x, 0], entry_row_tie[x, 1]
+        row_tie[j, 0], row_tie[j, 1] = entry_row_tie[x, 0], entry_row_tie[x, 1]
     for j in range(c):
-        r, t = rows[j], ties[j]
+        r, t = row_tie[j, 0], row_tie[j, 1]
         code = any_mh[r] + 2 * int(active_use[stage[r]])
         if active[t]:
             if uniform(s) * p_max < p_lapse[code]:
@@ -125,8 +122,9 @@ def _lapse_and_regrow(
 
 @njit(inline=True)
 def _room(buffer, k):
-    """The buffer, or a copy twice its size if it is full (a tie can be found from both ends, so the
-    events can outnumber the people when rates are extreme)."""
+    """The buffer, or a copy twice its size if it is full, with its first k values (k in use): for
+    candidates beyond the room made for them, and events, which can outnumber the people when rates
+    are extreme (a tie can be found from both ends)."""
     if k < buffer.size:
         return buffer
     bigger = np.empty(2 * buffer.size + 16, buffer.dtype)
