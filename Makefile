@@ -40,7 +40,7 @@ browser-deps:
 
 # Compile the processes once (numba caches them on disk) so no test or worker waits on it.
 compile: $(STAMP)
-	@$(PY) -m model.jit
+	@$(PY) -m oudsim.model.jit
 
 run: compile
 	$(VENV)/bin/oudsim run baseline

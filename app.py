@@ -25,14 +25,14 @@ from mesa.visualization import SolaraViz
 from mesa.visualization import solara_viz as mesa_viz
 from mesa.visualization.utils import update_counter
 
-from agents.states import DISORDERS, Stage
-from model import ParameterError
-from model.dashboard import MAX_DRAWN, NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
-from model.dashboard.compare import Compare
-from model.dashboard.serving import tune_solara_server
-from model.dashboard.ui import CSS, Img, Layout, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
-from model.oud_model import OUDModel
-from model.parameters import Parameters, apply_overrides, field_info, get_dotted
+from oudsim.agents.states import DISORDERS, Stage
+from oudsim.model import ParameterError
+from oudsim.model.dashboard import MAX_DRAWN, NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
+from oudsim.model.dashboard.compare import Compare
+from oudsim.model.dashboard.serving import tune_solara_server
+from oudsim.model.dashboard.ui import CSS, Img, Layout, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
+from oudsim.model.oud_model import OUDModel
+from oudsim.model.parameters import Parameters, apply_overrides, field_info, get_dotted
 
 try:  # Solara's server reports usage to a web service; behind a firewall that call only hangs.
     import solara.server.settings as _server_settings

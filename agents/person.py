@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import mesa
 
-from agents.states import DISORDERS, TRAITS, Care, Stage
+from oudsim.agents.states import DISORDERS, TRAITS, Care, Stage
 
 if TYPE_CHECKING:
-    from model.oud_model import OUDModel
+    from oudsim.model.oud_model import OUDModel
 
 
 class Person(mesa.Agent):

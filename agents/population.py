@@ -12,10 +12,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import literal_unroll
 
-from agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
-from model.jit import njit
-from model.parameters import Parameters
-from model.transitions import append
+from oudsim.agents.states import AGE_BAND_EDGES, NEVER, Care, Stage
+from oudsim.model.jit import njit
+from oudsim.model.parameters import Parameters
+from oudsim.model.transitions import append
 
 
 @dataclass(eq=False)

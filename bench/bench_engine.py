@@ -50,7 +50,7 @@ def median_step_time(model, chunks: int, chunk_steps: int) -> float:
 
 
 def bench_rate(population: int = 100_000) -> dict:
-    from model import OUDModel
+    from oudsim.model import OUDModel
 
     t0 = time.perf_counter()
     m = OUDModel(population=population, rng=1, burn_in_years=0)
@@ -67,7 +67,7 @@ def bench_rate(population: int = 100_000) -> dict:
 
 
 def bench_million(population: int = 1_000_000, steps: int = 520) -> dict:
-    from model import OUDModel
+    from oudsim.model import OUDModel
 
     t0 = time.perf_counter()
     m = OUDModel(population=population, rng=1, burn_in_years=0)
@@ -93,7 +93,7 @@ def bench_virus(nodes: int = 5_000, degree: int = 10) -> dict:
     import numpy as np
     from mesa.examples.basic.virus_on_network.model import State, VirusOnNetwork
 
-    from model import OUDModel
+    from oudsim.model import OUDModel
 
     # Mesa's Network space computes a spring layout when built (minutes at 5,000 nodes). The layout
     # plays no part in stepping, so the harness swaps in a random one to keep set-up short. The

@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.metrics import METRIC_NAMES, odds_ratio
-from model.parameters import (
+from oudsim.model.metrics import METRIC_NAMES, odds_ratio
+from oudsim.model.parameters import (
     ParameterError,
     Parameters,
     apply_overrides,
@@ -262,7 +262,7 @@ def _round(x: float, digits: int = 4) -> float:
 def run_replicate(params: Parameters, seed: int, years: float, average_years: float = 1.0) -> dict[str, float]:
     """One replicate: every metric's mean over the final ``average_years`` (default: the final
     year, as summary.csv), and the ACE odds ratio on the final state."""
-    from model.oud_model import OUDModel  # imported here: workers import it once
+    from oudsim.model.oud_model import OUDModel  # imported here: workers import it once
 
     t0 = time.perf_counter()
     model = OUDModel(rng=seed, params=params)
@@ -279,7 +279,7 @@ def run_replicate(params: Parameters, seed: int, years: float, average_years: fl
 
 def replicate_seeds(seed: int, replicates: int) -> list[int]:
     try:
-        from model.experiments import replicate_seeds
+        from oudsim.model.experiments import replicate_seeds
     except ImportError:  # pragma: no cover - experiments is optional for this module
         children = np.random.SeedSequence(seed).spawn(replicates)
         return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
@@ -312,7 +312,7 @@ def executor(workers: int) -> Iterator[cf.Executor]:
     # forkserver (as model.experiments): forking a threaded parent can deadlock, and spawn would
     # import the model in every worker.
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["model.calibration", "model.oud_model"])
+    ctx.set_forkserver_preload(["oudsim.model.calibration", "oudsim.model.oud_model"])
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
     try:
         yield pool

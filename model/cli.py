@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from model.console import (
+from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -28,7 +28,7 @@ from model.console import (
     out_console,
     progress_bar,
 )
-from model.parameters import ParameterError, Parameters, apply_overrides
+from oudsim.model.parameters import ParameterError, Parameters, apply_overrides
 
 app = typer.Typer(
     name="oudsim",
@@ -116,7 +116,7 @@ Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already 
 
 
 def _summary_table(summary: Any, scenarios: list[str], title: str) -> Table:
-    from model.report import summary_rows
+    from oudsim.model.report import summary_rows
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("metric")
@@ -129,7 +129,7 @@ def _summary_table(summary: Any, scenarios: list[str], title: str) -> Table:
 
 
 def _comparison_table(comparison: Any, title: str) -> Table:
-    from model.report import comparison_rows
+    from oudsim.model.report import comparison_rows
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("metric")
@@ -155,7 +155,7 @@ def _run(
     resume: bool,
     extra_manifest: dict[str, Any] | None = None,
 ) -> Any:
-    from model.experiments import connect, resolve_scenarios, run_experiment
+    from oudsim.model.experiments import connect, resolve_scenarios, run_experiment
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
     if out.exists() and not out.is_dir():
@@ -216,7 +216,7 @@ def scenarios_command(
     ] = None,
 ) -> None:
     """List the scenarios with their descriptions and interventions."""
-    from scenarios import list_scenarios
+    from oudsim.scenarios import list_scenarios
 
     with _clear_errors():
         found = list_scenarios(directory)
@@ -237,7 +237,7 @@ def validate(
 
     Exits 0 if every file is valid, 2 if not.
     """
-    from scenarios import ScenarioError, load_scenario
+    from oudsim.scenarios import ScenarioError, load_scenario
 
     bad = 0
     for path in files:
@@ -328,7 +328,7 @@ def compare_command(
     resume: Resume = False,
 ) -> None:
     """Paired difference of each scenario from BASE per metric, with a 95% interval."""
-    from model.experiments import atomic_write, compare, read_finals
+    from oudsim.model.experiments import atomic_write, compare, read_finals
 
     with _clear_errors():
         if from_dir is not None:
@@ -399,8 +399,8 @@ def sweep(
     """Full factorial sweep of one scenario over parameter grids (files of `run`, and sweep.csv)."""
     import pandas as pd
 
-    from model.experiments import atomic_write, grid_variants
-    from model.metrics import METRIC_NAMES
+    from oudsim.model.experiments import atomic_write, grid_variants
+    from oudsim.model.metrics import METRIC_NAMES
 
     out = out or Path("results")
     with _clear_errors():
@@ -442,14 +442,14 @@ def sweep(
 
 
 def _scenario_with(name: str, sets: dict[str, Any]) -> Any:
-    from scenarios import load_scenario
+    from oudsim.scenarios import load_scenario
 
     scenario = load_scenario(name)
     return scenario.with_overrides(sets) if sets else scenario
 
 
 def _print_sweep(table: Any, axes: list[str], metrics: list[str], replicates: int) -> None:
-    from model.report import format_band
+    from oudsim.model.report import format_band
 
     t = Table(
         title=f"Sweep: final-year mean (2.5–97.5th percentile across {replicates} replicates)",
@@ -477,8 +477,8 @@ def report(
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
 ) -> None:
     """PNG plots (mean and 95% band over time per scenario) and an HTML page with the tables."""
-    from model.metrics import METRIC_NAMES
-    from model.report import build_report
+    from oudsim.model.metrics import METRIC_NAMES
+    from oudsim.model.report import build_report
 
     with _clear_errors():
         if not directory.is_dir():
@@ -491,9 +491,9 @@ def report(
 def _register_other_commands() -> None:
     """``calibrate`` and ``sensitivity`` live in model/cli_analysis.py (owned by calibration work)."""
     try:
-        from model.cli_analysis import register
+        from oudsim.model.cli_analysis import register
     except ModuleNotFoundError as e:  # that module is optional: only its absence is tolerated
-        if e.name != "model.cli_analysis":
+        if e.name != "oudsim.model.cli_analysis":
             raise
         return
     register(app)
@@ -502,7 +502,7 @@ def _register_other_commands() -> None:
 _register_other_commands()
 
 
-def main() -> None:  # pragma: no cover - `python -m model.cli`
+def main() -> None:  # pragma: no cover - `python -m oudsim.model.cli`
     app()
 
 

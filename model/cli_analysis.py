@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from model.console import (
+from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,7 +30,7 @@ from model.console import (
     out_console,
     progress_bar,
 )
-from model.parameters import ParameterError, Parameters
+from oudsim.model.parameters import ParameterError, Parameters
 
 __all__ = ["calibrate", "register", "sensitivity"]
 
@@ -65,7 +65,7 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     """``--set dotted.name=value`` (values as TOML reads them: 2, 0.5, [0.3, 0.5]), checked."""
     import tomllib
 
-    from model.parameters import apply_overrides
+    from oudsim.model.parameters import apply_overrides
 
     out: dict[str, Any] = {}
     for item in sets or []:
@@ -89,7 +89,7 @@ Sets = Annotated[
 
 def _command_line(name: str) -> str:
     """The command as typed; when called in-process (tests, notebooks) rebuilt from the parsed options."""
-    if Path(sys.argv[0]).name in ("oudsim", "cli_analysis.py") or "model.cli" in " ".join(sys.argv[:2]):
+    if Path(sys.argv[0]).name in ("oudsim", "cli_analysis.py") or "oudsim.model.cli" in " ".join(sys.argv[:2]):
         return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     import click
 
@@ -109,13 +109,13 @@ def _command_line(name: str) -> str:
 def _base(scenario: str, params_file: Path | None, sets: list[str] | None = None) -> Parameters:
     """The parameters to start from: a scenario (without interventions) or a parameter file, then
     any ``--set`` overrides."""
-    from model.parameters import apply_overrides
+    from oudsim.model.parameters import apply_overrides
 
     overrides = _parse_sets(sets)
     if params_file is not None:
         base = Parameters.from_file(params_file)
     else:
-        from scenarios import load_scenario
+        from oudsim.scenarios import load_scenario
 
         s = load_scenario(scenario)
         if s.interventions:
@@ -195,7 +195,7 @@ def calibrate(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if any target mean is outside its band.")] = False,
 ) -> None:
     """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml."""
-    from model import calibration as cal
+    from oudsim.model import calibration as cal
 
     command = _command_line("calibrate")
     with _clear_errors():
@@ -247,7 +247,7 @@ def calibrate(
 
 
 def _target_table(result: Any) -> Table:
-    from model.calibration import format_value as _fmt
+    from oudsim.model.calibration import format_value as _fmt
 
     s = result.settings
     t = Table(
@@ -338,8 +338,8 @@ def sensitivity(
     ),
 ) -> None:
     """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request; indices CSV, ranked plot."""
-    from model import sensitivity as sa
-    from model.calibration import FREE_PARAMETERS
+    from oudsim.model import sensitivity as sa
+    from oudsim.model.calibration import FREE_PARAMETERS
 
     with _clear_errors():
         if method not in sa.METHODS:
@@ -403,7 +403,7 @@ def register(app: typer.Typer) -> typer.Typer:
     return app
 
 
-def main() -> None:  # pragma: no cover - `python -m model.cli_analysis calibrate ...`
+def main() -> None:  # pragma: no cover - `python -m oudsim.model.cli_analysis calibrate ...`
     app = typer.Typer(name="oudsim", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     register(app)
     app()

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.metrics import METRIC_NAMES
-from scenarios import Scenario, ScenarioError, load_scenario
+from oudsim.model.metrics import METRIC_NAMES
+from oudsim.scenarios import Scenario, ScenarioError, load_scenario
 
 __all__ = [
     "ID_COLUMNS",
@@ -229,7 +229,7 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
     # forkserver: workers fork from a clean server that imported the model once (fork from a
     # threaded parent can deadlock; spawn would pay the import in every worker).
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["model.experiments", "model.oud_model"])
+    ctx.set_forkserver_preload(["oudsim.model.experiments", "oudsim.model.oud_model"])
     pool = _ProcessPool(workers, ctx)
     try:
         yield pool, 2 * workers

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.parameters import ALIASES, ParameterError, Parameters, apply_overrides, get_dotted
+from oudsim.model.parameters import ALIASES, ParameterError, Parameters, apply_overrides, get_dotted
 
 __all__ = ["KINDS", "Change", "Intervention", "InterventionSchedule", "parse_intervention"]
 

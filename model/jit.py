@@ -166,7 +166,7 @@ def compile_all() -> float:
     The first run on a machine compiles (~20 s on a two-core machine); later runs load the cache."""
     import time
 
-    from model import OUDModel
+    from oudsim.model import OUDModel
 
     t = time.perf_counter()
     OUDModel(population=300, rng=0, burn_in_years=0.1).run_for(2)

@@ -13,9 +13,9 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from agents.states import Care, Stage
-from model.jit import njit, total
-from model.rates import per_parameters
+from oudsim.agents.states import Care, Stage
+from oudsim.model.jit import njit, total
+from oudsim.model.rates import per_parameters
 
 
 @dataclass(frozen=True)

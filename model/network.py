@@ -18,9 +18,9 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from model.jit import njit
-from model.parameters import Network as NetworkParams
-from model.parameters import ParameterError
+from oudsim.model.jit import njit
+from oudsim.model.parameters import Network as NetworkParams
+from oudsim.model.parameters import ParameterError
 
 __all__ = ["TieNetwork", "switch_tie", "build_network", "small_world_edges", "scale_free_edges", "read_edgelist"]
 

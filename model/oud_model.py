@@ -9,18 +9,18 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from agents.person import Person
-from agents.population import NewcomerPool, Population
-from agents.states import HAS_OUD, Care, Stage
-from model import metrics
-from model.interventions import Intervention, InterventionSchedule
-from model.jit import new_stream
-from model.network import build_network
-from model.parameters import Parameters, apply_overrides
-from model.processes import SCHEDULE, social
-from model.processes.treatment import slots
-from model.rates import GroupFactors
-from model.transitions import TransitionLog
+from oudsim.agents.person import Person
+from oudsim.agents.population import NewcomerPool, Population
+from oudsim.agents.states import HAS_OUD, Care, Stage
+from oudsim.model import metrics
+from oudsim.model.interventions import Intervention, InterventionSchedule
+from oudsim.model.jit import new_stream
+from oudsim.model.network import build_network
+from oudsim.model.parameters import Parameters, apply_overrides
+from oudsim.model.processes import SCHEDULE, social
+from oudsim.model.processes.treatment import slots
+from oudsim.model.rates import GroupFactors
+from oudsim.model.transitions import TransitionLog
 
 STREAMS = (
     "life_events", "mental_health", "social", "use", "care", "admission", "mh_care", "overdose", "bereavement",

@@ -411,7 +411,7 @@ def markdown_table() -> str:
     lines = [
         "# Parameters",
         "",
-        "Generated from `model/parameters.py` by `python -m model.parameters > docs/parameters.md`;",
+        "Generated from `model/parameters.py` by `python -m oudsim.model.parameters > docs/parameters.md`;",
         "a test keeps it in step with the code. Sources cite rows of `evidence.md` (E1 ...).",
         "",
         "| parameter | default | unit | allowed range | source | meaning |",

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from model.jit import njit
+from oudsim.model.jit import njit
 
 F32 = np.float32
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.experiments import atomic_write, atomic_write_text
-from model.metrics import BY_NAME, METRIC_NAMES
-from scenarios import ScenarioError
+from oudsim.model.experiments import atomic_write, atomic_write_text
+from oudsim.model.metrics import BY_NAME, METRIC_NAMES
+from oudsim.scenarios import ScenarioError
 
 __all__ = ["FLOW_METRICS", "build_report", "format_band", "format_diff", "format_value", "is_share"]
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.calibration import (
+from oudsim.model.calibration import (
     ODDS_RATIO,
     FreeParameter,
     executor,
@@ -38,8 +38,8 @@ from model.calibration import (
     replicate_seeds,
     run_replicate,
 )
-from model.metrics import METRIC_NAMES
-from model.parameters import ParameterError, Parameters, apply_overrides, field_info
+from oudsim.model.metrics import METRIC_NAMES
+from oudsim.model.parameters import ParameterError, Parameters, apply_overrides, field_info
 
 __all__ = [
     "METHODS",
@@ -304,7 +304,7 @@ def plot_ranking(result: SensitivityResult, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from model.metrics import BY_NAME
+    from oudsim.model.metrics import BY_NAME
 
     df = result.indices.iloc[::-1]
     morris = result.method == "morris"

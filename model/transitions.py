@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from agents.states import Stage
-from model.jit import njit
+from oudsim.agents.states import Stage
+from oudsim.model.jit import njit
 
 _COUNT, _ON = 0, 1  # slots of ``TransitionLog.count``
 

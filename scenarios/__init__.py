@@ -31,11 +31,11 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.interventions import Intervention, InterventionSchedule, parse_intervention
-from model.parameters import ALIASES, ParameterError, Parameters, apply_overrides
+from oudsim.model.interventions import Intervention, InterventionSchedule, parse_intervention
+from oudsim.model.parameters import ALIASES, ParameterError, Parameters, apply_overrides
 
 if TYPE_CHECKING:
-    from model.oud_model import OUDModel
+    from oudsim.model.oud_model import OUDModel
 
 __all__ = [
     "Scenario",
@@ -79,7 +79,7 @@ class Scenario:
 
     def build_model(self, population: int | None = None, rng: Any = None, **overrides: Any) -> OUDModel:
         """An OUDModel with this scenario's parameters and interventions (burn-in runs here)."""
-        from model.oud_model import OUDModel  # imported here: listing scenarios needs no Mesa
+        from oudsim.model.oud_model import OUDModel  # imported here: listing scenarios needs no Mesa
 
         return OUDModel(
             population=population,

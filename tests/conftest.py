@@ -9,7 +9,7 @@ import pytest
 # pytest-xdist workers run with COLUMNS=80, which makes Rich fold the CLI's tables; tests read them whole.
 os.environ["COLUMNS"] = "200"
 
-from model import OUDModel
+from oudsim.model import OUDModel
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from agents.states import Care, Stage
-from model import OUDModel
+from oudsim.agents.states import Care, Stage
+from oudsim.model import OUDModel
 
 
 def bare_model(n: int = 20_000, rng: int = 1, **overrides) -> OUDModel:

@@ -19,9 +19,9 @@ import solara
 import solara.widgets
 
 import app
-from agents.states import Stage
-from model.dashboard import ChartsView, NetworkView, compare, drawing
-from model.dashboard.ui import DownloadButton
+from oudsim.agents.states import Stage
+from oudsim.model.dashboard import ChartsView, NetworkView, compare, drawing
+from oudsim.model.dashboard.ui import DownloadButton
 
 POP = 400  # small: CI runs the suite on two shared cores
 
@@ -215,7 +215,7 @@ def test_node_lookup_inverts_the_drawing() -> None:
 
 @pytest.fixture(scope="module")
 def runs() -> Any:
-    from model.experiments import run_replicates
+    from oudsim.model.experiments import run_replicates
 
     return run_replicates(
         ["baseline", "expand_moud"],

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import calibration as cal
-from model.metrics import METRIC_NAMES
-from model.parameters import ParameterError, Parameters, field_info, get_dotted
+from oudsim.model import calibration as cal
+from oudsim.model.metrics import METRIC_NAMES
+from oudsim.model.parameters import ParameterError, Parameters, field_info, get_dotted
 
 
 def _summary(values: dict[str, float]) -> pd.DataFrame:
@@ -175,7 +175,7 @@ def test_bad_settings_are_refused():
 def _app():
     import typer
 
-    from model.cli_analysis import register
+    from oudsim.model.cli_analysis import register
 
     app = typer.Typer()
     app.command("noop")(lambda: None)  # a second command keeps Typer in multi-command mode

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from model import cli
-from model.cli import _parse_value, app
-from model.experiments import run_replicates
-from scenarios import list_scenarios
+from oudsim.model import cli
+from oudsim.model.cli import _parse_value, app
+from oudsim.model.experiments import run_replicates
+from oudsim.scenarios import list_scenarios
 
 runner = CliRunner()
 FAST = ["--set", "simulation.burn_in_years=0"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model.experiments import FAIL_HOOK_ENV, compare, final_year_means, replicate_seeds, summarise
-from model.metrics import METRIC_NAMES
+from oudsim.model.experiments import FAIL_HOOK_ENV, compare, final_year_means, replicate_seeds, summarise
+from oudsim.model.metrics import METRIC_NAMES
 
 OUDSIM = str(Path(sys.executable).with_name("oudsim"))
 SMALL = ["-n", "2", "-y", "1", "-p", "500", "--seed", "3", "--set", "simulation.burn_in_years=0.5"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents.states import Stage
-from model import OUDModel
+from oudsim.agents.states import Stage
+from oudsim.model import OUDModel
 
 pytestmark = pytest.mark.slow
 

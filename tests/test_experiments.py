@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from model import experiments as ex
-from model.experiments import (
+from oudsim.model import experiments as ex
+from oudsim.model.experiments import (
     FAIL_HOOK_ENV,
     ReplicatesFailed,
     compare,
@@ -22,8 +22,8 @@ from model.experiments import (
     run_replicates,
     summarise,
 )
-from model.metrics import METRIC_NAMES
-from scenarios import ScenarioError, load_scenario
+from oudsim.model.metrics import METRIC_NAMES
+from oudsim.scenarios import ScenarioError, load_scenario
 
 FAST = {"simulation.burn_in_years": 0}  # no burn-in: these tests check mechanics, not calibration
 SMALL = dict(years=1, population=600, overrides=FAST)
@@ -87,7 +87,7 @@ def test_a_different_seed_gives_different_results(reference: pd.DataFrame) -> No
 
 
 def test_scenarios_may_be_names_paths_or_objects(reference: pd.DataFrame) -> None:
-    from scenarios import SCENARIO_DIR
+    from oudsim.scenarios import SCENARIO_DIR
 
     df = run_replicates(
         [SCENARIO_DIR / "baseline.toml", load_scenario("stigma_campaign")],

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from agents.states import Care, Stage
-from model.processes import mental_health, overdose, social, treatment, use
+from oudsim.agents.states import Care, Stage
+from oudsim.model.processes import mental_health, overdose, social, treatment, use
 from tests.helpers import bare_model, two_proportion_z
 from tests.test_rates import NEUTRAL_MH, NEUTRAL_TREATMENT, NEUTRAL_USE
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents import Care, Person, Stage
-from agents.population import FIELD_NAMES, Population
-from model import OUDModel, ParameterError
-from model.metrics import BY_NAME, METRIC_NAMES
-from model.parameters import apply_overrides
-from model.processes.treatment import slots
-from model.transitions import TransitionLog
+from oudsim.agents import Care, Person, Stage
+from oudsim.agents.population import FIELD_NAMES, Population
+from oudsim.model import OUDModel, ParameterError
+from oudsim.model.metrics import BY_NAME, METRIC_NAMES
+from oudsim.model.parameters import apply_overrides
+from oudsim.model.processes.treatment import slots
+from oudsim.model.transitions import TransitionLog
 
 
 def run(seed, n=1_500, steps=30, **kw):
@@ -212,7 +212,7 @@ def test_invariants_every_step_over_a_long_run():
 
 def check_invariants_after_step(m: OUDModel) -> None:
     # Ties can change after the social step (no), and degree is refreshed in it: recompute to compare.
-    from model.processes import social
+    from oudsim.model.processes import social
 
     social.refresh(m)
     check_invariants(m)
@@ -338,7 +338,7 @@ def test_newcomers_are_young_adults_drawn_from_the_inputs():
     # Newcomers start without opioid use (a few may have started since entering).
     assert np.mean(pop.stage[new] == Stage.NONE) > 0.97
     # Cached per-person factors follow the newcomers' groups.
-    from model.rates import _group_table
+    from oudsim.model.rates import _group_table
 
     p = m.params.use
     expected = _group_table(p.age_hr, p.ses_hr, p.ace_hr)[pop.group]

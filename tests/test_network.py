@@ -7,10 +7,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.states import ACTIVE_USE, Stage
-from model import OUDModel
-from model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
-from model.processes import social
+from oudsim.agents.states import ACTIVE_USE, Stage
+from oudsim.model import OUDModel
+from oudsim.model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
+from oudsim.model.processes import social
 
 
 def degrees(edges, n):

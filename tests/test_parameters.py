@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.parameters import (
+from oudsim.model.parameters import (
     ALIASES,
     ParameterError,
     Parameters,
@@ -90,4 +90,4 @@ def test_parameter_file_round_trip_and_errors(tmp_path):
 
 def test_docs_parameter_table_is_current():
     doc = Path(__file__).resolve().parents[1] / "docs" / "parameters.md"
-    assert doc.read_text() == markdown_table(), "regenerate: python -m model.parameters > docs/parameters.md"
+    assert doc.read_text() == markdown_table(), "regenerate: python -m oudsim.model.parameters > docs/parameters.md"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Care, Stage
-from model import jit, rates
-from model.processes import demography, life_events, mental_health, overdose, treatment, use
+from oudsim.agents.states import Care, Stage
+from oudsim.model import jit, rates
+from oudsim.model.processes import demography, life_events, mental_health, overdose, treatment, use
 from tests.helpers import assert_count_matches, bare_model
 
 N = 40_000

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from model.interventions import KINDS, InterventionSchedule, parse_intervention
-from model.parameters import ParameterError, Parameters
-from scenarios import SCENARIO_DIR, Scenario, ScenarioError, list_scenarios, load_scenario
+from oudsim.model.interventions import KINDS, InterventionSchedule, parse_intervention
+from oudsim.model.parameters import ParameterError, Parameters
+from oudsim.scenarios import SCENARIO_DIR, Scenario, ScenarioError, list_scenarios, load_scenario
 
 REQUIRED = {
     "baseline",

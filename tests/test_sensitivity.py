@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from model.parameters import ParameterError, field_info
-from model.sensitivity import bounds_for, parse_parameter, run_sensitivity
+from oudsim.model.parameters import ParameterError, field_info
+from oudsim.model.sensitivity import bounds_for, parse_parameter, run_sensitivity
 
 # network.powerlaw_exponent only shapes the scale-free generator; the baseline network is
 # small-world, so it cannot affect any output (and consumes no random numbers).
@@ -88,7 +88,7 @@ def test_sobol_on_request(tmp_path):
 
 
 def test_one_design_serves_several_metrics():
-    from model.sensitivity import run_sensitivity_metrics
+    from oudsim.model.sensitivity import run_sensitivity_metrics
 
     res = run_sensitivity_metrics(
         ["use.initiation_rate", NULL],
@@ -107,7 +107,7 @@ def test_one_design_serves_several_metrics():
 def _app():
     import typer
 
-    from model.cli_analysis import register
+    from oudsim.model.cli_analysis import register
 
     app = typer.Typer()
     app.command("noop")(lambda: None)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import PlainTextResponse
 
-from model.dashboard.serving import LoopbackAwareGZip, tune_solara_server
+from oudsim.model.dashboard.serving import LoopbackAwareGZip, tune_solara_server
 
 BODY = "the same words again " * 2_000  # well above the middleware's minimum size
 

@@ -34,9 +34,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents.states import Care, Stage
-from model import OUDModel
-from model.metrics import odds_ratio
+from oudsim.agents.states import Care, Stage
+from oudsim.model import OUDModel
+from oudsim.model.metrics import odds_ratio
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 Kept apart from app.py so it imports without Solara (benchmarks and tests use it directly).
 """
 
-from model.dashboard.drawing import (
+from oudsim.model.dashboard.drawing import (
     MAX_DRAWN,
     NETWORK_PX,
     OKABE_ITO,

@@ -1,4 +1,4 @@
-"""Timing of one step plus redraw, as the Explore page does it: ``python -m model.dashboard.bench``."""
+"""Timing of one step plus redraw, as the Explore page does it: ``python -m oudsim.model.dashboard.bench``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import statistics
 import sys
 import time
 
-from model.dashboard.drawing import MAX_DRAWN, ChartsView, NetworkView
+from oudsim.model.dashboard.drawing import MAX_DRAWN, ChartsView, NetworkView
 
 
 def benchmark(population: int = 1_000, steps: int = 30, seed: int = 5) -> dict[str, float]:
     """Milliseconds for one step plus both redraws (network and charts), as the Explore page does.
 
     Returns the median wall and CPU time per step, and the one-off costs (layout, first draw).
-    ``python -m model.dashboard.bench [population ...]`` prints them (docs/dashboard.md).
+    ``python -m oudsim.model.dashboard.bench [population ...]`` prints them (docs/dashboard.md).
     """
-    from model.oud_model import OUDModel
+    from oudsim.model.oud_model import OUDModel
 
     model = OUDModel(population=population, rng=seed, burn_in_years=2)
     t0 = time.perf_counter()

@@ -12,9 +12,9 @@ import solara
 import solara.lab
 from matplotlib.figure import Figure
 
-from model.dashboard.drawing import LINE_COLOURS, LINE_STYLES
-from model.dashboard.ui import CSS, DownloadButton, Img, Notice, RawHTML, StyleSheet, figure_png, png_src
-from model.metrics import BY_NAME, CATALOGUE
+from oudsim.model.dashboard.drawing import LINE_COLOURS, LINE_STYLES
+from oudsim.model.dashboard.ui import CSS, DownloadButton, Img, Notice, RawHTML, StyleSheet, figure_png, png_src
+from oudsim.model.metrics import BY_NAME, CATALOGUE
 
 # -- Compare ----------------------------------------------------------------------------------------
 
@@ -31,7 +31,7 @@ def comparison(
     names: list[str], replicates: int, years: float, population: int, seed: int, workers: int
 ) -> pd.DataFrame:
     """Replicates of each scenario, in a background thread so the page stays responsive."""
-    from model.experiments import run_replicates
+    from oudsim.model.experiments import run_replicates
 
     def progress(done: int, total: int) -> None:
         if not comparison.is_current():  # cancelled, or superseded by a newer run
@@ -115,7 +115,7 @@ def summary_table_html(summary: pd.DataFrame, chosen: str) -> str:
 
 @solara.component
 def Compare() -> None:
-    from scenarios import list_scenarios
+    from oudsim.scenarios import list_scenarios
 
     StyleSheet(CSS)
     scenarios = solara.use_memo(lambda: {s.name: s.description for s in list_scenarios()}, [])
@@ -205,7 +205,7 @@ def Compare() -> None:
 
 @solara.component
 def ComparisonResults(df: pd.DataFrame, metric: solara.Reactive[str]) -> None:
-    from model.experiments import summarise
+    from oudsim.model.experiments import summarise
 
     summary = solara.use_memo(lambda: summarise(df), [df])
     labels = {m.label: m.name for m in CATALOGUE}

@@ -33,11 +33,11 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from scipy.spatial import cKDTree
 
-from agents.states import Stage
-from model.metrics import BY_NAME
+from oudsim.agents.states import Stage
+from oudsim.model.metrics import BY_NAME
 
 if TYPE_CHECKING:
-    from model.oud_model import OUDModel
+    from oudsim.model.oud_model import OUDModel
 
 MAX_DRAWN = 2_000  # larger populations get charts only: a drawing of more nodes is unreadable and slow
 

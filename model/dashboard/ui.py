@@ -19,8 +19,8 @@ import traitlets
 from matplotlib.figure import Figure
 from solara.components.applayout import appbar_portal, apptitle_portal, sidebar_portal
 
-from agents.states import Stage
-from model.dashboard.drawing import STAGE_COLOURS, STAGE_LABELS
+from oudsim.agents.states import Stage
+from oudsim.model.dashboard.drawing import STAGE_COLOURS, STAGE_LABELS
 
 # -- small widgets ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """One module per mechanism, run in this order every step (DESIGN §1)."""
 
-from model.processes import (
+from oudsim.model.processes import (
     demography,
     life_events,
     mental_health,

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from agents.population import NEXT_BAND_AGE, mark_deceased
-from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, per_parameters, pos
+from oudsim.agents.population import NEXT_BAND_AGE, mark_deceased
+from oudsim.model.jit import gap, log_skip, njit, prob, uniform
+from oudsim.model.rates import log_hr, per_parameters, pos
 
 
 def step(m) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import log_hr, per_parameters
+from oudsim.model.jit import gap, log_skip, njit, prob, uniform
+from oudsim.model.rates import log_hr, per_parameters
 
 
 def step(m) -> None:

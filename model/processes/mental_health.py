@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 
-from agents.states import ACTIVE_USE, Care
-from model import rates
-from model.jit import gap, list_where, log_skip, njit, prob, uniform
-from model.rates import log_hr, log_values, per_parameters, pos
+from oudsim.agents.states import ACTIVE_USE, Care
+from oudsim.model import rates
+from oudsim.model.jit import gap, list_where, log_skip, njit, prob, uniform
+from oudsim.model.rates import log_hr, log_values, per_parameters, pos
 
 
 def step(m) -> None:

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from agents.population import mark_deceased
-from model.jit import gap, log_skip, njit, prob, uniform
-from model.rates import F32, log_hr, per_parameters, pos
+from oudsim.agents.population import mark_deceased
+from oudsim.model.jit import gap, log_skip, njit, prob, uniform
+from oudsim.model.rates import F32, log_hr, per_parameters, pos
 
 
 def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> tuple[np.ndarray, float]:

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import ACTIVE_USE, RECOVERING
-from model.jit import gap, log_skip, njit, prob, total, uniform
-from model.network import switch_tie
-from model.rates import per_parameters
+from oudsim.agents.states import ACTIVE_USE, RECOVERING
+from oudsim.model.jit import gap, log_skip, njit, prob, total, uniform
+from oudsim.model.network import switch_tie
+from oudsim.model.rates import per_parameters
 
 _FLOOR = 1e-6
 

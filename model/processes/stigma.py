@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.states import Stage
-from model.jit import njit
-from model.rates import per_parameters, prob
+from oudsim.agents.states import Stage
+from oudsim.model.jit import njit
+from oudsim.model.rates import per_parameters, prob
 
 
 def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:

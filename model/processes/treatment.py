@@ -23,10 +23,10 @@ import math
 
 import numpy as np
 
-from agents.states import NEVER, Care, Stage
-from model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
-from model.rates import log_hr, per_parameters, pos, rows_where
-from model.transitions import append
+from oudsim.agents.states import NEVER, Care, Stage
+from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
+from oudsim.model.rates import log_hr, per_parameters, pos, rows_where
+from oudsim.model.transitions import append
 
 
 def slots(m) -> tuple[int, int, int]:

@@ -22,10 +22,10 @@ import math
 
 import numpy as np
 
-from agents.states import NEVER, Stage
-from model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
-from model.rates import log_hr, per_parameters, pos
-from model.transitions import append
+from oudsim.agents.states import NEVER, Stage
+from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
+from oudsim.model.rates import log_hr, per_parameters, pos
+from oudsim.model.transitions import append
 
 # The transitions of this process, by the code the kernel gives them: the stage each leads to.
 START, STOP, PROGRESS, REMIT, RELAPSE = range(5)

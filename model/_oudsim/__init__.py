@@ -1,0 +1,27 @@
+"""oudsim: an agent-based model of mental health and opioid use disorder on a social network.
+
+The installed distribution is this one package: ``oudsim.model`` (the model and how it runs),
+``oudsim.agents`` (who the people are) and ``oudsim.scenarios`` (what-ifs as files). In the repository
+those are the top-level folders ``model/``, ``agents/`` and ``scenarios/`` (DESIGN §3); pyproject.toml
+maps them under this name, and this file, the package's root, lives beside them in ``model/_oudsim/``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from oudsim.model.parameters import ParameterError, Parameters
+
+try:
+    __version__ = version("oudsim")
+except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["OUDModel", "Parameters", "ParameterError", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so `import oudsim` stays light (the CLI validates files without Mesa).
+    if name == "OUDModel":
+        from oudsim.model.oud_model import OUDModel
+
+        return OUDModel
+    raise AttributeError(name)
