@@ -226,21 +226,20 @@ def _copy_rows(pairs, rows, src_rows, entry_week, stage_since, week):
 
 @njit(inline=True)
 def mark_deceased(
-    i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
-    week,
+    i, stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, table, count, uid, week,
 ):  # fmt: skip
     """The person in row ``i`` dies: out of every kind of care and queue, stage deceased, the change
     logged (model.transitions), the row added to ``dead_rows`` (replaced at the end of the step).
     ``died`` counts the step's deaths, and those of people with OUD. Compiled processes call this as
     they find the deaths."""
-    append(table, count, uid, i, stage[i], deceased, week)
+    append(table, count, uid, i, stage[i], Stage.DECEASED, week)
     k = died[0]
     dead_rows[k] = i
     died[0] = k + 1
     died[1] += has_oud[stage[i]] > 0
-    stage[i] = deceased
+    stage[i] = Stage.DECEASED
     stage_since[i] = week
-    care[i] = no_care
+    care[i] = Care.NONE
     in_mh_care[i] = False
     waiting[i] = False
 

@@ -2,12 +2,18 @@
 
 from enum import IntEnum
 
+import numpy as np
+
+from oudsim.model.jit import njit
+
 
 class Stage(IntEnum):
     """Opioid-use stage. Relapse returns REMISSION to OUD; DECEASED lasts until replacement.
 
     Compare arrays with ``Stage.X.value`` (likewise ``Care``): numpy takes an IntEnum member for a
-    64-bit scalar and first casts the whole int8 array (~2.5 us a comparison at 5,000 people).
+    64-bit scalar and first casts the whole int8 array (~2.5 us a comparison at 5,000 people). Compiled
+    processes name the codes as ``Stage.X`` and ``Care.X`` (numba reads them as constants), never as
+    bare integers.
     """
 
     NONE = 0
@@ -44,9 +50,33 @@ DISORDERS = ("depression", "anxiety", "ptsd")
 TRAITS = ("impulsivity", "risk_impairment", "dysregulation")
 NEVER = -(10**9)  # week stamp meaning "never happened"
 
-# Per-stage lookup tables (index with the stage array): cheaper than comparisons on every step.
-import numpy as _np  # noqa: E402
 
-ACTIVE_USE = _np.array([0, 1, 1, 0, 0, 0], dtype=_np.float32)  # misuse or untreated OUD
-RECOVERING = _np.array([0, 0, 0, 1, 1, 0], dtype=_np.float32)  # in treatment or remission
-HAS_OUD = _np.array([0, 0, 1, 1, 0, 0], dtype=_np.float32)  # OUD in care or not
+# Which stages count as what: the one definition, for compiled processes (called per person) and for
+# the per-stage tables derived from it (indexed with the stage array, cheaper than comparisons).
+@njit(inline=True)
+def is_using(stage):
+    """Using opioids outside care: misuse or untreated OUD."""
+    return (stage == Stage.MISUSE) | (stage == Stage.OUD)
+
+
+@njit(inline=True)
+def is_recovering(stage):
+    """In treatment or remission."""
+    return (stage == Stage.TREATMENT) | (stage == Stage.REMISSION)
+
+
+@njit(inline=True)
+def with_oud(stage):
+    """OUD, in care or not."""
+    return (stage == Stage.OUD) | (stage == Stage.TREATMENT)
+
+
+def _table(test) -> np.ndarray:
+    out = np.array([float(test.py_func(s.value)) for s in Stage], dtype=np.float32)
+    out.flags.writeable = False
+    return out
+
+
+ACTIVE_USE = _table(is_using)  # misuse or untreated OUD
+RECOVERING = _table(is_recovering)  # in treatment or remission
+HAS_OUD = _table(with_oud)  # OUD in care or not

@@ -7,13 +7,16 @@ deaths) are counts in the step, or rates scaled to a year: a weekly count c in a
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from enum import IntEnum
 
 import mesa
 import numpy as np
 import pandas as pd
 
-from oudsim.agents.states import Care, Stage
+from oudsim.agents.states import Care, Stage, with_oud
+from oudsim.model.binding import bind
 from oudsim.model.jit import njit, total
 from oudsim.model.rates import per_parameters
 
@@ -54,24 +57,28 @@ CATALOGUE: tuple[Metric, ...] = (
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
+# Where each metric goes in the array the compiled pass fills: its place in the catalogue, by name
+# (``Slot.oud_prevalence``; compiled code reads the members as constants).
+Slot = IntEnum("Slot", [(name, i) for i, name in enumerate(METRIC_NAMES)])
 
 
 def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
-    f, args = model.flows, _arguments(model)
-    _metrics(*args, f["new_oud"], f["overdoses"], f["overdose_deaths"], f["oud_deaths"], f["oud_at_start"])
+    args = _arguments(model)
+    _metrics(*args, *_step_flows(model.flows))
     return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
+
+
+_STEP_FLOWS = ("new_oud", "overdoses", "overdose_deaths", "oud_deaths", "oud_at_start")  # handed over each step
+_step_flows = operator.itemgetter(*_STEP_FLOWS)
 
 
 @per_parameters
 def _arguments(model) -> tuple:
-    pop = model.population
-    values = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
-    return (
-        values, pop.stage, pop.mh, pop.any_mh, pop.care, pop.waiting, pop.degree, pop.stigma, pop.loneliness,
-        float(model.params.social.isolated_max_ties), Care.INTEGRATED.value, model.dt_years,
-    )  # fmt: skip
+    out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
+    isolated_max = float(model.params.social.isolated_max_ties)
+    return bind(_metrics, model.shared(), at_call=_STEP_FLOWS, out=out, isolated_max=isolated_max)
 
 
 @njit(inline=True)
@@ -81,43 +88,39 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated, dt, new_oud,
-    overdoses, overdose_deaths, oud_deaths, oud_at_start,
+    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, dt, new_oud, overdoses,
+    overdose_deaths, oud_deaths, oud_at_start,
 ):  # fmt: skip
-    """The catalogue, in its order, into ``out`` (prevalences are shares of the living population at the
-    end of the step; flows are the step's counts, or rates scaled to a year)."""
-    c, sums = _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated)
+    """The catalogue into ``out``, each in its slot (prevalences are shares of the living population at
+    the end of the step; flows are the step's counts, or rates scaled to a year)."""
+    c, sums = _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max)
     n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
     n = float(stage.size)
     n_oud = n_untreated + n_treated
-    out[:] = np.array(
-        [
-            _share(n_oud, n),  # oud_prevalence
-            _share(n_untreated, n),  # untreated_oud_prevalence
-            _share(n_misuse + n_oud, n),  # misuse_prevalence
-            _share(n_mh, n),  # mh_prevalence
-            _share(float(c[5]), n),  # depression_prevalence
-            _share(float(c[6]), n),  # anxiety_prevalence
-            _share(float(c[7]), n),  # ptsd_prevalence
-            _share(mh_oud, n_oud),  # cooccurring_share
-            _share(n_treated, n_oud),  # treatment_coverage
-            _share(float(c[8]), n_oud),  # integrated_share
-            float(c[9]),  # waitlist
-            _share(float(new_oud), n) * 1e5 / dt,  # incidence
-            float(overdoses),  # overdoses
-            float(overdose_deaths),  # overdose_deaths
-            _share(float(overdose_deaths), n) * 1e5 / dt,  # overdose_death_rate
-            _share(float(oud_deaths), oud_at_start * dt) * 1e3,  # oud_death_rate (per person-year with OUD)
-            _share(sums[0], n),  # mean_stigma
-            _share(float(c[10]), n),  # isolated_share
-            _share(sums[1], n),  # mean_loneliness
-            _share(sums[2], n),  # mean_degree
-        ]
-    )
+    out[Slot.oud_prevalence] = _share(n_oud, n)
+    out[Slot.untreated_oud_prevalence] = _share(n_untreated, n)
+    out[Slot.misuse_prevalence] = _share(n_misuse + n_oud, n)
+    out[Slot.mh_prevalence] = _share(n_mh, n)
+    out[Slot.depression_prevalence] = _share(float(c[5]), n)
+    out[Slot.anxiety_prevalence] = _share(float(c[6]), n)
+    out[Slot.ptsd_prevalence] = _share(float(c[7]), n)
+    out[Slot.cooccurring_share] = _share(mh_oud, n_oud)
+    out[Slot.treatment_coverage] = _share(n_treated, n_oud)
+    out[Slot.integrated_share] = _share(float(c[8]), n_oud)
+    out[Slot.waitlist] = float(c[9])
+    out[Slot.incidence] = _share(float(new_oud), n) * 1e5 / dt
+    out[Slot.overdoses] = float(overdoses)
+    out[Slot.overdose_deaths] = float(overdose_deaths)
+    out[Slot.overdose_death_rate] = _share(float(overdose_deaths), n) * 1e5 / dt
+    out[Slot.oud_death_rate] = _share(float(oud_deaths), oud_at_start * dt) * 1e3  # per person-year with OUD
+    out[Slot.mean_stigma] = _share(sums[0], n)
+    out[Slot.isolated_share] = _share(float(c[10]), n)
+    out[Slot.mean_loneliness] = _share(sums[1], n)
+    out[Slot.mean_degree] = _share(sums[2], n)
 
 
 @njit
-def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, integrated):
+def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max):
     """[misuse, untreated OUD, treated OUD, any disorder, OUD with a disorder, depression, anxiety, PTSD,
     integrated care, waiting, isolated] and the sums of attitude, loneliness and ties."""
     # Integer counts only, by plain comparisons: this loop compiles to vector instructions, which a
@@ -125,15 +128,15 @@ def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolat
     misuse = untreated = treated = n_mh = mh_oud = dep = anx = ptsd = n_int = n_wait = n_iso = 0
     for i in range(stage.size):
         st = stage[i]
-        misuse += st == 1
-        untreated += st == 2
-        treated += st == 3
+        misuse += st == Stage.MISUSE
+        untreated += st == Stage.OUD
+        treated += st == Stage.TREATMENT
         n_mh += any_mh[i]
-        mh_oud += ((st == 2) | (st == 3)) & any_mh[i]
+        mh_oud += with_oud(st) & any_mh[i]
         dep += mh[0, i]
         anx += mh[1, i]
         ptsd += mh[2, i]
-        n_int += care[i] == integrated
+        n_int += care[i] == Care.INTEGRATED
         n_wait += waiting[i]
         n_iso += degree[i] <= isolated_max
     counts = np.array([misuse, untreated, treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso])
@@ -149,7 +152,7 @@ def count_oud(stage: np.ndarray) -> int:
 def _count_oud(stage):
     k = 0
     for i in range(stage.size):
-        k += stage[i] == 2 or stage[i] == 3
+        k += with_oud(stage[i])
     return k
 
 

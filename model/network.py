@@ -188,6 +188,11 @@ class TieNetwork:
         g.add_edges_from(zip(self.u[keep].tolist(), self.v[keep].tolist(), strict=True))
         return g
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The tie store's arrays by name, as compiled processes take them (model.binding)."""
+        names = ("u", "v", "latent", "active", "pos_uv", "pos_vu", "entry_row_tie", "indptr", "active_neighbour")
+        return {name: getattr(self, name) for name in (*names, "n_active", "running_sum")}
+
     def nbytes(self) -> int:
         return sum(
             x.nbytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import mesa
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from oudsim.agents.person import Person
-from oudsim.agents.population import NewcomerPool, Population
-from oudsim.agents.states import HAS_OUD, Care, Stage
+from oudsim.agents.population import FIELD_NAMES, NewcomerPool, Population
+from oudsim.agents.states import ACTIVE_USE, HAS_OUD, RECOVERING, Care, Stage
 from oudsim.model import metrics
 from oudsim.model.interventions import Intervention, InterventionSchedule
 from oudsim.model.jit import new_stream
@@ -22,20 +23,10 @@ from oudsim.model.processes.treatment import slots
 from oudsim.model.rates import GroupFactors
 from oudsim.model.transitions import TransitionLog
 
-STREAMS = (
-    "life_events", "mental_health", "social", "use", "care", "admission", "mh_care", "overdose", "bereavement",
-    "demography",
-)  # fmt: skip
-FLOWS = (
-    "new_oud",
-    "overdoses",
-    "overdose_deaths",
-    "alone_overdoses",
-    "oud_deaths",
-    "deaths",
-    "admissions",
-    "oud_at_start",
-)
+# What the processes own, in schedule order (each module declares its STREAMS and FLOWS): a random
+# stream per mechanism, drawn from the model's rng in this order, and the flows counted in a step.
+STREAMS = tuple(name for process in SCHEDULE for name in process.STREAMS)
+FLOWS = (*(name for process in SCHEDULE for name in process.FLOWS), "oud_at_start")
 NO_FLOWS = dict.fromkeys(FLOWS, 0)
 
 
@@ -48,6 +39,8 @@ class OUDModel(mesa.Model):
         params: a ``Parameters`` tree (defaults: the calibrated baseline).
         interventions: ``Intervention`` objects or dicts (see model.interventions).
         graph: a networkx graph to use as the known ties (its first ``population`` nodes).
+        check_invariants: check the model's invariants after every process of every step, burn-in
+            included (model.invariants; slow: for tests and debugging), raising InvariantError.
         **overrides: dotted parameter names (``"treatment.seek_rate"``) or aliases (``isolation``,
             ``stigma``, ``capacity``, ``naloxone_coverage`` ... see parameters.ALIASES).
     """
@@ -60,6 +53,7 @@ class OUDModel(mesa.Model):
         interventions: list[Intervention | dict] | None = None,
         graph: nx.Graph | None = None,
         scenario: Any = None,
+        check_invariants: bool = False,
         **overrides: Any,
     ) -> None:
         # Mesa's SolaraViz passes its own `scenario=` on reset; parameters come from params and overrides.
@@ -75,6 +69,8 @@ class OUDModel(mesa.Model):
         self.dt_years = self.base_params.dt_years
         burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))
         self.week = -burn_in  # step counter; 0 is the end of burn-in, where recording starts
+        self.check_invariants = check_invariants
+        self.process_seconds: dict[str, float] | None = None  # time per process, when a dict (bench)
         self.flows = dict(NO_FLOWS)
         self.transitions = TransitionLog()
         self.people: list[Person] | None = None
@@ -86,11 +82,6 @@ class OUDModel(mesa.Model):
         # rows, replaced at the end of the step, and [how many died, how many of them had OUD].
         self.dead_rows = np.empty(self.population.n, dtype=np.int64)
         self.died = np.zeros(2, dtype=np.int64)
-        pop = self.population
-        self._death_arrays = (
-            pop.stage, pop.stage_since, pop.care, pop.in_mh_care, pop.waiting, HAS_OUD, Stage.DECEASED.value,
-            Care.NONE.value, self.died, self.dead_rows,
-        )  # fmt: skip
         self._newcomers = NewcomerPool(batch=max(256, self.population.n // 100))
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         # Working memory the compiled processes reuse every step (lists of rows found, per-person
@@ -131,8 +122,26 @@ class OUDModel(mesa.Model):
         f = self.flows
         f.update(NO_FLOWS)
         f["oud_at_start"] = metrics.count_oud(self.population.stage)
+        if self.check_invariants or self.process_seconds is not None:
+            self._advance_observed()
+            return
         for process in SCHEDULE:
             process.step(self)
+
+    def _advance_observed(self) -> None:
+        """The schedule with each process timed (``process_seconds``) and followed by the invariant
+        checks (``check_invariants``)."""
+        from oudsim.model import invariants
+
+        clock = self.process_seconds
+        for process in SCHEDULE:
+            t = time.perf_counter()
+            process.step(self)
+            if clock is not None:
+                name = process.__name__.rsplit(".", 1)[-1]
+                clock[name] = clock.get(name, 0.0) + time.perf_counter() - t
+            if self.check_invariants:
+                invariants.check(self, after=process.__name__.rsplit(".", 1)[-1])
 
     @property
     def year(self) -> float:
@@ -147,16 +156,26 @@ class OUDModel(mesa.Model):
         self.transitions.record(self.week, self.uid[rows], pop.stage[rows], int(stage))
         pop.set_stage(rows, stage, self.week)
 
-    def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """What a compiled process that changes stages needs to log the changes (model.transitions.append):
-        the table, with room for everyone to change once, its count, the ids, the week."""
-        t = self.transitions
-        return t.room(self.uid.size), t.count, self.uid, self.week
+    def log_table(self) -> np.ndarray:
+        """The transition log's table with room for everyone to change stage once: what a compiled
+        process that changes stages is handed each step (model.transitions.append; model.binding)."""
+        return self.transitions.room(self.uid.size)
 
-    def deaths(self) -> tuple:
-        """What a compiled process needs to mark people deceased as it finds them
-        (agents.population.mark_deceased), the log included."""
-        return *self._death_arrays, *self.log()
+    def shared(self) -> dict[str, Any]:
+        """What the model shares with every compiled process, by the name a kernel's parameter takes
+        (model.binding): the population's fields, the network's arrays, the random streams as
+        ``<name>_stream``, the transition log (``count``, ``uid``), this step's deaths (``died``,
+        ``dead_rows``), working memory, per-stage tables and the step length ``dt`` in years."""
+        pop, net = self.population, self.network
+        out: dict[str, Any] = {name: getattr(pop, name) for name in FIELD_NAMES}
+        out.update(net.arrays())
+        out.update({f"{name}_stream": stream for name, stream in self.streams.items()})
+        out.update(
+            count=self.transitions.count, uid=self.uid, died=self.died, dead_rows=self.dead_rows,
+            scratch=self.scratch, scratch_f=self.scratch_f, flags=self.scratch_flags, recent=self.recent,
+            has_oud=HAS_OUD, active_use=ACTIVE_USE, recovering=RECOVERING, dt=self.dt_years,
+        )  # fmt: skip
+        return out
 
     def replace_deceased(self) -> None:
         """Newcomers take the rows of everyone who died this step, in row order."""

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from oudsim.model.binding import parameter_names
 from oudsim.model.jit import njit
 
 F32 = np.float32
@@ -130,6 +131,27 @@ def per_parameters(derive):
 def pos(x: float) -> float:
     """The part of a log factor that can raise a hazard (for bounds): max(x, 0)."""
     return x if x > 0 else 0.0
+
+
+def upper_bound(hazard, /, **values) -> float:
+    """The largest value a hazard function can take, from its own terms: each parameter named ``l_*``
+    (a log hazard ratio) at max(0, the value given) and every other parameter at the value given, or
+    at 1 if none is (flags and scores in [0, 1] at their largest). A hazard is a sum of log ratios
+    times non-negative factors (or exp of one), so this is its maximum; thinning and skipping bounds
+    are derived this way so they cannot drift from the hazard they bound. Evaluated in Python doubles,
+    once per parameter set."""
+    names = parameter_names(hazard)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise TypeError(f"{hazard.__name__} has no term {', '.join(unknown)} (it takes {names})")
+    missing = [n for n in names if n.startswith("l_") and n not in values]
+    if missing:
+        raise TypeError(f"{hazard.__name__}: give the log ratios {', '.join(missing)}")
+    args = [pos(float(values[n])) if n.startswith("l_") else values.get(n, 1.0) for n in names]
+    try:
+        return getattr(hazard, "py_func", hazard)(*args)
+    except OverflowError:  # exp beyond a double: no bound (skip_bound and thinning take every candidate)
+        return math.inf
 
 
 def rows_where(mask: np.ndarray) -> np.ndarray:

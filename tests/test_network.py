@@ -7,8 +7,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oudsim.agents.states import ACTIVE_USE, Stage
+from oudsim.agents.states import Stage
 from oudsim.model import OUDModel
+from oudsim.model.binding import bind
 from oudsim.model.network import TieNetwork, latent_edges, scale_free_edges, small_world_edges
 from oudsim.model.processes import social
 
@@ -102,17 +103,18 @@ def test_wide_path_for_large_hubs_gives_the_same_summaries():
     """Beyond 2^16 possible ties a person, sums are kept apart rather than packed: same results."""
     m = OUDModel(population=2_000, rng=7, burn_in_years=1)
     pop, net = m.population, m.network
-    using, recovering, full, family_weight = social._refresh_arguments(m)[9:13]  # its constants
     out = {}
     for wide in (False, True):
-        arrays = [np.zeros(pop.n, np.float32) for _ in range(5)]
-        social._refresh(
-            np.empty(pop.n + 1, np.int64), np.empty(pop.n, np.int64), np.empty(net.active_neighbour.size + 1, np.int64),
-            net.indptr,
-            net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support,
-            using, recovering, full, family_weight, 5, wide, *arrays,
+        names = ("degree", "using_ties", "recovery_ties", "perceived_stigma", "loneliness")
+        arrays = {name: np.zeros(pop.n, np.float32) for name in names}
+        args = bind(
+            social._refresh, m.shared(), packed=np.empty(pop.n + 1, np.int64), sums=np.empty(pop.n, np.int64),
+            running_sum=np.empty(net.active_neighbour.size + 1, np.int64),
+            full=float(m.params.social.supportive_ties_full), fw=float(m.params.social.family_weight), b=5, wide=wide,
+            **arrays,
         )  # fmt: skip
-        out[wide] = arrays
+        social._refresh(*args)
+        out[wide] = list(arrays.values())
     for packed, wide in zip(out[False], out[True], strict=True):
         assert np.allclose(packed, wide, atol=1e-6)
 
@@ -178,12 +180,11 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
     w = np.where(pop.any_mh, 3.0, 1.0)
 
     def run(p_l, p_r):
-        social._lapse_and_regrow(
-            m.streams["social"], m.scratch, np.empty(3, np.int64), net.u, net.v, net.active, net.latent,
-            net.active_neighbour,
-            net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
-            ACTIVE_USE, p_l, p_r, 0.0, 0.0, dt,
+        args = bind(
+            social._lapse_and_regrow, m.shared(), candidates=np.empty(3, np.int64), p_lapse=p_l, p_reconnect=p_r,
+            new_tie=0.0, peer_support=0.0, p_max=max(p_l.max(), p_r.max()),
         )  # fmt: skip
+        social._lapse_and_regrow(*args)
 
     lapse_sum = w[net.u] + w[net.v]
     regrow_sum = 1 / w[net.u] + 1 / w[net.v]

@@ -12,51 +12,60 @@ import math
 import numpy as np
 
 from oudsim.agents.population import NEXT_BAND_AGE, mark_deceased
+from oudsim.agents.states import Stage
+from oudsim.model.binding import bind
 from oudsim.model.jit import gap, log_skip, njit, prob, uniform
-from oudsim.model.rates import log_hr, per_parameters, pos
+from oudsim.model.rates import log_hr, per_parameters, upper_bound
+
+STREAMS = ("demography",)
+FLOWS = ("deaths", "oud_deaths")  # counted as the dead are replaced (OUDModel.replace_deceased)
+
+
+@njit(inline=True)
+def mortality_log_hazard(base, age_rate, l_oud, oud):
+    """log(mortality_per_1000[age band] / 1000) + log(oud_mortality_HR) * (OUD, in care or not)"""
+    return base + age_rate + l_oud * oud
 
 
 def step(m) -> None:
     args = _arguments(m)
-    n_moved = _deaths_and_ageing(*args, *m.deaths())
+    n_moved = _deaths_and_ageing(*args, m.log_table(), m.week)
     # Birthdays into the next age band (few each step): their cached per-group factors change.
     if n_moved:
-        m.factors.update_rows(args[1][:n_moved], m.population.group)
+        m.factors.update_rows(m.scratch[:n_moved], m.population.group)
     m.replace_deceased()
 
 
 @per_parameters
 def _arguments(m) -> tuple:
     p, pop = m.params.demography, m.population
-    static, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
-    base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))
-    moved = m.scratch[: pop.n]  # rows that move into the next age band
-    return (
-        m.streams["demography"], moved, pop.age, pop.age_band, pop.group, pop.next_band_age, NEXT_BAND_AGE, static,
-        base, l_oud, base + top + pos(l_oud), m.dt_years,
+    age_rate, top = m.factors.get("mortality", pop.group, age=p.mortality_per_1000)
+    base, l_oud = float(log_hr(1e-3)), float(log_hr(p.oud_mortality_hr))  # per 1,000 -> per person
+    return bind(
+        _deaths_and_ageing, m.shared(), moved=m.scratch[: pop.n], band_starts=NEXT_BAND_AGE, age_rate=age_rate,
+        base=base, l_oud=l_oud, bound=upper_bound(mortality_log_hazard, base=base, age_rate=top, l_oud=l_oud),
     )  # fmt: skip
 
 
 @njit
 def _deaths_and_ageing(
-    s, moved, age, age_band, group, next_band_age, band_starts, static, base, l_oud, bound, dt,
-    stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
-    week,
+    demography_stream, moved, age, age_band, group, next_band_age, band_starts, age_rate, base, l_oud, bound, dt,
+    stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, count, uid, table, week,
 ):  # fmt: skip
     """Background deaths (marked as they are found), then everyone a step older. Returns how many moved
     into the next age band (their rows are the first entries of ``moved``)."""
+    s = demography_stream
     n = stage.size
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
-            lh = base + static[i] + l_oud * has_oud[stage[i]]
-            if uniform(s) * p_max < prob(math.exp(lh), dt) and stage[i] != deceased:
+            lh = mortality_log_hazard(base, age_rate[i], l_oud, has_oud[stage[i]])
+            if uniform(s) * p_max < prob(math.exp(lh), dt) and stage[i] != Stage.DECEASED:
                 mark_deceased(
-                    i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows,
-                    table, count, uid, week,
-                )  # fmt: skip
+                    i, stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, table, count, uid, week
+                )
             i += 1 + gap(s, lq)
     b = 0
     step_years = np.float32(dt)

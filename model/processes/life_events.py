@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import math
 
+from oudsim.model.binding import bind
 from oudsim.model.jit import gap, log_skip, njit, prob, uniform
 from oudsim.model.rates import log_hr, per_parameters
+
+STREAMS = ("life_events",)
+FLOWS = ()
+
+
+@njit(inline=True)
+def event_log_hazard(base, group):
+    """log(rate) + log(SES_HR[ses] * ACE_HR[ace])"""
+    return base + group
 
 
 def step(m) -> None:
@@ -20,22 +30,24 @@ def step(m) -> None:
 @per_parameters
 def _arguments(m) -> tuple:
     p, pop = m.params.life_events, m.population
-    static, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
-    return (
-        m.streams["life_events"], pop.last_event, m.recent, static, float(log_hr(p.rate)), top, m.dt_years,
-        p.recent_weeks,
+    group, top = m.factors.get("life_events", pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    base = float(log_hr(p.rate))
+    return bind(
+        _life_events, m.shared(), group=group, base=base, bound=event_log_hazard(base, top),
+        recent_weeks=p.recent_weeks,
     )  # fmt: skip
 
 
 @njit
-def _life_events(s, last_event, recent, static, base, top, dt, recent_weeks, week):
+def _life_events(life_events_stream, last_event, recent, group, base, bound, dt, recent_weeks, week):
+    s = life_events_stream
     n = last_event.size
-    p_max = prob(math.exp(min(base + top, 50.0)), dt)  # thinning at the highest group's rate
+    p_max = prob(math.exp(min(bound, 50.0)), dt)  # thinning at the highest group's rate
     if p_max > 0.0:
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
-            if uniform(s) * p_max < prob(math.exp(base + static[i]), dt):
+            if uniform(s) * p_max < prob(math.exp(event_log_hazard(base, group[i])), dt):
                 last_event[i] = week
             i += 1 + gap(s, lq)
     for i in range(n):

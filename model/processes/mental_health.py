@@ -18,10 +18,28 @@ import math
 
 import numpy as np
 
-from oudsim.agents.states import ACTIVE_USE, Care
+from oudsim.agents.states import Care, is_using
 from oudsim.model import rates
+from oudsim.model.binding import bind
 from oudsim.model.jit import gap, list_where, log_skip, njit, prob, uniform
-from oudsim.model.rates import log_hr, log_values, per_parameters, pos
+from oudsim.model.rates import log_hr, log_values, per_parameters, upper_bound
+
+STREAMS = ("mental_health",)
+FLOWS = ()
+
+
+@njit(inline=True)
+def onset_log_hazard_person(
+    group, l_event, event, l_lonely, loneliness, l_oud, using, l_craving, craving, l_comorbidity, other_disorder
+):  # fmt: skip
+    """The person's part of every disorder's onset log hazard: log(ACE_HR[ace] * SES_HR[ses])
+    + log(event_HR) * recent event + log(loneliness_HR) * loneliness + log(oud_HR) * active use
+    + log(craving_HR) * craving + log(comorbidity_HR) * another disorder active. The onset hazard of
+    disorder d is onset_d * onset_multiplier * exp(this)."""
+    return (
+        group + l_event * event + l_lonely * loneliness + l_oud * using + l_craving * craving
+        + l_comorbidity * other_disorder
+    )  # fmt: skip
 
 
 def step(m) -> None:
@@ -31,21 +49,25 @@ def step(m) -> None:
 @per_parameters
 def _arguments(m) -> tuple:
     p, dt, pop = m.params.mental_health, m.dt_years, m.population
-    static, top = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
+    group, top = m.factors.get("mental_health", pop.group, ses=p.ses_hr, ace=p.ace_hr)
     l_care, l_int = log_hr(p.care_remission_hr), log_hr(p.integrated_remission_hr)
     l_sup, l_oud_rem = log_hr(p.support_remission_hr), log_hr(p.oud_remission_hr)
-    ratios = [log_hr(h) for h in (p.event_hr, p.loneliness_hr, p.oud_hr, p.craving_hr, p.comorbidity_hr)]
-    # The largest person-level log hazard the parameters allow (each factor's exponent is at most 1),
-    # with a margin for float32 rounding: where the onset buckets start.
-    ceiling = np.float32(top + sum(pos(float(x)) for x in ratios) + 1e-3)
+    ratios = {
+        name: log_hr(hr)
+        for name, hr in (
+            ("l_event", p.event_hr), ("l_lonely", p.loneliness_hr), ("l_oud", p.oud_hr),
+            ("l_craving", p.craving_hr), ("l_comorbidity", p.comorbidity_hr),
+        )
+    }  # fmt: skip
+    # The largest person-level log hazard the parameters allow: the same terms, each ratio's log at
+    # least 0 and each factor at its largest (1), plus a margin for float32 rounding: where the onset
+    # buckets start.
+    ceiling = np.float32(upper_bound(onset_log_hazard_person, group=top, **ratios) + 1e-3)
     p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
-    return (
-        m.streams["mental_health"], m.scratch.view(np.int32), m.scratch_f, m.scratch_flags, pop.mh.reshape(-1),
-        pop.any_mh, pop.distress, pop.stage, static, m.recent, pop.loneliness, pop.craving, pop.in_mh_care, pop.care,
-        pop.family_support,
-        *np.flatnonzero(ACTIVE_USE).tolist(), Care.INTEGRATED.value, dt,  # the stages of active use: misuse, OUD
-        log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), *ratios, ceiling,
-        p_remit, p_remit.max(axis=1), rates.prob(p.trait_rate, dt),
+    return bind(
+        _onset_and_remission, m.shared(), scratch=m.scratch.view(np.int32), flat=pop.mh.reshape(-1), group=group,
+        log_onset=log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), **ratios, ceiling=ceiling,
+        p_remit=p_remit, p_remit_max=p_remit.max(axis=1), a_trait=rates.prob(p.trait_rate, dt),
     )  # fmt: skip
 
 
@@ -76,10 +98,11 @@ def _bucket(ceiling, c):
 
 @njit
 def _onset_and_remission(
-    s, scratch, common, flags, flat, any_mh, distress, stage, static, recent, loneliness, craving, in_mh_care, care,
-    family_support, misuse, oud, integrated, dt,
-    log_onset, l_event, l_lone, l_oud, l_crav, l_comorb, ceiling, p_remit, p_remit_max, a_trait,
+    mental_health_stream, scratch, scratch_f, flags, flat, any_mh, distress, stage, group, recent, loneliness, craving,
+    in_mh_care, care, family_support, dt,
+    log_onset, l_event, l_lonely, l_oud, l_craving, l_comorbidity, ceiling, p_remit, p_remit_max, a_trait,
 ):  # fmt: skip
+    s, common = mental_health_stream, scratch_f
     n = any_mh.size
     order = scratch[:n]  # people by bucket
     bucket = scratch[n : 2 * n]
@@ -87,9 +110,10 @@ def _onset_and_remission(
     # The person's part of the onset log hazard (the same for the three disorders), and their bucket.
     # Plain arithmetic on every person, with no lookups or branches, so that it runs as vector code.
     for i in range(n):
-        use = (stage[i] == misuse) | (stage[i] == oud)
-        c = static[i] + l_event * recent[i] + l_lone * loneliness[i] + l_oud * use + l_crav * craving[i]
-        c += l_comorb * any_mh[i]
+        c = onset_log_hazard_person(
+            group[i], l_event, recent[i], l_lonely, loneliness[i], l_oud, is_using(stage[i]), l_craving, craving[i],
+            l_comorbidity, any_mh[i],
+        )  # fmt: skip
         common[i] = c
         bucket[i] = _bucket(ceiling, c)
     # People in order of bucket, in row order within each (a counting sort). The four quarters of the
@@ -156,8 +180,7 @@ def _onset_and_remission(
         while j < m_any:
             i = anyone[j]
             if flat[d * n + i]:
-                use = (stage[i] == misuse) | (stage[i] == oud)
-                code = in_mh_care[i] + 2 * (care[i] == integrated) + 4 * family_support[i] + 8 * use
+                code = in_mh_care[i] + 2 * (care[i] == Care.INTEGRATED) + 4 * family_support[i] + 8 * is_using(stage[i])
                 if uniform(s) * p_max < p_remit[d, code]:
                     flat[d * n + i] = False
             j += 1 + gap(s, lq)

@@ -15,8 +15,24 @@ import math
 import numpy as np
 
 from oudsim.agents.population import mark_deceased
+from oudsim.model.binding import bind
 from oudsim.model.jit import gap, log_skip, njit, prob, uniform
-from oudsim.model.rates import F32, log_hr, per_parameters, pos
+from oudsim.model.rates import F32, log_hr, per_parameters, upper_bound
+
+STREAMS = ("overdose", "bereavement")
+FLOWS = ("overdoses", "overdose_deaths", "alone_overdoses")
+
+
+@njit(inline=True)
+def overdose_log_hazard(base, stage_ratio, l_tolerance, lost_tolerance):
+    """log(rate_oud) + log(stage_HR[stage]) + log(lost_tolerance_HR) * (weeks after care or relapse)"""
+    return base + stage_ratio + l_tolerance * lost_tolerance
+
+
+@njit(inline=True)
+def alone_probability(alone_base, alone_loneliness, loneliness, alone_stigma, internal_stigma):
+    """P(alone) = clip(alone_base + alone_loneliness * loneliness + alone_stigma * internalised stigma)"""
+    return min(max(alone_base + alone_loneliness * loneliness + alone_stigma * internal_stigma, 0.0), 1.0)
 
 
 def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) -> tuple[np.ndarray, float]:
@@ -28,7 +44,7 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 def step(m) -> None:
     # Deaths are marked as they are found (agents.population.mark_deceased); replaced in demography.
-    n_od, n_alone, n_dead = _overdoses(*_arguments(m), *m.deaths())
+    n_od, n_alone, n_dead = _overdoses(*_arguments(m), m.log_table(), m.week)
     f = m.flows
     f["overdoses"] += n_od
     f["overdose_deaths"] += n_dead
@@ -37,25 +53,26 @@ def step(m) -> None:
 
 @per_parameters
 def _arguments(m) -> tuple:
-    p, pop, net = m.params.overdose, m.population, m.network
+    p = m.params.overdose
     log_stage, top = _log_stage_hr(p.misuse_hr, p.treatment_hr, p.remission_hr)
-    base, l_tol = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
-    witnessed = p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy)
-    return (
-        m.streams["overdose"], m.streams["bereavement"], pop.lost_tolerance_until, pop.last_overdose, pop.loneliness,
-        pop.internal_stigma, pop.last_event, net.indptr, net.active_neighbour,
-        log_stage, base, l_tol, base + top + pos(l_tol), p.alone_base, p.alone_loneliness, p.alone_stigma, p.fatality,
-        witnessed, m.params.life_events.bereavement_prob, m.dt_years,
+    base, l_tolerance = float(log_hr(p.rate_oud)), float(log_hr(p.lost_tolerance_hr))
+    return bind(
+        _overdoses, m.shared(), log_stage=log_stage, base=base, l_tolerance=l_tolerance,
+        bound=upper_bound(overdose_log_hazard, base=base, stage_ratio=top, l_tolerance=l_tolerance),
+        alone_base=p.alone_base, alone_loneliness=p.alone_loneliness, alone_stigma=p.alone_stigma,
+        fatality=p.fatality, witnessed=p.witnessed_fatality_factor * (1.0 - p.naloxone_coverage * p.naloxone_efficacy),
+        bereavement=m.params.life_events.bereavement_prob,
     )  # fmt: skip
 
 
 @njit
 def _overdoses(
-    s, s_bereavement, lost_tolerance_until, last_overdose, loneliness, internal, last_event, indptr, active_neighbour,
-    log_stage, base, l_tol, bound, alone_base, alone_lone, alone_stigma, fatality, witnessed, bereavement, dt,
-    stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows, table, count, uid,
-    week,
+    overdose_stream, bereavement_stream, lost_tolerance_until, last_overdose, loneliness, internal_stigma, last_event,
+    indptr, active_neighbour, log_stage, base, l_tolerance, bound, alone_base, alone_loneliness, alone_stigma, fatality,
+    witnessed, bereavement, dt, stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, count, uid,
+    table, week,
 ):  # fmt: skip
+    s = overdose_stream
     n = stage.size
     first = died[0]  # this kernel's deaths are dead_rows[first:]
     n_od = n_alone = 0
@@ -68,17 +85,18 @@ def _overdoses(
             # numbers for the same candidates (common random numbers), so a difference in deaths
             # between them comes from the scenario, not from the streams drifting apart.
             u_overdose, u_alone, u_death = uniform(s), uniform(s), uniform(s)
-            lh = base + log_stage[stage[i]] + l_tol * (lost_tolerance_until[i] > week)
+            lh = overdose_log_hazard(base, log_stage[stage[i]], l_tolerance, lost_tolerance_until[i] > week)
             if u_overdose * p_max < prob(math.exp(lh), dt):
                 n_od += 1
                 last_overdose[i] = week
-                p_alone = min(max(alone_base + alone_lone * loneliness[i] + alone_stigma * internal[i], 0.0), 1.0)
-                alone = u_alone < p_alone
+                alone = u_alone < alone_probability(
+                    alone_base, alone_loneliness, loneliness[i], alone_stigma, internal_stigma[i]
+                )
                 n_alone += alone
                 if u_death < fatality * (1.0 if alone else witnessed):
                     mark_deceased(
-                        i, stage, stage_since, care, in_mh_care, waiting, has_oud, deceased, no_care, died, dead_rows,
-                        table, count, uid, week,
+                        i, stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, table, count, uid,
+                        week,
                     )  # fmt: skip
             i += 1 + gap(s, lq)
     # Bereavement: an overdose death is a stressful event for the person's ties (its own stream, so
@@ -86,6 +104,6 @@ def _overdoses(
     for r in range(first, died[0]):
         for j in range(indptr[dead_rows[r]], indptr[dead_rows[r] + 1]):
             c = active_neighbour[j]
-            if c != n and uniform(s_bereavement) < bereavement:
+            if c != n and uniform(bereavement_stream) < bereavement:
                 last_event[c] = week
     return n_od, n_alone, died[0] - first

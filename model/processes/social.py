@@ -26,12 +26,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from oudsim.agents.states import ACTIVE_USE, RECOVERING
+from oudsim.agents.states import is_recovering, is_using
+from oudsim.model.binding import bind
 from oudsim.model.jit import gap, log_skip, njit, prob, total, uniform
 from oudsim.model.network import switch_tie
-from oudsim.model.rates import per_parameters
+from oudsim.model.rates import per_parameters, upper_bound
+
+STREAMS = ("social",)
+FLOWS = ()
 
 _FLOOR = 1e-6
+
+
+@njit(inline=True)
+def new_tie_hazard(new_tie, peer_support, loneliness):
+    """A latent tie forms at new_tie_rate + peer_support_rate * max(loneliness of its two ends)."""
+    return new_tie + peer_support * loneliness
 
 
 def step(m) -> None:
@@ -41,19 +51,20 @@ def step(m) -> None:
 
 @per_parameters
 def _tie_arguments(m) -> tuple:
-    p, pop, net = m.params.social, m.population, m.network
+    p, net = m.params.social, m.network
     p_lapse, p_reconnect = _tie_tables(
         p.tie_loss_rate * p.isolation_multiplier, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, m.dt_years
     )
+    # Candidates come at the largest per-end probability of any of the three events.
+    top_new = upper_bound(new_tie_hazard, new_tie=p.new_tie_rate, peer_support=p.peer_support_rate)
+    p_max = max(p_lapse.max(), p_reconnect.max(), prob(top_new, m.dt_years))
     # Room for the candidates of a step: the expected number and ten standard deviations; a step with
     # more makes itself room.
-    p_max = max(p_lapse.max(), p_reconnect.max(), prob(p.new_tie_rate + p.peer_support_rate, m.dt_years))
     expected = net.entry_row_tie.shape[0] * p_max
     candidates = np.empty(int(expected + 10 * np.sqrt(expected) + 64), dtype=np.int64)
-    return (
-        m.streams["social"], m.scratch, candidates, net.u, net.v, net.active, net.latent, net.active_neighbour,
-        net.entry_row_tie, net.n_active, net.pos_uv, net.pos_vu, pop.stage, pop.any_mh, pop.loneliness,
-        ACTIVE_USE, p_lapse, p_reconnect, p.new_tie_rate, p.peer_support_rate, m.dt_years,
+    return bind(
+        _lapse_and_regrow, m.shared(), candidates=candidates, p_lapse=p_lapse, p_reconnect=p_reconnect,
+        new_tie=p.new_tie_rate, peer_support=p.peer_support_rate, p_max=p_max,
     )  # fmt: skip
 
 
@@ -67,14 +78,14 @@ def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
 
 @njit
 def _lapse_and_regrow(
-    s, found, candidates, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu, stage,
-    any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, dt,
+    social_stream, scratch, candidates, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu,
+    stage, any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, p_max, dt,
 ):  # fmt: skip
+    s, found = social_stream, scratch
     n_entries = entry_row_tie.shape[0]  # 0 without ties: the walk below is empty
     # One walk over all tie ends (entries), with candidates at the largest per-end probability of
-    # either event: an end of an active tie may lapse, an end of an inactive one may regrow. Decided
-    # from the ties as they are at the start of the step, then applied.
-    p_max = max(p_lapse.max(), p_reconnect.max(), prob(new_tie + peer_support, dt))  # loneliness <= 1
+    # any event (p_max): an end of an active tie may lapse, an end of an inactive one may regrow.
+    # Decided from the ties as they are at the start of the step, then applied.
     k = 0  # found[j] = t for a lapse, -1 - t for a regrowth
     c = 0  # candidates: the entries the walk lands on
     if p_max > 0.0:
@@ -103,7 +114,7 @@ def _lapse_and_regrow(
             if latent[t]:  # once, from its first end, at the tie's own rate
                 if r == u[t]:
                     lone = max(loneliness[r], loneliness[v[t]])
-                    if uniform(s) * p_max < prob(new_tie + peer_support * lone, dt):
+                    if uniform(s) * p_max < prob(new_tie_hazard(new_tie, peer_support, lone), dt):
                         found = _room(found, k)
                         found[k] = -1 - t
                         k += 1
@@ -140,27 +151,24 @@ def refresh(m) -> None:
 
 @per_parameters
 def _refresh_arguments(m) -> tuple:
-    p, pop, net = m.params.social, m.population, m.network
+    p, pop = m.params.social, m.population
     # One int64 per person packs what the pass sums: ties in recovery in the top b bits, ties using in
     # the next b, the attitude as an integer at 2^-q in the rest, where b = bits(largest possible ties)
     # so no sum can overflow into its neighbour (q = 48 at mean degree 10). Beyond 2^16 possible ties
     # a person (a hub of a million-node graph) the sums are kept apart instead.
     b = max(int(m.network.max_ties).bit_length(), 1)
-    # The stages whose ties count as using, and as in recovery (two each: the pass compares with both).
-    using, recovering = np.flatnonzero(ACTIVE_USE).astype(np.int8), np.flatnonzero(RECOVERING).astype(np.int8)
-    return (
-        m.scratch[: pop.n + 1], m.scratch[pop.n + 1 : 2 * pop.n + 1], net.running_sum, net.indptr,
-        net.active_neighbour, net.n_active, pop.stage, pop.stigma, pop.family_support, using, recovering,
-        float(p.supportive_ties_full), float(p.family_weight), b, b > 16, pop.degree, pop.using_ties,
-        pop.recovery_ties, pop.perceived_stigma, pop.loneliness,
+    return bind(
+        _refresh, m.shared(), packed=m.scratch[: pop.n + 1], sums=m.scratch[pop.n + 1 : 2 * pop.n + 1],
+        full=float(p.supportive_ties_full), fw=float(p.family_weight), b=b, wide=b > 16,
     )  # fmt: skip
 
 
 @njit
 def _refresh(
-    packed, sums, running, indptr, active_neighbour, n_active, stage, stigma, family_support, using, recovering, full,
-    fw, b, wide, degree, using_ties, recovery_ties, perceived, loneliness,
+    packed, sums, running_sum, indptr, active_neighbour, n_active, stage, stigma, family_support, full, fw, b, wide,
+    degree, using_ties, recovery_ties, perceived_stigma, loneliness,
 ):  # fmt: skip
+    running, perceived = running_sum, perceived_stigma
     n = stage.size
     q = 63 - 3 * b
     scale = float(1 << q) if not wide else 1.0
@@ -171,9 +179,7 @@ def _refresh(
         # What each person adds to the sums of their ties: plain arithmetic, vector code.
         for i in range(n):
             st = stage[i]
-            in_recovery = (st == recovering[0]) | (st == recovering[1])
-            is_using = (st == using[0]) | (st == using[1])
-            packed[i] = (np.int64(in_recovery) << (63 - b)) + (np.int64(is_using) << (63 - 2 * b))
+            packed[i] = (np.int64(is_recovering(st)) << (63 - b)) + (np.int64(is_using(st)) << (63 - 2 * b))
             packed[i] += np.int64(stigma[i] * scale + 0.5)
         packed[n] = 0  # what an inactive entry (whose neighbour is n, no one) adds
         # A running sum over every entry, then each row's sum as the difference of two of its values:
@@ -214,9 +220,8 @@ def _refresh(
         for j in range(indptr[i], indptr[i + 1]):
             c = active_neighbour[j]
             if c != n:
-                st = stage[c]
-                n_using += (st == using[0]) | (st == using[1])
-                n_rec += (st == recovering[0]) | (st == recovering[1])
+                n_using += is_using(stage[c])
+                n_rec += is_recovering(stage[c])
                 attitudes += stigma[c]
         degree[i] = deg
         using_ties[i] = n_using

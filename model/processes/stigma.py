@@ -15,8 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from oudsim.agents.states import Stage
+from oudsim.model.binding import bind
 from oudsim.model.jit import njit
 from oudsim.model.rates import per_parameters, prob
+
+STREAMS = ()
+FLOWS = ()
 
 
 def _contact_table(contact_rate: float, dt: float, max_ties: int) -> np.ndarray:
@@ -30,20 +34,20 @@ def step(m) -> None:
 
 @per_parameters
 def _arguments(m) -> tuple:
-    p, dt, pop = m.params.stigma, m.dt_years, m.population
-    return (
-        pop.stigma, pop.internal_stigma, pop.perceived_stigma, pop.stigma_norm, pop.recovery_ties, pop.stage,
-        pop.any_mh, m.scratch_f, _contact_table(p.contact_rate, dt, m.network.max_ties), prob(p.conformity_rate, dt),
-        prob(p.norm_reversion_rate, dt), p.campaign_strength, p.mh_stigma_factor, p.dual_stigma_factor,
-        prob(p.internalisation_rate, dt), Stage.NONE.value,
+    p, dt = m.params.stigma, m.dt_years
+    return bind(
+        _attitudes, m.shared(), contact=_contact_table(p.contact_rate, dt, m.network.max_ties),
+        a_conf=prob(p.conformity_rate, dt), a_norm=prob(p.norm_reversion_rate, dt), campaign=p.campaign_strength,
+        mh_factor=p.mh_stigma_factor, dual_factor=p.dual_stigma_factor, a_int=prob(p.internalisation_rate, dt),
     )  # fmt: skip
 
 
 @njit
 def _attitudes(
-    s, internal, perceived, norm, recovery_ties, stage, any_mh, contacted, contact, a_conf, a_norm, campaign, mh_factor,
-    dual_factor, a_int, none,
+    stigma, internal_stigma, perceived_stigma, stigma_norm, recovery_ties, stage, any_mh, scratch_f, contact, a_conf,
+    a_norm, campaign, mh_factor, dual_factor, a_int,
 ):  # fmt: skip
+    s, internal, perceived, norm, contacted = stigma, internal_stigma, perceived_stigma, stigma_norm, scratch_f
     # The table lookup in a loop of its own: in the main loop it would keep that loop from running as
     # vector code (float32 throughout, selects rather than branches; measured ~2x faster split).
     for i in range(s.size):
@@ -61,7 +65,7 @@ def _attitudes(
         x = s[i] * (keep - contacted[i]) + w_conf * perceived[i] + w_norm * norm[i]
         x = min(max(x, zero), one)
         s[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
-        user = stage[i] != none
+        user = stage[i] != Stage.NONE
         mh = any_mh[i]
         factor = (f_dual if mh else f_use) if user else (f_mh if mh else f_none)
         y = internal[i] * keep_int + w_int * min(perceived[i] * factor, one)

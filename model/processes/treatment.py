@@ -24,9 +24,44 @@ import math
 import numpy as np
 
 from oudsim.agents.states import NEVER, Care, Stage
+from oudsim.model.binding import bind
 from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
-from oudsim.model.rates import log_hr, per_parameters, pos, rows_where
+from oudsim.model.rates import log_hr, per_parameters, rows_where, upper_bound
 from oudsim.model.transitions import append
+
+STREAMS = ("care", "admission", "mh_care")
+FLOWS = ("admissions",)
+
+
+# The hazards (annual), as in the module's docstring and docs/ODD.md; every l_* is a log hazard ratio.
+@njit(inline=True)
+def dropout_hazard(dropout, l_stigma, internal_stigma, l_untreated_mh, untreated_mh, l_integrated, integrated):
+    """leaving OUD care against advice (to untreated OUD)"""
+    return dropout * math.exp(l_stigma * internal_stigma + l_untreated_mh * untreated_mh + l_integrated * integrated)
+
+
+@njit(inline=True)
+def seeking_hazard(
+    seek, l_perceived, perceived_stigma, l_internal, internal_stigma, l_dual, disorder, l_peer, peers, l_overdose,
+    recent_overdose,
+):  # fmt: skip
+    """untreated OUD, not yet waiting -> the queue"""
+    return seek * math.exp(
+        l_perceived * perceived_stigma + l_internal * internal_stigma + l_dual * disorder + l_peer * peers
+        + l_overdose * recent_overdose
+    )  # fmt: skip
+
+
+@njit(inline=True)
+def mh_exit_hazard(exit_rate, l_remitted, remitted):
+    """leaving mental-health care"""
+    return exit_rate * math.exp(l_remitted * remitted)
+
+
+@njit(inline=True)
+def mh_seeking_log_hazard(log_seek, l_internal, internal_stigma):
+    """a disorder, out of care -> mental-health care (while slots are free), in log"""
+    return log_seek + l_internal * internal_stigma
 
 
 def slots(m) -> tuple[int, int, int]:
@@ -50,95 +85,106 @@ def step(m) -> None:
 
 
 def _leave_care_and_seek(m) -> None:
-    _leave_and_seek(*_care_arguments(m), *m.log())
+    _leave_and_seek(*_care_arguments(m), m.log_table(), m.week)
 
 
 @per_parameters
 def _care_arguments(m) -> tuple:
-    p, dt, pop = m.params.treatment, m.dt_years, m.population
-    l_stig_drop, l_untreated_mh = float(log_hr(p.stigma_dropout_hr)), float(log_hr(p.untreated_mh_dropout_hr))
-    l_int_drop, l_perceived = float(log_hr(p.integrated_dropout_hr)), float(log_hr(p.perceived_stigma_hr))
-    l_internal, l_dual = float(log_hr(p.internal_stigma_hr)), float(log_hr(p.dual_stigma_hr))
-    l_peer, l_od_seek = float(log_hr(p.peer_recovery_hr)), float(log_hr(p.overdose_seek_hr))
-    # The largest hazards of leaving care and of seeking (stigma scores are in [0, 1]), for skip_bound.
-    leave = p.dropout_rate * math.exp(min(pos(l_stig_drop) + pos(l_untreated_mh) + pos(l_int_drop), 700.0))
-    top_seek = pos(l_perceived) + pos(l_internal) + pos(l_dual) + pos(l_peer) * p.peer_recovery_cap + pos(l_od_seek)
-    return (
-        m.streams["care"], m.scratch, m.scratch_flags, pop.stage, pop.stage_since, pop.care, pop.any_mh, pop.in_mh_care,
-        pop.internal_stigma, pop.perceived_stigma, pop.recovery_ties, pop.last_overdose, pop.lost_tolerance_until,
-        pop.waiting, pop.wait_since,
-        p.dropout_rate, l_stig_drop, l_untreated_mh, l_int_drop, p.completion_rate, p.waitlist_giveup_rate, p.seek_rate,
-        l_perceived, l_internal, l_dual, l_peer, float(p.peer_recovery_cap), l_od_seek,
-        p.recent_overdose_weeks, p.post_care_weeks, skip_bound((leave + p.completion_rate) * dt),
-        skip_bound(p.seek_rate * math.exp(min(top_seek, 700.0)) * dt), dt, NEVER,
-        Care.NONE.value, Care.INTEGRATED.value, Stage.OUD.value, Stage.TREATMENT.value, Stage.REMISSION.value,
+    p, dt = m.params.treatment, m.dt_years
+    ratios = {
+        name: float(log_hr(hr))
+        for name, hr in (
+            ("l_stigma_dropout", p.stigma_dropout_hr), ("l_untreated_mh", p.untreated_mh_dropout_hr),
+            ("l_integrated_dropout", p.integrated_dropout_hr), ("l_perceived", p.perceived_stigma_hr),
+            ("l_internal", p.internal_stigma_hr), ("l_dual", p.dual_stigma_hr), ("l_peer", p.peer_recovery_hr),
+            ("l_overdose_seek", p.overdose_seek_hr),
+        )
+    }  # fmt: skip
+    r, peer_cap = ratios, float(p.peer_recovery_cap)
+    # The largest hazards of leaving care and of seeking, from the hazards' own terms, for skip_bound.
+    leave = upper_bound(
+        dropout_hazard, dropout=p.dropout_rate, l_stigma=r["l_stigma_dropout"], l_untreated_mh=r["l_untreated_mh"],
+        l_integrated=r["l_integrated_dropout"],
+    )  # fmt: skip
+    seek = upper_bound(
+        seeking_hazard, seek=p.seek_rate, l_perceived=r["l_perceived"], l_internal=r["l_internal"], l_dual=r["l_dual"],
+        l_peer=r["l_peer"], peers=peer_cap, l_overdose=r["l_overdose_seek"],
+    )  # fmt: skip
+    return bind(
+        _leave_and_seek, m.shared(), **ratios, dropout=p.dropout_rate, completion=p.completion_rate,
+        giveup=p.waitlist_giveup_rate, seek=p.seek_rate, peer_cap=peer_cap,
+        recent_od_weeks=p.recent_overdose_weeks, post_care_weeks=p.post_care_weeks,
+        u_leave=skip_bound((leave + p.completion_rate) * dt), u_seek=skip_bound(seek * dt),
     )  # fmt: skip
 
 
 @njit
 def _leave_and_seek(
-    s, scratch, flags, stage, stage_since, care, any_mh, in_mh_care, internal, perceived, recovery_ties, last_overdose,
-    lost_tolerance_until, waiting, wait_since,
-    dropout, l_stig_drop, l_untreated_mh, l_int_drop, completion, giveup,
-    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_od_seek, recent_od_weeks, post_care_weeks, u_leave,
-    u_seek, dt, never, no_care, integrated, oud, treatment, remission, table, count, uid, week,
+    care_stream, scratch, flags, stage, stage_since, care, any_mh, in_mh_care, internal_stigma, perceived_stigma,
+    recovery_ties, last_overdose, lost_tolerance_until, waiting, wait_since,
+    dropout, l_stigma_dropout, l_untreated_mh, l_integrated_dropout, completion, giveup,
+    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_overdose_seek, recent_od_weeks, post_care_weeks,
+    u_leave, u_seek, dt, count, uid, table, week,
 ):  # fmt: skip
     """For each person, in one pass: leaving OUD care (dropout or completion, competing); giving up
     the queue; seeking care. People who drop out this step count as untreated OUD when seeking (they
     may seek again at once). Those who left care are then moved and logged (model.transitions)."""
+    s, internal, perceived = care_stream, internal_stigma, perceived_stigma
     n = stage.size
     left = scratch[:n]
     to = scratch[n : 2 * n]  # the stage each goes to
     # Only people with OUD (in care or not) or in the queue can have any of these events: list them
     # first, in row order, so the pass with draws walks a few percent of people.
     for i in range(n):
-        flags[i] = (stage[i] == oud) | (stage[i] == treatment) | waiting[i]
+        flags[i] = (stage[i] == Stage.OUD) | (stage[i] == Stage.TREATMENT) | waiting[i]
     listed = scratch[2 * n : 3 * n]
     k = 0
     p_quit = prob(giveup, dt)
     for j in range(list_where(flags, listed)):
         i = listed[j]
-        untreated = stage[i] == oud
+        untreated = stage[i] == Stage.OUD
         # Exponential draws are made from a uniform first; at or above the u_ bounds (skip_bound) no one
         # can have the event and the hazard is not worked out.
-        if stage[i] == treatment:
+        if stage[i] == Stage.TREATMENT:
             u = uniform(s)
             if u < u_leave:
-                integ = care[i] == integrated
+                integ = care[i] == Care.INTEGRATED
                 untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
-                h_drop = dropout * math.exp(
-                    l_stig_drop * internal[i] + l_untreated_mh * untreated_mh + l_int_drop * integ
+                h_drop = dropout_hazard(
+                    dropout, l_stigma_dropout, internal[i], l_untreated_mh, untreated_mh, l_integrated_dropout, integ
                 )
                 total = h_drop + completion
                 if below(u, total * dt):
                     dropped = uniform(s) * total < h_drop
                     left[k] = i
-                    to[k] = oud if dropped else remission
+                    to[k] = Stage.OUD if dropped else Stage.REMISSION
                     k += 1
                     untreated = dropped
         if waiting[i] and uniform(s) < p_quit:
             waiting[i] = False
-            wait_since[i] = never
+            wait_since[i] = NEVER
         if untreated and not waiting[i]:
             u = uniform(s)
             if u < u_seek:
-                lh = l_perceived * perceived[i] + l_internal * internal[i] + l_dual * any_mh[i]
                 recent_od = (week - last_overdose[i]) < recent_od_weeks
-                lh += l_peer * min(recovery_ties[i], peer_cap) + l_od_seek * recent_od
-                if below(u, seek * math.exp(lh) * dt):
+                h = seeking_hazard(
+                    seek, l_perceived, perceived[i], l_internal, internal[i], l_dual, any_mh[i], l_peer,
+                    min(recovery_ties[i], peer_cap), l_overdose_seek, recent_od,
+                )  # fmt: skip
+                if below(u, h * dt):
                     waiting[i] = True
                     wait_since[i] = week
     for j in range(k):
         i = left[j]
-        append(table, count, uid, i, treatment, to[j], week)
+        append(table, count, uid, i, Stage.TREATMENT, to[j], week)
         stage[i] = to[j]
         stage_since[i] = week
-        care[i] = no_care
+        care[i] = Care.NONE
         lost_tolerance_until[i] = week + post_care_weeks  # tolerance is lost for the first weeks after care
 
 
 def _admit(m) -> None:
-    admitted = _admission(*_admission_arguments(m), *m.log())
+    admitted = _admission(*_admission_arguments(m), m.log_table(), m.week)
     if admitted < 0:
         # Capacity cut below occupancy (a slider or a scenario): the newest admissions return to the queue.
         pop, (cap_med, cap_int, _) = m.population, slots(m)
@@ -151,35 +197,32 @@ def _admit(m) -> None:
                 m.set_stage(back, Stage.OUD)
                 pop.waiting[back] = True
                 pop.wait_since[back] = NEVER + 1  # front of the queue
-        admitted = _admission(*_admission_arguments(m), *m.log())
+        admitted = _admission(*_admission_arguments(m), m.log_table(), m.week)
     m.flows["admissions"] += max(admitted, 0)
 
 
 @per_parameters
 def _admission_arguments(m) -> tuple:
-    pop, (cap_med, cap_int, _) = m.population, slots(m)
-    return (
-        m.streams["admission"], m.scratch, pop.care, pop.waiting, pop.wait_since, pop.any_mh, pop.in_mh_care, cap_med,
-        cap_int, Care.MEDICATION.value, Care.INTEGRATED.value, NEVER, Stage.TREATMENT.value, pop.stage,
-        pop.stage_since,
-    )  # fmt: skip
+    cap_med, cap_int, _ = slots(m)
+    return bind(_admission, m.shared(), cap_med=cap_med, cap_int=cap_int)
 
 
 @njit
 def _admission(
-    s, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, medication, integrated, never,
-    treatment, stage, stage_since, table, count, uid, week,
+    admission_stream, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, stage, stage_since,
+    count, uid, table, week,
 ):  # fmt: skip
     """Fill free slots from the queue, first come first served (ties at random): integrated slots go to
     people with a disorder first, medication slots to everyone left in queue order. The admitted move to
     treatment (logged, model.transitions). Returns how many were admitted, or -1 (admitting no one) if a
     service is over capacity."""
+    s = admission_stream
     n = care.size
     # Counts first, in a loop of plain comparisons (vector code); the queue only when someone can enter.
     n_med = n_int = n_wait = 0
     for i in range(n):
-        n_med += care[i] == medication
-        n_int += care[i] == integrated
+        n_med += care[i] == Care.MEDICATION
+        n_int += care[i] == Care.INTEGRATED
         n_wait += waiting[i]
     if n_med > cap_med or n_int > cap_int:
         return -1
@@ -203,7 +246,7 @@ def _admission(
             break
         i = queue[order[j]]
         if any_mh[i]:
-            care[i] = integrated
+            care[i] = Care.INTEGRATED
             in_mh_care[i] = False  # integrated care treats the disorder itself; the MH slot is freed
             admitted[a] = i
             a += 1
@@ -212,17 +255,17 @@ def _admission(
         if free_med == 0:
             break
         i = queue[order[j]]
-        if care[i] == 0:
-            care[i] = medication
+        if care[i] == Care.NONE:
+            care[i] = Care.MEDICATION
             admitted[a] = i
             a += 1
             free_med -= 1
     for j in range(a):  # in the order admitted
         i = admitted[j]
         waiting[i] = False
-        wait_since[i] = never
-        append(table, count, uid, i, stage[i], treatment, week)
-        stage[i] = treatment
+        wait_since[i] = NEVER
+        append(table, count, uid, i, stage[i], Stage.TREATMENT, week)
+        stage[i] = Stage.TREATMENT
         stage_since[i] = week
     return a
 
@@ -233,31 +276,32 @@ def _mental_health_care(m) -> None:
 
 @per_parameters
 def _mh_care_arguments(m) -> tuple:
-    p, pop = m.params.treatment, m.population
+    p = m.params.treatment
     _, _, cap = slots(m)
-    l_int = float(log_hr(p.internal_stigma_hr))
-    l_exit_remitted = float(log_hr(p.mh_exit_remitted_hr))
-    u_exit = skip_bound(p.mh_exit_rate * math.exp(min(pos(l_exit_remitted), 700.0)) * m.dt_years)
-    return (
-        m.streams["mh_care"], m.scratch, pop.in_mh_care, pop.any_mh, pop.care, pop.internal_stigma, cap,
-        p.mh_exit_rate, l_exit_remitted, u_exit, float(log_hr(p.mh_seek_rate)), l_int, pos(l_int), m.dt_years,
-        Care.INTEGRATED.value,
+    l_internal, l_remitted = float(log_hr(p.internal_stigma_hr)), float(log_hr(p.mh_exit_remitted_hr))
+    log_seek = float(log_hr(p.mh_seek_rate))
+    top_exit = upper_bound(mh_exit_hazard, exit_rate=p.mh_exit_rate, l_remitted=l_remitted)
+    return bind(
+        _mh_care, m.shared(), cap=cap, exit_rate=p.mh_exit_rate, l_remitted=l_remitted,
+        u_exit=skip_bound(top_exit * m.dt_years), log_seek=log_seek, l_internal=l_internal,
+        bound=upper_bound(mh_seeking_log_hazard, log_seek=log_seek, l_internal=l_internal),
     )  # fmt: skip
 
 
 @njit
 def _mh_care(
-    s, seekers, inside, any_mh, care, internal, cap, exit_rate, l_exit_remitted, u_exit, l_seek, l_int, l_int_max, dt,
-    integ,
+    mh_care_stream, scratch, in_mh_care, any_mh, care, internal_stigma, cap, exit_rate, l_remitted, u_exit, log_seek,
+    l_internal, bound, dt,
 ):  # fmt: skip
     """Leaving mental-health care, then seeking it while slots are free (seekers beyond the free
     slots are turned away at random)."""
+    s, seekers, inside, internal = mh_care_stream, scratch, in_mh_care, internal_stigma
     n = inside.size
     used = 0
     for i in range(n):
         if inside[i]:
             u = uniform(s)  # at or above u_exit no one leaves (skip_bound)
-            if u < u_exit and below(u, exit_rate * math.exp(l_exit_remitted * (not any_mh[i])) * dt):
+            if u < u_exit and below(u, mh_exit_hazard(exit_rate, l_remitted, not any_mh[i]) * dt):
                 inside[i] = False
             else:
                 used += 1
@@ -266,13 +310,13 @@ def _mh_care(
         return
     # Seeking: candidates at the no-stigma rate, kept by eligibility and the stigma ratio.
     k = 0
-    p_max = prob(math.exp(min(l_seek + l_int_max, 50.0)), dt)
+    p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
-            if any_mh[i] and not inside[i] and care[i] != integ:
-                if uniform(s) * p_max < prob(math.exp(l_seek + l_int * internal[i]), dt):
+            if any_mh[i] and not inside[i] and care[i] != Care.INTEGRATED:
+                if uniform(s) * p_max < prob(math.exp(mh_seeking_log_hazard(log_seek, l_internal, internal[i])), dt):
                     seekers[k] = i
                     k += 1
             i += 1 + gap(s, lq)

@@ -23,50 +23,102 @@ import math
 import numpy as np
 
 from oudsim.agents.states import NEVER, Stage
+from oudsim.model.binding import bind
 from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
-from oudsim.model.rates import log_hr, per_parameters, pos
+from oudsim.model.rates import log_hr, per_parameters, upper_bound
 from oudsim.model.transitions import append
+
+STREAMS = ("use",)
+FLOWS = ("new_oud",)
 
 # The transitions of this process, by the code the kernel gives them: the stage each leads to.
 START, STOP, PROGRESS, REMIT, RELAPSE = range(5)
 LEADS_TO = np.array([Stage.MISUSE, Stage.NONE, Stage.OUD, Stage.REMISSION, Stage.OUD], dtype=np.int8)
 
 
+# The hazards (annual), as in the module's docstring and docs/ODD.md; every l_* is a log hazard ratio.
+@njit(inline=True)
+def initiation_log_hazard(
+    base, group, l_mh, disorder, l_impulsivity, impulsivity, l_peer, peers, l_lonely, loneliness, l_event, event
+):  # fmt: skip
+    """none -> misuse, in log: log(initiation_rate * access) + log(age, SES, ACE ratios) + ..."""
+    return (
+        base + group + l_mh * disorder + l_impulsivity * impulsivity + l_peer * peers + l_lonely * loneliness
+        + l_event * event
+    )  # fmt: skip
+
+
+@njit(inline=True)
+def cessation_hazard(cessation, l_support, support):
+    """misuse -> none"""
+    return cessation * math.exp(l_support * support)
+
+
+@njit(inline=True)
+def progression_hazard(progression, l_dysregulation, dysregulation, l_risk, risk, l_craving, craving):
+    """misuse -> OUD"""
+    return progression * math.exp(l_dysregulation * dysregulation + l_risk * risk + l_craving * craving)
+
+
+@njit(inline=True)
+def remission_hazard(remission, l_support, support, l_mh, disorder):
+    """untreated OUD -> remission (natural remission)"""
+    return remission * math.exp(l_support * support + l_mh * disorder)
+
+
+@njit(inline=True)
+def relapse_hazard(relapse, l_craving, craving, l_mh, disorder, l_event, event, l_lonely, loneliness):
+    """remission -> OUD"""
+    return relapse * math.exp(l_craving * craving + l_mh * disorder + l_event * event + l_lonely * loneliness)
+
+
 def step(m) -> None:
-    m.flows["new_oud"] += _use(*_arguments(m), *m.log())
+    m.flows["new_oud"] += _use(*_arguments(m), m.log_table(), m.week)
 
 
 @per_parameters
 def _arguments(m) -> tuple:
     p, pop, dt = m.params.use, m.population, m.dt_years
-    static, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    group, top = m.factors.get("initiation", pop.group, age=p.age_hr, ses=p.ses_hr, ace=p.ace_hr)
+    peer_cap = float(p.peer_cap)
+    ratios = {
+        name: float(log_hr(hr))
+        for name, hr in (
+            ("l_mh_start", p.mh_hr), ("l_impulsivity", p.impulsivity_hr), ("l_peer", p.peer_hr),
+            ("l_lonely", p.loneliness_hr), ("l_event", p.event_hr), ("l_support", p.support_hr),
+            ("l_dysregulation", p.dysregulation_hr), ("l_risk", p.risk_appraisal_hr),
+            ("l_craving_progress", p.craving_progression_hr), ("l_mh_remit", p.mh_remission_hr),
+            ("l_craving_relapse", p.craving_relapse_hr), ("l_mh_relapse", p.mh_relapse_hr),
+        )
+    }  # fmt: skip
+    r = ratios
     base = float(log_hr(p.initiation_rate * p.access_multiplier))
-    l_mh, l_imp, l_peer = float(log_hr(p.mh_hr)), float(log_hr(p.impulsivity_hr)), float(log_hr(p.peer_hr))
-    l_lone, l_event = float(log_hr(p.loneliness_hr)), float(log_hr(p.event_hr))
-    # Largest initiation log hazard anyone can have (traits and loneliness are at most 1), for thinning.
-    bound = base + top + pos(l_mh) + pos(l_imp) + pos(l_peer) * p.peer_cap + pos(l_lone) + pos(l_event)
+    # Bounds from the hazards' own terms (rates.upper_bound): the largest initiation log hazard, for
+    # thinning, and the largest hazard out of each stage, for skip_bound.
+    bound = upper_bound(
+        initiation_log_hazard, base=base, group=top, l_mh=r["l_mh_start"], l_impulsivity=r["l_impulsivity"],
+        l_peer=r["l_peer"], peers=peer_cap, l_lonely=r["l_lonely"], l_event=r["l_event"],
+    )  # fmt: skip
+    leave_misuse = upper_bound(cessation_hazard, cessation=p.cessation_rate, l_support=r["l_support"]) + upper_bound(
+        progression_hazard, progression=p.progression_rate, l_dysregulation=r["l_dysregulation"], l_risk=r["l_risk"],
+        l_craving=r["l_craving_progress"],
+    )  # fmt: skip
+    remit = upper_bound(
+        remission_hazard, remission=p.natural_remission_rate, l_support=r["l_support"], l_mh=r["l_mh_remit"]
+    )
+    relapse = upper_bound(
+        relapse_hazard, relapse=p.relapse_rate, l_craving=r["l_craving_relapse"], l_mh=r["l_mh_relapse"],
+        l_event=r["l_event"], l_lonely=r["l_lonely"],
+    )  # fmt: skip
     grow, fade = _craving_steps(
         p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
     )
-    l_support, l_dysreg = float(log_hr(p.support_hr)), float(log_hr(p.dysregulation_hr))
-    l_risk = float(log_hr(p.risk_appraisal_hr))
-    l_crav_prog, l_mh_rem = float(log_hr(p.craving_progression_hr)), float(log_hr(p.mh_remission_hr))
-    l_crav_rel, l_mh_rel = float(log_hr(p.craving_relapse_hr)), float(log_hr(p.mh_relapse_hr))
-    # The largest hazard from each stage (every factor is a flag or a score in [0, 1]), for skip_bound.
-    leave_misuse = p.cessation_rate * math.exp(pos(l_support)) + p.progression_rate * math.exp(
-        min(pos(l_dysreg) + pos(l_risk) + pos(l_crav_prog), 700.0)
-    )
-    remit = p.natural_remission_rate * math.exp(min(pos(l_support) + pos(l_mh_rem), 700.0))
-    relapse = p.relapse_rate * math.exp(min(pos(l_crav_rel) + pos(l_mh_rel) + pos(l_event) + pos(l_lone), 700.0))
-    return (
-        m.streams["use"], m.scratch, m.scratch_flags, pop.stage, pop.any_mh, m.recent, pop.trait_base, pop.distress,
-        pop.using_ties, pop.loneliness, pop.family_support, pop.craving, static, pop.stage_since, pop.waiting,
-        pop.wait_since, pop.lost_tolerance_until,
-        m.params.mental_health.trait_increment, base, l_mh, l_imp, l_peer, float(p.peer_cap), l_lone, l_event, bound,
-        p.cessation_rate, l_support, p.progression_rate, l_dysreg, l_risk, l_crav_prog,
-        p.natural_remission_rate, l_mh_rem, p.relapse_rate, l_crav_rel, l_mh_rel,
-        skip_bound(leave_misuse * dt), skip_bound(remit * dt), skip_bound(relapse * dt), grow, fade, dt,
-        LEADS_TO, m.params.treatment.post_care_weeks, NEVER,
+    return bind(
+        _use, m.shared(), group=group, trait_increment=m.params.mental_health.trait_increment, base=base,
+        peer_cap=peer_cap, bound=bound, **ratios, cessation=p.cessation_rate, progression=p.progression_rate,
+        natural_remission=p.natural_remission_rate, relapse=p.relapse_rate, u_misuse=skip_bound(leave_misuse * dt),
+        u_remit=skip_bound(remit * dt), u_relapse=skip_bound(relapse * dt), grow=grow, fade=fade, leads_to=LEADS_TO,
+        post_care_weeks=m.params.treatment.post_care_weeks,
     )  # fmt: skip
 
 
@@ -80,15 +132,16 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 
 @njit
 def _use(
-    s, scratch, flags, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support, craving,
-    static, stage_since, waiting, wait_since, lost_tolerance_until, inc,
-    base, l_mh, l_imp, l_peer, peer_cap, l_lone, l_event, bound,
-    cessation, l_support, progression, l_dysreg, l_risk, l_crav_prog,
-    natural_remission, l_mh_rem, relapse_rate, l_crav_rel, l_mh_rel, u_misuse, u_remit, u_relapse, grow, fade, dt,
-    leads_to, post_care_weeks, never, table, count, uid, week,
+    use_stream, scratch, flags, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support,
+    craving, group, stage_since, waiting, wait_since, lost_tolerance_until, trait_increment,
+    base, l_mh_start, l_impulsivity, l_peer, peer_cap, l_lonely, l_event, bound,
+    cessation, l_support, progression, l_dysregulation, l_risk, l_craving_progress,
+    natural_remission, l_mh_remit, relapse, l_craving_relapse, l_mh_relapse, u_misuse, u_remit, u_relapse, grow, fade,
+    dt, leads_to, post_care_weeks, count, uid, table, week,
 ):  # fmt: skip
     """Starting, stopping, progressing, remitting and relapsing, decided from the stages at the start of
     the step, then applied and logged (model.transitions). Returns how many progressed to OUD."""
+    s, inc = use_stream, trait_increment
     n = stage.size
     found = scratch[:n]  # rows found, in the order found
     which = scratch[n : 2 * n]  # and the transition of each
@@ -99,10 +152,12 @@ def _use(
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
-            if stage[i] == 0:
+            if stage[i] == Stage.NONE:
                 impulsivity = min(trait_base[0, i] + inc * distress[i], 1.0)
-                lh = base + static[i] + l_mh * any_mh[i] + l_imp * impulsivity
-                lh += l_peer * min(using_ties[i], peer_cap) + l_lone * loneliness[i] + l_event * recent[i]
+                lh = initiation_log_hazard(
+                    base, group[i], l_mh_start, any_mh[i], l_impulsivity, impulsivity, l_peer,
+                    min(using_ties[i], peer_cap), l_lonely, loneliness[i], l_event, recent[i],
+                )  # fmt: skip
                 if uniform(s) * p_max < prob(math.exp(lh), dt):
                     which[k] = START
                     found[k] = i
@@ -111,38 +166,43 @@ def _use(
     # Everyone else using or recovering (misuse, OUD, treatment, remission), listed first in row order
     # (a few percent of people), then walked with their draws.
     for i in range(n):
-        flags[i] = (stage[i] != 0) & (stage[i] != 5)
+        flags[i] = (stage[i] != Stage.NONE) & (stage[i] != Stage.DECEASED)
     listed = scratch[2 * n : 3 * n]
     for j in range(list_where(flags, listed)):
         i = listed[j]
         st = stage[i]
         # Each hazard's exponential draw is made from a uniform first: at or above the stage's u_ bound
         # (skip_bound) no one can have the event, and the hazard is not worked out.
-        if st == 1:  # misuse -> none (cessation) | OUD (progression), competing
+        if st == Stage.MISUSE:  # misuse -> none (cessation) | OUD (progression), competing
             u = uniform(s)
             if u < u_misuse:
-                h_stop = cessation * math.exp(l_support * family_support[i])
+                h_stop = cessation_hazard(cessation, l_support, family_support[i])
                 dysregulation = min(trait_base[2, i] + inc * distress[i], 1.0)
                 risk = min(trait_base[1, i] + inc * distress[i], 1.0)
-                h_prog = progression * math.exp(l_dysreg * dysregulation + l_risk * risk + l_crav_prog * craving[i])
+                h_prog = progression_hazard(
+                    progression, l_dysregulation, dysregulation, l_risk, risk, l_craving_progress, craving[i]
+                )
                 total = h_stop + h_prog
                 if below(u, total * dt):
                     which[k] = STOP if uniform(s) * total < h_stop else PROGRESS
                     found[k] = i
                     k += 1
-        elif st == 2:  # untreated OUD -> remission
+        elif st == Stage.OUD:  # untreated OUD -> remission
             u = uniform(s)
             if u < u_remit and below(
-                u, natural_remission * math.exp(l_support * family_support[i] + l_mh_rem * any_mh[i]) * dt
+                u, remission_hazard(natural_remission, l_support, family_support[i], l_mh_remit, any_mh[i]) * dt
             ):
                 which[k] = REMIT
                 found[k] = i
                 k += 1
-        elif st == 4:  # remission -> OUD (relapse)
+        elif st == Stage.REMISSION:  # remission -> OUD (relapse)
             u = uniform(s)
             if u < u_relapse:
-                lh = l_crav_rel * craving[i] + l_mh_rel * any_mh[i] + l_event * recent[i] + l_lone * loneliness[i]
-                if below(u, relapse_rate * math.exp(lh) * dt):
+                h = relapse_hazard(
+                    relapse, l_craving_relapse, craving[i], l_mh_relapse, any_mh[i], l_event, recent[i], l_lonely,
+                    loneliness[i],
+                )  # fmt: skip
+                if below(u, h * dt):
                     which[k] = RELAPSE
                     found[k] = i
                     k += 1
@@ -158,7 +218,7 @@ def _use(
         stage_since[i] = week
         if t == REMIT:  # off the treatment waitlist
             waiting[i] = False
-            wait_since[i] = never
+            wait_since[i] = NEVER
         elif t == RELAPSE:  # after abstinence, tolerance is lost for the first weeks
             lost_tolerance_until[i] = week + post_care_weeks
         n_progress += t == PROGRESS
