@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_engine.py --only rate # 100,000 agents, steps/s on one core
     .venv/bin/python bench/bench_engine.py --only million
     .venv/bin/python bench/bench_engine.py --only virus
+    .venv/bin/python bench/bench_engine.py --against /tmp/before   # step time, this tree vs another
     .venv/bin/python bench/bench_engine.py --only processes # time per step by process, 5,000 and 100,000
 
 Each measurement runs in its own process (so peak memory is its own) pinned to one thread. Rates are
@@ -195,13 +196,63 @@ TARGETS = {  # a bench without a target (processes: a profile) reports its figur
 }
 
 
+_STEP_TIMER = """
+import json, sys, time
+import numpy as np
+tree, population, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if tree:  # another checkout of the repository, from before the package was named oudsim
+    sys.path.insert(0, tree)
+    from model import OUDModel
+else:
+    from oudsim import OUDModel
+m = OUDModel(population=population, rng=1, burn_in_years=0)
+m.run_for(5)
+times = []
+for _ in range(7):
+    t = time.perf_counter()
+    for _ in range(steps):
+        m.step()
+    times.append((time.perf_counter() - t) / steps)
+print(json.dumps(float(np.median(times))))
+"""
+
+
+def against(tree: str, rounds: int = 8) -> None:
+    """Step time of this tree and of another checkout (``git worktree add DIR REV``) at 5,000 and
+    100,000 people, in fresh processes alternating (in both orders), so machine load hits both alike;
+    the median of each and their ratio (>= 1: this tree is no slower)."""
+    import statistics
+
+    for population, steps in ((5_000, 200), (100_000, 20)):
+        times: dict[str, list[float]] = {"this": [], "other": []}
+        for r in range(rounds):
+            order = ("this", "other") if r % 2 == 0 else ("other", "this")
+            for which in order:
+                cmd = [sys.executable, "-c", _STEP_TIMER, tree if which == "other" else "", str(population), str(steps)]
+                cwd = tree if which == "other" else HERE
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=cwd)
+                times[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        this, other = statistics.median(times["this"]), statistics.median(times["other"])
+        print(
+            f"  {population:,} people: this {this * 1e3:.3f} ms/step, other {other * 1e3:.3f} ms/step, "
+            f"ratio other/this {other / this:.3f} (runs this {[round(t * 1e3, 3) for t in times['this']]}, "
+            f"other {[round(t * 1e3, 3) for t in times['other']]})",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(BENCHES), action="append")
+    ap.add_argument("--against", metavar="DIR", help="compare step times with another checkout (before/after)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(BENCHES[args.child]()))
+        return
+    if args.against:
+        print(f"step time against {args.against} ...", flush=True)
+        against(args.against)
         return
     for name in args.only or list(BENCHES):
         print(f"running {name} ...", flush=True)
