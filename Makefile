@@ -15,7 +15,7 @@ done; \
 echo "oudsim needs Python 3.12 or newer and found none. Install it (Debian/Ubuntu: apt-get install python3.12 python3.12-venv; or pyenv install 3.12) or set PYTHON=/path/to/python3.12, then run this again." >&2; exit 1
 endef
 
-.PHONY: run test setup compile browser-deps clean
+.PHONY: run test test-fast setup compile browser-deps clean
 
 $(STAMP): pyproject.toml
 	@py=$$($(find_python)) || exit 1; \
@@ -47,6 +47,11 @@ run: compile
 
 test: compile browser-deps
 	$(PY) -m pytest -n 2 -q
+
+# The edit loop: everything but the slow statistical tests and the browser tests (CI's `make test`
+# runs those too).
+test-fast: compile
+	$(PY) -m pytest -n 2 -q -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
