@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ from oudsim.model.console import (
     out_console,
     progress_bar,
 )
-from oudsim.model.parameters import ParameterError, Parameters, apply_overrides
+from oudsim.model.parameters import ParameterError, parse_assignments, parse_value
 
 app = typer.Typer(
     name="oudsim",
@@ -67,26 +66,14 @@ def _clear_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _parse_value(text: str) -> Any:
-    """A --set/--grid value as TOML reads it (2, 0.5, true, [0.3, 0.5]); else the raw string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+_parse_value = parse_value  # --grid values, read as --set values are
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            fail(f"--set {item!r}: expected dotted.name=value, e.g. --set treatment.seek_rate=1.5")
-        overrides[name.strip()] = _parse_value(value.strip())
     try:
-        apply_overrides(Parameters(), overrides)  # names and values checked before anything runs
+        return parse_assignments(sets)
     except ParameterError as e:
-        fail(f"--set: {e}")
-    return overrides
+        fail(str(e) if str(e).startswith("--set") else f"--set: {e}")
 
 
 Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")]

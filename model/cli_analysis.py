@@ -30,7 +30,7 @@ from oudsim.model.console import (
     out_console,
     progress_bar,
 )
-from oudsim.model.parameters import ParameterError, Parameters
+from oudsim.model.parameters import ParameterError, Parameters, parse_assignments
 
 __all__ = ["calibrate", "register", "sensitivity"]
 
@@ -59,26 +59,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """``--set dotted.name=value`` (values as TOML reads them: 2, 0.5, [0.3, 0.5]), checked."""
-    import tomllib
-
-    from oudsim.model.parameters import apply_overrides
-
-    out: dict[str, Any] = {}
-    for item in sets or []:
-        name, eq, text = item.partition("=")
-        if not eq or not name.strip():
-            raise ParameterError(f"--set {item!r}: expected dotted.name=value, e.g. --set treatment.seek_rate=1.5")
-        try:
-            value = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text.strip()
-        out[name.strip()] = value
-    apply_overrides(Parameters(), out)  # names and values checked before anything runs
-    return out
 
 
 Sets = Annotated[
@@ -111,7 +91,7 @@ def _base(scenario: str, params_file: Path | None, sets: list[str] | None = None
     any ``--set`` overrides."""
     from oudsim.model.parameters import apply_overrides
 
-    overrides = _parse_sets(sets)
+    overrides = parse_assignments(sets)
     if params_file is not None:
         base = Parameters.from_file(params_file)
     else:

@@ -13,6 +13,7 @@ model where no published figure exists; "calibrated" marks values fitted to the 
 from __future__ import annotations
 
 import difflib
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -364,6 +365,28 @@ def apply_overrides(params: Parameters, overrides: dict[str, Any]) -> Parameters
             node = node[part]
         node[leaf] = value
     return _validate(Parameters, data)
+
+
+def parse_value(text: str) -> Any:
+    """A value typed on the command line, as TOML reads it (2, 0.5, true, [0.3, 0.5]); else the raw
+    string (a bare word such as scale_free)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
+    """``dotted.name=value`` assignments (the command line's ``--set``) as overrides, every name and
+    value checked against the tree before anything runs (ParameterError otherwise)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip():
+            raise ParameterError(f"{option} {item!r}: expected dotted.name=value, e.g. {option} treatment.seek_rate=1.5")
+        out[name.strip()] = parse_value(text.strip())
+    apply_overrides(Parameters(), out)
+    return out
 
 
 def _describe_range(dotted: str) -> str:
