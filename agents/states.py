@@ -53,22 +53,30 @@ NEVER = -(10**9)  # week stamp meaning "never happened"
 
 # Which stages count as what: the one definition, for compiled processes (called per person) and for
 # the per-stage tables derived from it (indexed with the stage array, cheaper than comparisons).
+# The codes in the stage array's own type (int8): compared with an int64 constant, an int8 stage is
+# widened first and a loop over everyone runs four lanes at a time instead of 32 (measured: the tie
+# summaries' pass 7% slower).
+_MISUSE, _OUD, _TREATMENT, _REMISSION = (
+    np.int8(s.value) for s in (Stage.MISUSE, Stage.OUD, Stage.TREATMENT, Stage.REMISSION)
+)
+
+
 @njit(inline=True)
 def is_using(stage):
     """Using opioids outside care: misuse or untreated OUD."""
-    return (stage == Stage.MISUSE) | (stage == Stage.OUD)
+    return (stage == _MISUSE) | (stage == _OUD)
 
 
 @njit(inline=True)
 def is_recovering(stage):
     """In treatment or remission."""
-    return (stage == Stage.TREATMENT) | (stage == Stage.REMISSION)
+    return (stage == _TREATMENT) | (stage == _REMISSION)
 
 
 @njit(inline=True)
 def with_oud(stage):
     """OUD, in care or not."""
-    return (stage == Stage.OUD) | (stage == Stage.TREATMENT)
+    return (stage == _OUD) | (stage == _TREATMENT)
 
 
 def _table(test) -> np.ndarray:

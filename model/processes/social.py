@@ -213,6 +213,19 @@ def _refresh(
             supportive = min((deg - n_using) * f_full, one)
             loneliness[i] = one - (f_keep * supportive + f_fw * family_support[i])
         return
+    _refresh_wide(
+        stage, stigma, family_support, indptr, active_neighbour, n_active, full, fw, mean_stigma, degree, using_ties,
+        recovery_ties, perceived, loneliness,
+    )  # fmt: skip
+
+
+@njit
+def _refresh_wide(
+    stage, stigma, family_support, indptr, active_neighbour, n_active, full, fw, mean_stigma, degree, using_ties,
+    recovery_ties, perceived, loneliness,
+):  # fmt: skip
+    """The same summaries with the sums kept apart, row by row (beyond 2^16 possible ties a person)."""
+    n = stage.size
     for i in range(n):
         deg = n_active[i]
         attitudes = 0.0
