@@ -53,6 +53,7 @@ test: compile browser-deps
 test-fast: compile
 	$(PY) -m pytest -n 2 -q -m "not slow and not browser"
 
+# Compiled kernels are cached per version of the source (model/jit.py, cache_dir): drop them all.
 clean:
+	-@[ -x $(PY) ] && $(PY) -c "import shutil; from oudsim.model.jit import cache_dir; shutil.rmtree(cache_dir().parent, ignore_errors=True)"
 	rm -rf $(VENV) .pytest_cache
-	find model agents -name "*.nb[ic]" -delete

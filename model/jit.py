@@ -20,7 +20,10 @@ the candidates, not the population.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -30,8 +33,36 @@ __all__ = [
 ]  # fmt: skip
 
 
+def source_digest(folders: list[Path]) -> str:
+    """A digest of every Python file under the folders (their paths relative to the folders, and
+    their bytes)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for f in sorted(folder.rglob("*.py")):
+            h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: a folder per version of the model's source. numba's own cache
+    notices a change to the file a kernel is in, but not to the helpers it inlines from other files
+    (the random stream, the stage tests, mark_deceased), so a kernel compiled before such a change
+    would run stale. ``OUDSIM_CACHE_DIR`` moves it (default: the user's cache folder)."""
+    package = Path(__file__).resolve().parent.parent  # holds model/ and agents/ (a checkout, or oudsim/)
+    base = (
+        os.environ.get("OUDSIM_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oudsim"
+    )
+    return Path(base) / "numba" / source_digest([package / "model", package / "agents"])
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):  # a folder the user chose for numba wins
+    numba.config.CACHE_DIR = str(cache_dir())
+
+
 def njit(fn=None, *, inline: bool = False):
-    """numba.njit, cached on disk (compiled once per machine, not per process). ``inline=True`` for
+    """numba.njit, cached on disk (compiled once per machine and source, not per process; cache_dir).
+    ``inline=True`` for
     the small helpers called in inner loops (the random stream, switching a tie): a call across
     compiled functions costs more than their bodies."""
     if fn is None:
