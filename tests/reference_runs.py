@@ -38,13 +38,13 @@ def _hash(*arrays) -> str:
 
 
 def digest(model) -> dict[str, str]:
-    """Digests of a model's frame, transition log, streams and population arrays."""
+    """Digests of a model's frame (a column each: a metric added later is not a change to the others),
+    transition log, streams and population arrays."""
     frame = model.datacollector.get_model_vars_dataframe()
     log = model.transitions.table[: len(model.transitions)]
     pop = model.population
     return {
-        "frame": _hash(*(frame[c].to_numpy(dtype=np.float64) for c in frame.columns)),
-        "columns": hashlib.sha256(",".join(frame.columns).encode()).hexdigest()[:16],
+        **{f"frame.{c}": _hash(frame[c].to_numpy(dtype=np.float64)) for c in frame.columns},
         "transitions": _hash(log),
         "streams": _hash(*(model.streams[k] for k in sorted(model.streams))),
         "population": _hash(*(getattr(pop, f.name) for f in fields(pop))),
