@@ -54,6 +54,16 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("isolated_share", "Isolated (at most isolated_max_ties ties)", "share of population", "share"),
     Metric("mean_loneliness", "Mean loneliness", "score 0-1", "share"),
     Metric("mean_degree", "Mean active ties", "ties", "count"),
+    Metric("early_remission_prevalence", "In early remission (under a year)", "share of population", "share"),
+    Metric("sustained_remission_prevalence", "In sustained remission (a year or more)", "share of population", "share"),
+    Metric("retention_180d", "Still in OUD care 180 days after admission", "share of admissions", "share"),
+    Metric(
+        "witnessed_overdose_death_share",
+        "Overdose deaths with someone present (since week 0)",
+        "share of overdose deaths",
+        "share",
+    ),
+    Metric("cumulative_overdose_deaths", "Overdose deaths since week 0", "per 100,000", "count"),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
@@ -66,19 +76,64 @@ def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
     args = _arguments(model)
-    _metrics(*args, *_step_flows(model.flows))
+    retained, admitted = model.cohorts.window(model.week)
+    totals = model.totals
+    _metrics(*args, *_step_flows(model.flows), model.week, retained, admitted, totals[0], totals[1])
     return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
 
 
-_STEP_FLOWS = ("new_oud", "overdoses", "overdose_deaths", "oud_deaths", "oud_at_start")  # handed over each step
+# Handed over at each call: the step's flows, the week, the care cohorts' counts, the totals since week 0.
+_STEP_FLOWS = ("new_oud", "overdoses", "overdose_deaths", "oud_deaths", "oud_at_start")
+_AT_CALL = (*_STEP_FLOWS, "week", "retained", "admitted", "total_deaths", "total_alone_deaths")
 _step_flows = operator.itemgetter(*_STEP_FLOWS)
+
+YEAR_WEEKS = 52  # remission of a year or more is sustained (DSM-5: early 3-12 months, sustained 12+)
+RETENTION_WEEKS = 26  # 180 days in care (E15's measure)
+RETENTION_COHORTS = 13  # a quarter's admission cohorts make each estimate
 
 
 @per_parameters
 def _arguments(model) -> tuple:
     out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
     isolated_max = float(model.params.social.isolated_max_ties)
-    return bind(_metrics, model.shared(), at_call=_STEP_FLOWS, out=out, isolated_max=isolated_max)
+    sustained = int(round(YEAR_WEEKS / model.params.simulation.dt_weeks))
+    return bind(_metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, sustained=sustained)
+
+
+class CareCohorts:
+    """Admissions to OUD care by step, and how many of each step's admissions are still in care
+    ``lag`` steps (180 days) later, kept for the last ``window`` cohorts: retention at 180 days is the
+    share of the cohorts admitted 180 days ago (a quarter's worth, so it is not one week's handful)
+    who stayed in care all along (stage_since is the admission week while in treatment)."""
+
+    def __init__(self, dt_weeks: int) -> None:
+        self.lag = max(int(round(RETENTION_WEEKS / dt_weeks)), 1)
+        self.size = self.lag + max(int(round(RETENTION_COHORTS / dt_weeks)), 1)
+        self.admitted = np.zeros(self.size, dtype=np.int64)  # by step, ring
+        self.retained = np.zeros(self.size, dtype=np.int64)  # still in care, counted ``lag`` steps on
+        self.window_size = self.size - self.lag
+
+    def admit(self, week: int, k: int) -> None:
+        """People placed in care other than by the week's admissions (the initial care)."""
+        self.admitted[week % self.size] += k
+
+    def update(self, week: int, admissions: int, stage: np.ndarray, stage_since: np.ndarray) -> None:
+        k = week % self.size
+        self.admitted[k] = admissions
+        self.retained[k] = _in_care_since(stage, stage_since, week - self.lag)
+
+    def window(self, week: int) -> tuple[int, int]:
+        """(still in care, admitted) for the cohorts admitted ``lag`` to ``lag + window - 1`` steps ago."""
+        ring = np.arange(week - self.size + 1, week + 1) % self.size  # the steps held, oldest first
+        return int(self.retained[ring[self.lag :]].sum()), int(self.admitted[ring[: self.window_size]].sum())
+
+
+@njit
+def _in_care_since(stage, stage_since, week):
+    k = 0
+    for i in range(stage.size):
+        k += (stage[i] == Stage.TREATMENT) & (stage_since[i] == week)
+    return k
 
 
 @njit(inline=True)
@@ -88,12 +143,15 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, dt, new_oud, overdoses,
-    overdose_deaths, oud_deaths, oud_at_start,
+    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained, dt,
+    new_oud, overdoses, overdose_deaths, oud_deaths, oud_at_start, week, retained, admitted, total_deaths,
+    total_alone_deaths,
 ):  # fmt: skip
     """The catalogue into ``out``, each in its slot (prevalences are shares of the living population at
     the end of the step; flows are the step's counts, or rates scaled to a year)."""
-    c, sums = _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max)
+    c, sums = _counts(
+        stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, week - sustained
+    )
     n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
     n = float(stage.size)
     n_oud = n_untreated + n_treated
@@ -117,15 +175,21 @@ def _metrics(
     out[Slot.isolated_share] = _share(float(c[10]), n)
     out[Slot.mean_loneliness] = _share(sums[1], n)
     out[Slot.mean_degree] = _share(sums[2], n)
+    out[Slot.early_remission_prevalence] = _share(float(c[11] - c[12]), n)
+    out[Slot.sustained_remission_prevalence] = _share(float(c[12]), n)
+    out[Slot.retention_180d] = _share(float(retained), float(admitted))
+    out[Slot.witnessed_overdose_death_share] = _share(float(total_deaths - total_alone_deaths), float(total_deaths))
+    out[Slot.cumulative_overdose_deaths] = _share(float(total_deaths), n) * 1e5
 
 
 @njit
-def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max):
+def _counts(stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained_since):
     """[misuse, untreated OUD, treated OUD, any disorder, OUD with a disorder, depression, anxiety, PTSD,
-    integrated care, waiting, isolated] and the sums of attitude, loneliness and ties."""
+    integrated care, waiting, isolated, remission, remission since sustained_since or before] and the
+    sums of attitude, loneliness and ties."""
     # Integer counts only, by plain comparisons: this loop compiles to vector instructions, which a
     # loop that also sums floats, or counts into a histogram by stage, does not (measured 3-6x slower).
-    misuse = untreated = treated = n_mh = mh_oud = dep = anx = ptsd = n_int = n_wait = n_iso = 0
+    misuse = untreated = treated = n_mh = mh_oud = dep = anx = ptsd = n_int = n_wait = n_iso = rem = rem_long = 0
     for i in range(stage.size):
         st = stage[i]
         misuse += st == Stage.MISUSE
@@ -139,7 +203,10 @@ def _counts(stage, mh, any_mh, care, waiting, degree, stigma, loneliness, isolat
         n_int += care[i] == Care.INTEGRATED
         n_wait += waiting[i]
         n_iso += degree[i] <= isolated_max
-    counts = np.array([misuse, untreated, treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso])
+        in_remission = st == Stage.REMISSION
+        rem += in_remission
+        rem_long += in_remission & (stage_since[i] <= sustained_since)
+    counts = np.array([misuse, untreated, treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso, rem, rem_long])
     return counts, np.array([total(stigma), total(loneliness), total(degree)])
 
 

@@ -72,6 +72,8 @@ class OUDModel(mesa.Model):
         self.check_invariants = check_invariants
         self.process_seconds: dict[str, float] | None = None  # time per process, when a dict (bench)
         self.flows = dict(NO_FLOWS)
+        self.cohorts = metrics.CareCohorts(self.base_params.simulation.dt_weeks)  # retention in care
+        self.totals = np.zeros(2, dtype=np.int64)  # overdose deaths since week 0, and those alone
         self.transitions = TransitionLog()
         self.people: list[Person] | None = None
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
@@ -109,6 +111,7 @@ class OUDModel(mesa.Model):
     # -- stepping -------------------------------------------------------------------------
     def step(self) -> None:
         self._advance()
+        self.totals += (self.flows["overdose_deaths"], self.flows["alone_overdose_deaths"])
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
 
@@ -124,9 +127,12 @@ class OUDModel(mesa.Model):
         f["oud_at_start"] = metrics.count_oud(self.population.stage)
         if self.check_invariants or self.process_seconds is not None:
             self._advance_observed()
-            return
-        for process in SCHEDULE:
-            process.step(self)
+        else:
+            for process in SCHEDULE:
+                process.step(self)
+        if self.week > -self.cohorts.size:  # (the cohorts of the last weeks of burn-in count too)
+            pop = self.population
+            self.cohorts.update(self.week, self.flows["admissions"], pop.stage, pop.stage_since)
 
     def _advance_observed(self) -> None:
         """The schedule with each process timed (``process_seconds``) and followed by the invariant
@@ -207,6 +213,7 @@ class OUDModel(mesa.Model):
         pop.care[to_int] = Care.INTEGRATED
         pop.care[to_med] = Care.MEDICATION
         pop.set_stage(np.concatenate([to_int, to_med]), Stage.TREATMENT, self.week)
+        self.cohorts.admit(self.week, to_int.size + to_med.size)  # a cohort for retention in care
 
     # -- views ------------------------------------------------------------------------------
     def person(self, row: int) -> Person:

@@ -20,7 +20,7 @@ from oudsim.model.jit import gap, log_skip, njit, prob, uniform
 from oudsim.model.rates import F32, log_hr, per_parameters, upper_bound
 
 STREAMS = ("overdose", "bereavement")
-FLOWS = ("overdoses", "overdose_deaths", "alone_overdoses")
+FLOWS = ("overdoses", "overdose_deaths", "alone_overdoses", "alone_overdose_deaths")
 
 
 @njit(inline=True)
@@ -44,11 +44,12 @@ def _log_stage_hr(misuse_hr: float, treatment_hr: float, remission_hr: float) ->
 
 def step(m) -> None:
     # Deaths are marked as they are found (agents.population.mark_deceased); replaced in demography.
-    n_od, n_alone, n_dead = _overdoses(*_arguments(m), m.log_table(), m.week)
+    n_od, n_alone, n_dead, n_dead_alone = _overdoses(*_arguments(m), m.log_table(), m.week)
     f = m.flows
     f["overdoses"] += n_od
     f["overdose_deaths"] += n_dead
     f["alone_overdoses"] += n_alone
+    f["alone_overdose_deaths"] += n_dead_alone
 
 
 @per_parameters
@@ -75,7 +76,7 @@ def _overdoses(
     s = overdose_stream
     n = stage.size
     first = died[0]  # this kernel's deaths are dead_rows[first:]
-    n_od = n_alone = 0
+    n_od = n_alone = n_dead_alone = 0
     p_max = prob(math.exp(min(bound, 50.0)), dt)
     if p_max > 0.0:
         lq = log_skip(p_max)
@@ -94,6 +95,7 @@ def _overdoses(
                 )
                 n_alone += alone
                 if u_death < fatality * (1.0 if alone else witnessed):
+                    n_dead_alone += alone
                     mark_deceased(
                         i, stage, stage_since, care, in_mh_care, waiting, has_oud, died, dead_rows, table, count, uid,
                         week,
@@ -106,4 +108,4 @@ def _overdoses(
             c = active_neighbour[j]
             if c != n and uniform(bereavement_stream) < bereavement:
                 last_event[c] = week
-    return n_od, n_alone, died[0] - first
+    return n_od, n_alone, died[0] - first, n_dead_alone
