@@ -76,15 +76,13 @@ def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
     args = _arguments(model)
-    retained, admitted = model.cohorts.window(model.week)
-    totals = model.totals
-    _metrics(*args, *_step_flows(model.flows), model.week, retained, admitted, totals[0], totals[1])
+    _metrics(*args, *_step_flows(model.flows), model.week, model.total_deaths, model.total_alone_deaths)
     return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
 
 
-# Handed over at each call: the step's flows, the week, the care cohorts' counts, the totals since week 0.
+# Handed over at each call: the step's flows, the week, the overdose deaths since week 0.
 _STEP_FLOWS = ("new_oud", "overdoses", "overdose_deaths", "oud_deaths", "oud_at_start")
-_AT_CALL = (*_STEP_FLOWS, "week", "retained", "admitted", "total_deaths", "total_alone_deaths")
+_AT_CALL = (*_STEP_FLOWS, "week", "total_deaths", "total_alone_deaths")
 _step_flows = operator.itemgetter(*_STEP_FLOWS)
 
 YEAR_WEEKS = 52  # remission of a year or more is sustained (DSM-5: early 3-12 months, sustained 12+)
@@ -97,7 +95,11 @@ def _arguments(model) -> tuple:
     out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
     isolated_max = float(model.params.social.isolated_max_ties)
     sustained = int(round(YEAR_WEEKS / model.params.simulation.dt_weeks))
-    return bind(_metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, sustained=sustained)
+    c = model.cohorts
+    return bind(
+        _metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, sustained=sustained,
+        cohort_admitted=c.admitted, cohort_retained=c.retained, cohort_lag=c.lag,
+    )  # fmt: skip
 
 
 class CareCohorts:
@@ -118,14 +120,27 @@ class CareCohorts:
         self.admitted[week % self.size] += k
 
     def update(self, week: int, admissions: int, stage: np.ndarray, stage_since: np.ndarray) -> None:
-        k = week % self.size
-        self.admitted[k] = admissions
-        self.retained[k] = _in_care_since(stage, stage_since, week - self.lag)
+        _cohort_update(self.admitted, self.retained, week, admissions, stage, stage_since, self.lag)
 
-    def window(self, week: int) -> tuple[int, int]:
-        """(still in care, admitted) for the cohorts admitted ``lag`` to ``lag + window - 1`` steps ago."""
-        ring = np.arange(week - self.size + 1, week + 1) % self.size  # the steps held, oldest first
-        return int(self.retained[ring[self.lag :]].sum()), int(self.admitted[ring[: self.window_size]].sum())
+
+@njit
+def _cohort_update(admitted, retained, week, admissions, stage, stage_since, lag):
+    k = week % admitted.size
+    admitted[k] = admissions
+    retained[k] = _in_care_since(stage, stage_since, week - lag)
+
+
+@njit(inline=True)
+def _retention(admitted, retained, week, lag):
+    """(still in care, admitted) for the cohorts admitted ``lag`` to ``size - 1`` steps ago (the ring
+    holds the last ``size`` steps: admissions of each, and how many of the cohort ``lag`` steps
+    before it were still in care)."""
+    size = admitted.size
+    kept = entered = 0
+    for j in range(size - lag):
+        kept += retained[(week - j) % size]  # counted in the newest steps
+        entered += admitted[(week - lag - j) % size]  # for the cohorts admitted lag steps before them
+    return kept, entered
 
 
 @njit
@@ -143,9 +158,9 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained, dt,
-    new_oud, overdoses, overdose_deaths, oud_deaths, oud_at_start, week, retained, admitted, total_deaths,
-    total_alone_deaths,
+    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained,
+    cohort_admitted, cohort_retained, cohort_lag, dt, new_oud, overdoses, overdose_deaths, oud_deaths, oud_at_start,
+    week, total_deaths, total_alone_deaths,
 ):  # fmt: skip
     """The catalogue into ``out``, each in its slot (prevalences are shares of the living population at
     the end of the step; flows are the step's counts, or rates scaled to a year)."""
@@ -177,6 +192,7 @@ def _metrics(
     out[Slot.mean_degree] = _share(sums[2], n)
     out[Slot.early_remission_prevalence] = _share(float(c[11] - c[12]), n)
     out[Slot.sustained_remission_prevalence] = _share(float(c[12]), n)
+    retained, admitted = _retention(cohort_admitted, cohort_retained, week, cohort_lag)
     out[Slot.retention_180d] = _share(float(retained), float(admitted))
     out[Slot.witnessed_overdose_death_share] = _share(float(total_deaths - total_alone_deaths), float(total_deaths))
     out[Slot.cumulative_overdose_deaths] = _share(float(total_deaths), n) * 1e5

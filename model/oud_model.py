@@ -73,7 +73,7 @@ class OUDModel(mesa.Model):
         self.process_seconds: dict[str, float] | None = None  # time per process, when a dict (bench)
         self.flows = dict(NO_FLOWS)
         self.cohorts = metrics.CareCohorts(self.base_params.simulation.dt_weeks)  # retention in care
-        self.totals = np.zeros(2, dtype=np.int64)  # overdose deaths since week 0, and those alone
+        self.total_deaths = self.total_alone_deaths = 0  # overdose deaths since week 0, and those alone
         self.transitions = TransitionLog()
         self.people: list[Person] | None = None
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
@@ -111,7 +111,8 @@ class OUDModel(mesa.Model):
     # -- stepping -------------------------------------------------------------------------
     def step(self) -> None:
         self._advance()
-        self.totals += (self.flows["overdose_deaths"], self.flows["alone_overdose_deaths"])
+        self.total_deaths += self.flows["overdose_deaths"]
+        self.total_alone_deaths += self.flows["alone_overdose_deaths"]
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
 
