@@ -94,7 +94,7 @@ class Population:
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def initial(cls, params: Parameters, rng: np.random.Generator) -> Population:
-        """Draw the starting population from the input distributions (evidence.md inputs)."""
+        """Draw the starting population from the input distributions (the input rows of docs/evidence.md)."""
         n = params.simulation.population
         d = params.demography
         band = rng.choice(len(d.age_band_shares), size=n, p=d.age_band_shares)

@@ -2,8 +2,8 @@
 
 What is fitted and what it is fitted to are data in this module:
 
-- ``TARGETS``: the calibration targets of ``shared/evidence.md`` ("Calibration targets the baseline
-  must hit"): metric, point target, band, evidence row.
+- ``TARGETS``: the calibration targets of ``docs/evidence.md`` ("Calibration targets"): metric, point
+  target, band, evidence rows (E<n>).
 - ``FREE_PARAMETERS``: the uncertain parameters the fit may move (dotted names with search ranges
   inside their schema ranges). A vector parameter (one rate per disorder) is moved as a whole by one
   scale factor, so the shape the evidence gives it is kept.
@@ -89,7 +89,7 @@ class Target:
     target: float | None  # point target (None: a band only)
     lo: float
     hi: float
-    source: str  # evidence.md rows
+    source: str  # rows of docs/evidence.md (E<n>)
     label: str
     log: bool = False  # measure distances on the log scale (ratios)
 
@@ -132,7 +132,7 @@ TARGETS: tuple[Target, ...] = (
         "Deaths among people with OUD per 1,000 person-years",
     ),
     Target(ODDS_RATIO, None, 3.0, 12.0, "E11", "Odds ratio of OUD, 4+ vs 0 ACEs", log=True),
-    # Not in evidence.md's target table; E24 is a (T) row: 81,806 opioid deaths in 2022 and about
+    # Not in docs/evidence.md's target table; E24 is a (T) row: 81,806 opioid deaths in 2022 and about
     # 54,700 in 2024 among ~260 M US adults = 31 and 21 per 100,000 adults a year.
     Target("overdose_death_rate", 25.0, 15.0, 35.0, "E24 (secondary)", "Overdose deaths per 100,000 adults a year"),
 )

@@ -1,4 +1,5 @@
-"""The metric catalogue (names fixed by DESIGN §1) and how each is computed from the arrays.
+"""The metric catalogue and how each is computed from the arrays (docs/ODD.md 3.3.9). The names are
+fixed: the CLI, the files, the dashboard and the tests use them.
 
 Prevalences are shares of the living population at the end of a step. Flows (incidence, overdoses,
 deaths) are counts in the step, or rates scaled to a year: a weekly count c in a population N gives

@@ -117,7 +117,7 @@ class OUDModel(mesa.Model):
         self.datacollector.collect(self)
 
     def _advance(self) -> None:
-        """One step of every process, in the order of DESIGN §1 (without recording)."""
+        """One step of every process, in the order of docs/ODD.md 1.3 (without recording)."""
         self.week += 1
         if self.schedule_of_interventions.items:
             new = self.schedule_of_interventions.parameters_at(self.year)

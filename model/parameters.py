@@ -5,9 +5,9 @@ Rates are annual (per person-year) unless the unit says otherwise; a step conver
 mechanism is switched off by setting its ratio to 1.  A ratio "per unit" applies as ``HR ** x`` for a
 quantity x in [0, 1] (loneliness, craving, a trait).
 
-Sources cite rows of ``shared/evidence.md`` as ``E<n>``.  "assumption" marks values chosen for this
-model where no published figure exists; "calibrated" marks values fitted to the calibration targets
-(docs/calibration.md).
+Sources cite rows of ``docs/evidence.md``: published figures as ``E<n>`` and mechanisms of the
+source article as ``M<n>``.  "assumption" marks values chosen for this model where no published
+figure exists; "calibrated" marks values fitted to the calibration targets (docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _shares(v: list[float], what: str) -> list[float]:
 
 class Simulation(Section):
     population: int = P(10_000, 10, 50_000_000, "people", "assumption", "Number of people (fixed: deaths are replaced).")
-    dt_weeks: int = P(1, 1, 4, "weeks", "DESIGN §1", "Length of one step.")
+    dt_weeks: int = P(1, 1, 4, "weeks", "design choice (docs/ODD.md)", "Length of one step.")
     burn_in_years: float = P(10.0, 0, 200, "years", "assumption", "Years simulated at construction, unrecorded, so the state settles before step 0.")
 
 
@@ -95,7 +95,7 @@ class Demography(Section):
     family_support_by_ace: list[float] = Vec([0.85, 0.75, 0.55], 0, 1, "probability", "assumption", "Probability of having a supportive family, by ACE group.")
     mortality_per_1000: list[float] = Vec([1.1, 1.6, 3.0, 8.0, 40.0], 0, 1000, "deaths per 1,000 person-years", "assumption (US life tables 2021)", "Background mortality by age band.")
     oud_mortality_hr: float = P(1.419, 1, 20, "HR", "E26; calibrated (docs/calibration.md)", "Non-overdose mortality of people with OUD relative to others.")
-    entry_age: float = P(18.0, 12, 30, "years", "DESIGN §1", "Age at which a replacement person enters.")
+    entry_age: float = P(18.0, 12, 30, "years", "design choice (docs/ODD.md)", "Age at which a replacement person enters.")
 
     @field_validator("age_band_shares", "ses_shares", "ace_shares")
     @classmethod
@@ -118,17 +118,17 @@ class MentalHealth(Section):
     remission_rate: list[float] = Vec([1.0, 0.8, 0.5], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD.")
     ace_hr: list[float] = Vec([1.0, 1.5, 2.5], 0, 50, "HR", "E10, E11 (direction)", "Onset rate ratio by ACE group.")
     ses_hr: list[float] = Vec([1.3, 1.0, 0.8], 0, 20, "HR", "assumption", "Onset rate ratio by SES.")
-    event_hr: float = P(2.5, 0, 50, "HR", "assumption (seed: environmental factors)", "Onset rate ratio after a recent life event.")
+    event_hr: float = P(2.5, 0, 50, "HR", "assumption; M6 (environmental factors)", "Onset rate ratio after a recent life event.")
     loneliness_hr: float = P(2.5, 0, 50, "HR per unit", "E12, E13 (direction)", "Onset rate ratio at full loneliness vs none.")
     oud_hr: float = P(1.657, 0, 50, "HR", "E6, E8 (direction); calibrated (docs/calibration.md)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
-    craving_hr: float = P(2.0, 0, 50, "HR per unit", "seed: neurobiological feedback loop", "Onset rate ratio at full craving vs none.")
+    craving_hr: float = P(2.0, 0, 50, "HR per unit", "M11 (neurobiological feedback loop)", "Onset rate ratio at full craving vs none.")
     comorbidity_hr: float = P(3.0, 0, 50, "HR", "assumption (co-occurrence)", "Onset rate ratio when another modelled disorder is active.")
     care_remission_hr: float = P(2.0, 0, 50, "HR", "assumption", "Remission rate ratio in mental-health care.")
-    integrated_remission_hr: float = P(2.5, 0, 50, "HR", "E18, seed: treatment implications", "Remission rate ratio in integrated dual-diagnosis care.")
-    support_remission_hr: float = P(1.3, 0, 50, "HR", "assumption (seed: family support)", "Remission rate ratio with family support.")
+    integrated_remission_hr: float = P(2.5, 0, 50, "HR", "E18, M12 (treatment implications)", "Remission rate ratio in integrated dual-diagnosis care.")
+    support_remission_hr: float = P(1.3, 0, 50, "HR", "assumption; M7 (family support)", "Remission rate ratio with family support.")
     oud_remission_hr: float = P(0.6, 0, 50, "HR", "assumption", "Remission rate ratio while opioid use is active.")
     trait_baseline: float = P(0.2, 0, 1, "score", "assumption", "Mean trait level (impulsivity, impaired risk appraisal, emotional dysregulation) with no disorder.")
-    trait_increment: float = P(0.35, 0, 1, "score", "seed: cognitive impairments, emotional dysregulation", "How much an active disorder raises each trait.")
+    trait_increment: float = P(0.35, 0, 1, "score", "M2, M3, M4 (impulsivity, cognitive impairments, emotional dysregulation)", "How much an active disorder raises each trait.")
     trait_rate: float = P(6.0, 0.01, 520, "per year", "assumption", "Speed at which traits approach their target level.")
 
 
@@ -149,13 +149,13 @@ class Network(Section):
 class Social(Section):
     tie_loss_rate: float = P(0.08, 0, 52, "per tie-year", "assumption", "Rate at which an active tie lapses for someone without a condition.")
     isolation_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Scales every tie-loss rate (1 = baseline; high_isolation raises it).")
-    withdrawal_hr_mh: float = P(3.0, 0, 50, "HR", "seed: social isolation", "Tie-loss rate ratio while a mental-health disorder is active.")
-    withdrawal_hr_oud: float = P(3.0, 0, 50, "HR", "seed: social isolation", "Tie-loss rate ratio while opioid use is active.")
+    withdrawal_hr_mh: float = P(3.0, 0, 50, "HR", "M5 (social isolation)", "Tie-loss rate ratio while a mental-health disorder is active.")
+    withdrawal_hr_oud: float = P(3.0, 0, 50, "HR", "M5 (social isolation)", "Tie-loss rate ratio while opioid use is active.")
     reconnect_rate: float = P(0.8, 0, 52, "per tie-year", "assumption", "Rate at which a lapsed known tie regrows (divided by the withdrawal ratios).")
     new_tie_rate: float = P(0.04, 0, 52, "per tie-year", "assumption", "Rate at which a possible new tie forms (triadic closure or a stranger).")
     peer_support_rate: float = P(0.0, 0, 52, "per tie-year", "intervention", "Extra rate of new ties for lonely people (peer support, social prescribing), scaled by loneliness.")
     supportive_ties_full: float = P(6.0, 0.5, 100, "ties", "assumption", "Supportive ties at which tie-based loneliness is zero.")
-    family_weight: float = P(0.35, 0, 1, "share", "assumption (seed: family support)", "Weight of family support in loneliness (the rest is ties).")
+    family_weight: float = P(0.35, 0, 1, "share", "assumption; M7 (family support)", "Weight of family support in loneliness (the rest is ties).")
     isolated_max_ties: int = P(1, 0, 100, "ties", "assumption", "People with at most this many active ties count as isolated.")
 
 
@@ -168,33 +168,33 @@ class Stigma(Section):
     campaign_strength: float = P(0.0, 0, 1, "share", "intervention", "Share by which a campaign lowers everyone's norm (0 = no campaign).")
     internalisation_rate: float = P(2.0, 0, 52, "per year", "assumption", "Speed at which internalised stigma follows perceived stigma.")
     mh_stigma_factor: float = P(0.7, 0, 1, "ratio", "assumption (E19)", "Perceived stigma for a mental-health disorder alone, relative to OUD.")
-    dual_stigma_factor: float = P(1.3, 1, 5, "ratio", "seed: dual stigma", "Internalised stigma multiplier with both OUD and a disorder.")
+    dual_stigma_factor: float = P(1.3, 1, 5, "ratio", "M9 (dual stigma)", "Internalised stigma multiplier with both OUD and a disorder.")
 
 
 class Use(Section):
     initiation_rate: float = P(0.003016, 0, 5, "per year", "E3; calibrated (docs/calibration.md)", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
     access_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Exposure and access to opioids (prescribing, supply).")
     age_hr: list[float] = Vec([2.0, 1.6, 1.0, 0.6, 0.25], 0, 50, "HR", "assumption (NSDUH age pattern)", "Initiation rate ratio by age band.")
-    ses_hr: list[float] = Vec([1.4, 1.0, 0.8], 0, 50, "HR", "assumption (seed: SES)", "Initiation rate ratio by SES.")
+    ses_hr: list[float] = Vec([1.4, 1.0, 0.8], 0, 50, "HR", "assumption; M7 (SES)", "Initiation rate ratio by SES.")
     mh_hr: float = P(2.5, 0, 50, "HR", "E9 (HR 2.2–3.1)", "Initiation rate ratio with an active disorder (self-medication).")
-    impulsivity_hr: float = P(2.0, 0, 50, "HR per unit", "seed: impulsivity", "Initiation rate ratio at full impulsivity vs none.")
+    impulsivity_hr: float = P(2.0, 0, 50, "HR per unit", "M2 (impulsivity)", "Initiation rate ratio at full impulsivity vs none.")
     ace_hr: list[float] = Vec([1.0, 1.8, 3.5], 0, 50, "HR", "E11", "Initiation rate ratio by ACE group.")
     peer_hr: float = P(1.3, 0, 50, "HR per tie", "assumption (peer use)", "Initiation rate ratio per tie who misuses (up to peer_cap ties).")
     peer_cap: int = P(3, 0, 100, "ties", "assumption", "Ties beyond this number add no more peer effect.")
     loneliness_hr: float = P(1.6, 0, 50, "HR per unit", "E12 (aOR 1.16 per loneliness unit)", "Initiation and relapse rate ratio at full loneliness.")
-    event_hr: float = P(1.5, 0, 50, "HR", "seed: environmental factors", "Initiation and relapse rate ratio after a recent life event.")
+    event_hr: float = P(1.5, 0, 50, "HR", "M6 (environmental factors)", "Initiation and relapse rate ratio after a recent life event.")
     cessation_rate: float = P(0.6, 0, 52, "per year", "assumption", "Rate of stopping misuse before OUD develops.")
-    support_hr: float = P(1.3, 0, 50, "HR", "seed: family support", "Cessation and natural-remission rate ratio with family support.")
+    support_hr: float = P(1.3, 0, 50, "HR", "M7 (family support)", "Cessation and natural-remission rate ratio with family support.")
     progression_rate: float = P(0.08937, 0, 52, "per year", "E1/E3; calibrated (docs/calibration.md)", "Base rate of progressing from misuse to OUD.")
-    dysregulation_hr: float = P(2.5, 0, 50, "HR per unit", "seed: emotional dysregulation", "Progression rate ratio at full emotional dysregulation.")
-    risk_appraisal_hr: float = P(2.0, 0, 50, "HR per unit", "seed: impaired risk appraisal", "Progression rate ratio at fully impaired risk appraisal.")
-    craving_progression_hr: float = P(2.0, 0, 50, "HR per unit", "seed: neurobiology", "Progression rate ratio at full craving.")
+    dysregulation_hr: float = P(2.5, 0, 50, "HR per unit", "M4 (emotional dysregulation)", "Progression rate ratio at full emotional dysregulation.")
+    risk_appraisal_hr: float = P(2.0, 0, 50, "HR per unit", "M3 (impaired risk appraisal)", "Progression rate ratio at fully impaired risk appraisal.")
+    craving_progression_hr: float = P(2.0, 0, 50, "HR per unit", "M10 (neurobiology)", "Progression rate ratio at full craving.")
     natural_remission_rate: float = P(0.1782, 0, 52, "per year", "E25 (9.2–22.4% per year); calibrated (docs/calibration.md)", "Rate of remission from untreated OUD without care.")
     mh_remission_hr: float = P(0.7, 0, 50, "HR", "assumption", "Natural-remission rate ratio with an active disorder.")
     relapse_rate: float = P(0.02, 0, 52, "per year", "E16 (calibrated with craving)", "Relapse rate from remission at zero craving.")
     craving_relapse_hr: float = P(20.0, 0, 1000, "HR per unit", "E16 (59–77% relapse in 6 months)", "Relapse rate ratio at full craving.")
-    mh_relapse_hr: float = P(1.5, 0, 50, "HR", "seed: mental health and relapse", "Relapse rate ratio with an active disorder.")
-    craving_growth_rate: float = P(1.5, 0, 52, "per year", "seed: neurobiology", "Speed at which craving approaches 1 in OUD.")
+    mh_relapse_hr: float = P(1.5, 0, 50, "HR", "M10 (mental health and relapse)", "Relapse rate ratio with an active disorder.")
+    craving_growth_rate: float = P(1.5, 0, 52, "per year", "M10 (neurobiology)", "Speed at which craving approaches 1 in OUD.")
     misuse_craving_factor: float = P(0.3, 0, 1, "ratio", "assumption", "Craving growth during misuse relative to OUD.")
     craving_decay_rate: float = P(0.4, 0, 52, "per year", "assumption", "Speed at which craving fades in remission.")
     medication_craving_decay_rate: float = P(1.5, 0, 52, "per year", "assumption (MOUD blocks craving)", "Speed at which craving fades on medication.")
@@ -203,8 +203,8 @@ class Use(Section):
 class Treatment(Section):
     seek_rate: float = P(1.625, 0, 52, "per year", "E14; calibrated (docs/calibration.md)", "Rate of seeking OUD treatment with no stigma.")
     perceived_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "E20 (stigma-related reasons 11–20%)", "Seeking rate ratio at full perceived stigma.")
-    internal_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "seed: stigma barriers", "Seeking rate ratio at full internalised stigma.")
-    dual_stigma_hr: float = P(0.8, 0, 50, "HR", "seed: dual stigma", "Seeking rate ratio for people with both OUD and a disorder.")
+    internal_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "M8 (stigma barriers)", "Seeking rate ratio at full internalised stigma.")
+    dual_stigma_hr: float = P(0.8, 0, 50, "HR", "M9 (dual stigma)", "Seeking rate ratio for people with both OUD and a disorder.")
     peer_recovery_hr: float = P(1.2, 0, 50, "HR per tie", "assumption", "Seeking rate ratio per tie in treatment or recovery (up to 3).")
     peer_recovery_cap: int = P(3, 0, 100, "ties", "assumption", "Ties in recovery beyond this number add no more effect on seeking.")
     overdose_seek_hr: float = P(3.0, 0, 50, "HR", "E22 (care after overdose)", "Seeking rate ratio after a recent non-fatal overdose.")
@@ -214,8 +214,8 @@ class Treatment(Section):
     mh_capacity_per_100k: float = P(8000.0, 0, 100_000, "slots per 100,000", "assumption (about half of AMI treated, E4)", "Mental-health care slots.")
     waitlist_giveup_rate: float = P(4.0, 0, 520, "per year", "assumption", "Rate at which people waiting for a slot give up.")
     dropout_rate: float = P(1.3, 0, 52, "per year", "E15 (50.6% by 180 days)", "Rate of leaving OUD care early.")
-    stigma_dropout_hr: float = P(1.5, 0, 50, "HR per unit", "seed: stigma", "Dropout rate ratio at full internalised stigma.")
-    untreated_mh_dropout_hr: float = P(1.5, 0, 50, "HR", "seed: treatment implications", "Dropout rate ratio with a disorder that no care treats.")
+    stigma_dropout_hr: float = P(1.5, 0, 50, "HR per unit", "M8 (stigma)", "Dropout rate ratio at full internalised stigma.")
+    untreated_mh_dropout_hr: float = P(1.5, 0, 50, "HR", "M9, M12 (treatment implications)", "Dropout rate ratio with a disorder that no care treats.")
     integrated_dropout_hr: float = P(1.0, 0, 50, "HR", "E18 (RR 1.09, 0.82–1.45)", "Dropout rate ratio in integrated care (beyond treating the disorder).")
     completion_rate: float = P(0.25, 0, 52, "per year", "assumption", "Rate of leaving OUD care in remission.")
     mh_seek_rate: float = P(1.0, 0, 52, "per year", "assumption", "Rate of seeking mental-health care with an active disorder and no stigma.")
@@ -235,8 +235,8 @@ class Overdose(Section):
     naloxone_coverage: float = P(0.25, 0, 1, "share", "E23", "Chance a witness has naloxone.")
     naloxone_efficacy: float = P(0.9, 0, 1, "probability", "E23 (rate ratio 0.54–0.73)", "Chance naloxone reverses an overdose when used.")
     alone_base: float = P(0.35, 0, 1, "probability", "assumption", "Chance of using alone with no loneliness and no internalised stigma.")
-    alone_loneliness: float = P(0.4, 0, 1, "probability per unit", "seed: isolation", "Added chance of using alone at full loneliness.")
-    alone_stigma: float = P(0.2, 0, 1, "probability per unit", "seed: stigma (hiding use)", "Added chance of using alone at full internalised stigma.")
+    alone_loneliness: float = P(0.4, 0, 1, "probability per unit", "M5 (isolation)", "Added chance of using alone at full loneliness.")
+    alone_stigma: float = P(0.2, 0, 1, "probability per unit", "M8 (stigma, hiding use)", "Added chance of using alone at full internalised stigma.")
 
 
 class Initial(Section):
@@ -435,7 +435,7 @@ def markdown_table() -> str:
         "# Parameters",
         "",
         "Generated from `model/parameters.py` by `python -m oudsim.model.parameters > docs/parameters.md`;",
-        "a test keeps it in step with the code. Sources cite rows of `evidence.md` (E1 ...).",
+        "a test keeps it in step with the code. Sources cite rows of `docs/evidence.md` (E1 ..., M1 ...).",
         "",
         "| parameter | default | unit | allowed range | source | meaning |",
         "|---|---|---|---|---|---|",

@@ -1,7 +1,7 @@
 """Annual rates and hazard ratios: step probabilities, log ratios, and per-group factor tables.
 
 Hazards are built in log space: a sum of log hazard ratios with one exp at the end (the multiplicative
-model of DESIGN §1). An event with hazard h in a step of dt years happens with probability
+model of docs/ODD.md, section 2). An event with hazard h in a step of dt years happens with probability
 1 - exp(-h dt). The compiled processes draw events from these (model.jit); this module prepares
 what they read.
 """

@@ -1,4 +1,5 @@
-"""Each mechanism of the seed moves its outcome in the seed's direction in the full model.
+"""Each mechanism of the source article (docs/evidence.md, M rows) moves its outcome in the article's
+direction in the full model.
 
 Replicated runs of two arms with paired seeds; a one-sided Welch t-test must reject "no effect" at
 p < 0.01. Runs are small (thousands of people, a few years) but long enough for the dynamics to act.

@@ -1,6 +1,6 @@
-"""Validation: each mechanism of the seed, checked in the full model in the direction the seed states.
+"""Validation: each mechanism of the source article, checked in the full model in the direction it states.
 
-The seed (shared/seed/000_af574ecf70a042f7.txt) says how mental health and OUD drive each other.
+The source article (docs/evidence.md, mechanisms M1-M12) says how mental health and OUD drive each other.
 Each check runs replicated models of the calibrated baseline (paired seeds) and, where the check is
 causal, the same model with that one mechanism switched off (its ratios set to 1) from the start.
 Two kinds of evidence, each a one-sided test at p < 0.05:
@@ -15,7 +15,7 @@ Two kinds of evidence, each a one-sided test at p < 0.05:
 
 ``tests/test_mechanisms.py`` checks each ratio in one process on a crafted population, and
 ``tests/test_directions.py`` checks isolation, stigma, campaigns, capacity and self-medication on
-population outcomes; this module checks the seed's statements as the whole model plays them out.
+population outcomes; this module checks the article's statements as the whole model plays them out.
 
 Run as a script to print every check's numbers and draw the figures of docs/validation.md from
 exactly these checks::
@@ -346,7 +346,7 @@ def check_disorders_raise_initiation() -> Check:
         "initiation",
         "Disorders raise initiation (self-medication, impulsivity)",
         "people with depression, anxiety or PTSD self-medicate with opioids; a disorder raises "
-        "impulsivity, making substance use more likely",
+        "impulsivity, making substance use more likely (M1, M2)",
         [
             rate_ratio("initiation rate ratio, active disorder vs none", t, t.p("greater")),
             rate_ratio("... with self-medication off (use.mh_hr = 1): lower", t_off, p_ratio_greater(t, t_off)),
@@ -370,7 +370,7 @@ def check_traits_raise_progression() -> Check:
     return Check(
         "progression",
         "Impaired risk appraisal and emotional dysregulation raise progression",
-        "poor risk appraisal and emotional dysregulation (raised by a disorder) turn misuse into dependence",
+        "poor risk appraisal and emotional dysregulation (raised by a disorder) turn misuse into dependence (M3, M4)",
         [
             rate_ratio("misuse-to-OUD rate ratio, traits raised (distress > 0.5) vs not", t, t.p("greater")),
             rate_ratio("... with dysregulation and risk-appraisal ratios = 1: lower", t_off, p_ratio_greater(t, t_off)),
@@ -387,7 +387,8 @@ def check_isolation_loop() -> Check:
     return Check(
         "isolation",
         "Isolation raises use and worsens mental health, and the loop runs both ways",
-        "disorders lead to social withdrawal; isolation feeds loneliness, depression and drug use: a vicious cycle",
+        "disorders lead to social withdrawal; isolation feeds loneliness, depression and drug use: "
+        "a vicious cycle (M5)",
         [
             Finding(
                 "active ties, no disorder minus disorder (withdrawal)",
@@ -444,7 +445,7 @@ def check_aces() -> Check:
     return Check(
         "aces",
         "ACEs raise both disorders and OUD (4+ vs 0 odds ratio of OUD in its band)",
-        "trauma and adverse childhood experiences lead to both mental-health issues and opioid misuse",
+        "trauma and adverse childhood experiences lead to both mental-health issues and opioid misuse (M6)",
         [
             ratio("disorder prevalence ratio, 4+ vs 0 ACEs", mh[:, 2], mh[:, 0]),
             ratio("disorder prevalence ratio, 1-3 vs 0 ACEs", mh[:, 1], mh[:, 0]),
@@ -469,7 +470,7 @@ def check_stigma_lowers_seeking() -> Check:
     return Check(
         "stigma",
         "Stigma, dual stigma more so, lowers treatment seeking",
-        "stigma deters people from seeking help; dual stigma (OUD and a disorder) more so",
+        "stigma deters people from seeking help; dual stigma (OUD and a disorder) more so (M8, M9)",
         [
             rate_ratio(
                 "seeking rate ratio, internalised stigma above vs below the median (OUD alone)", st, st.p("less")
@@ -492,7 +493,7 @@ def check_integrated_care() -> Check:
         "integrated",
         "Integrated care improves outcomes for co-occurring disorders over separate care",
         "integrated dual-diagnosis treatment leads to better outcomes; services that treat only one "
-        "condition can worsen OUD",
+        "condition can worsen OUD (M12, M9)",
         [
             share(f"still in care {w} weeks after entry: integrated", integ[1], integ[0]),
             share(
@@ -515,7 +516,7 @@ def check_craving_raises_relapse() -> Check:
     return Check(
         "craving",
         "Craving raises relapse",
-        "opioids alter reward pathways: heightened cravings and continued use",
+        "opioids alter reward pathways: heightened cravings and continued use (M10)",
         [
             rate_ratio("relapse rate ratio, craving > 0.5 vs <= 0.5 (in remission)", t, t.p("greater")),
             rate_ratio(
@@ -544,7 +545,7 @@ def check_use_worsens_mental_health() -> Check:
     return Check(
         "feedback",
         "Dependence worsens mental health (the neurobiological feedback loop)",
-        "a feedback loop of dependence and mental-health deterioration",
+        "a feedback loop of dependence and mental-health deterioration (M11)",
         [
             rate_ratio("disorder onset rate ratio, active use vs none", t, t.p("greater")),
             rate_ratio("... with the use and craving ratios on onset = 1: lower", t_off, p_ratio_greater(t, t_off)),
@@ -651,7 +652,9 @@ def fmt_p(p: float) -> str:
 def markdown(checks: list[Check]) -> str:
     out = []
     for c in checks:
-        out.append(f"### {c.name}\n\n*Seed:* {c.seed_says}.\n\n*Result:* **{'passed' if c.passed else 'failed'}**\n")
+        out.append(
+            f"### {c.name}\n\n*Source article:* {c.seed_says}.\n\n*Result:* **{'passed' if c.passed else 'failed'}**\n"
+        )
         out.append("| finding | estimate | 95% interval | p (one-sided) |\n|---|---|---|---|")
         for f in c.findings + c.notes:
             p = "—" if f.p is None else fmt_p(f.p)

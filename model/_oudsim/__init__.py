@@ -2,7 +2,7 @@
 
 The installed distribution is this one package: ``oudsim.model`` (the model and how it runs),
 ``oudsim.agents`` (who the people are) and ``oudsim.scenarios`` (what-ifs as files). In the repository
-those are the top-level folders ``model/``, ``agents/`` and ``scenarios/`` (DESIGN §3); pyproject.toml
+those are the top-level folders ``model/``, ``agents/`` and ``scenarios/`` (the project's layout); pyproject.toml
 maps them under this name, and this file, the package's root, lives beside them in ``model/_oudsim/``.
 """
 

@@ -1,4 +1,4 @@
-"""One module per mechanism, run in this order every step (DESIGN §1)."""
+"""One module per mechanism, run in this order every step (docs/ODD.md 1.3)."""
 
 from oudsim.model.processes import (
     demography,
