@@ -52,6 +52,8 @@ class Population:
     last_event: np.ndarray
     last_overdose: np.ndarray
     lost_tolerance_until: np.ndarray
+    # recovery
+    after_care: np.ndarray  # bool: the current remission began on leaving OUD care (else natural remission)
     # social summaries, refreshed every step from the network
     degree: np.ndarray  # float32 active ties
     using_ties: np.ndarray  # float32 active ties who misuse or have untreated OUD
@@ -152,6 +154,7 @@ class Population:
             last_event=never.copy(),
             last_overdose=never.copy(),
             lost_tolerance_until=never.copy(),
+            after_care=z(bool),
             degree=z(np.float32),
             using_ties=z(np.float32),
             recovery_ties=z(np.float32),

@@ -94,7 +94,7 @@ class Demography(Section):
     ace_shares: list[float] = Vec([0.361, 0.466, 0.173], 0, 1, "share", "E10", "Share with 0, 1–3 and 4+ adverse childhood experiences.")
     family_support_by_ace: list[float] = Vec([0.85, 0.75, 0.55], 0, 1, "probability", "assumption", "Probability of having a supportive family, by ACE group.")
     mortality_per_1000: list[float] = Vec([1.1, 1.6, 3.0, 8.0, 40.0], 0, 1000, "deaths per 1,000 person-years", "assumption (US life tables 2021)", "Background mortality by age band.")
-    oud_mortality_hr: float = P(1.419, 1, 20, "HR", "E26; calibrated (docs/calibration.md)", "Non-overdose mortality of people with OUD relative to others.")
+    oud_mortality_hr: float = P(1.503, 1, 20, "HR", "E26; calibrated (docs/calibration.md)", "Non-overdose mortality of people with OUD relative to others.")
     entry_age: float = P(18.0, 12, 30, "years", "design choice (docs/ODD.md)", "Age at which a replacement person enters.")
 
     @field_validator("age_band_shares", "ses_shares", "ace_shares")
@@ -113,14 +113,14 @@ class LifeEvents(Section):
 
 class MentalHealth(Section):
     initial_prevalence: list[float] = Vec([0.086, 0.12, 0.037], 0, 1, "share", "E5 (depression, PTSD); E4/E5 anxiety disorders", "Initial 12-month prevalence of depression, anxiety, PTSD.")
-    onset_rate: list[float] = Vec([0.04938, 0.06913, 0.01235], 0, 10, "per year", "E4/E5; calibrated (docs/calibration.md)", "Base onset rate of depression, anxiety, PTSD.")
+    onset_rate: list[float] = Vec([0.05253, 0.07355, 0.01314], 0, 10, "per year", "E4/E5; calibrated (docs/calibration.md)", "Base onset rate of depression, anxiety, PTSD.")
     onset_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Scales every onset rate (the dashboard's mental-health slider).")
     remission_rate: list[float] = Vec([1.0, 0.8, 0.5], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD.")
     ace_hr: list[float] = Vec([1.0, 1.5, 2.5], 0, 50, "HR", "E10, E11 (direction)", "Onset rate ratio by ACE group.")
     ses_hr: list[float] = Vec([1.3, 1.0, 0.8], 0, 20, "HR", "assumption", "Onset rate ratio by SES.")
     event_hr: float = P(2.5, 0, 50, "HR", "assumption; M6 (environmental factors)", "Onset rate ratio after a recent life event.")
     loneliness_hr: float = P(2.5, 0, 50, "HR per unit", "E12, E13 (direction)", "Onset rate ratio at full loneliness vs none.")
-    oud_hr: float = P(1.657, 0, 50, "HR", "E6, E8 (direction); calibrated (docs/calibration.md)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
+    oud_hr: float = P(1.392, 0, 50, "HR", "E6, E8 (direction); calibrated (docs/calibration.md)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
     craving_hr: float = P(2.0, 0, 50, "HR per unit", "M11 (neurobiological feedback loop)", "Onset rate ratio at full craving vs none.")
     comorbidity_hr: float = P(3.0, 0, 50, "HR", "assumption (co-occurrence)", "Onset rate ratio when another modelled disorder is active.")
     care_remission_hr: float = P(2.0, 0, 50, "HR", "assumption", "Remission rate ratio in mental-health care.")
@@ -172,7 +172,7 @@ class Stigma(Section):
 
 
 class Use(Section):
-    initiation_rate: float = P(0.003016, 0, 5, "per year", "E3; calibrated (docs/calibration.md)", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
+    initiation_rate: float = P(0.00247, 0, 5, "per year", "E3; calibrated (docs/calibration.md)", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
     access_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Exposure and access to opioids (prescribing, supply).")
     age_hr: list[float] = Vec([2.0, 1.6, 1.0, 0.6, 0.25], 0, 50, "HR", "assumption (NSDUH age pattern)", "Initiation rate ratio by age band.")
     ses_hr: list[float] = Vec([1.4, 1.0, 0.8], 0, 50, "HR", "assumption; M7 (SES)", "Initiation rate ratio by SES.")
@@ -185,14 +185,17 @@ class Use(Section):
     event_hr: float = P(1.5, 0, 50, "HR", "M6 (environmental factors)", "Initiation and relapse rate ratio after a recent life event.")
     cessation_rate: float = P(0.6, 0, 52, "per year", "assumption", "Rate of stopping misuse before OUD develops.")
     support_hr: float = P(1.3, 0, 50, "HR", "M7 (family support)", "Cessation and natural-remission rate ratio with family support.")
-    progression_rate: float = P(0.08937, 0, 52, "per year", "E1/E3; calibrated (docs/calibration.md)", "Base rate of progressing from misuse to OUD.")
+    progression_rate: float = P(0.06264, 0, 52, "per year", "E1/E3; calibrated (docs/calibration.md)", "Base rate of progressing from misuse to OUD.")
     dysregulation_hr: float = P(2.5, 0, 50, "HR per unit", "M4 (emotional dysregulation)", "Progression rate ratio at full emotional dysregulation.")
     risk_appraisal_hr: float = P(2.0, 0, 50, "HR per unit", "M3 (impaired risk appraisal)", "Progression rate ratio at fully impaired risk appraisal.")
     craving_progression_hr: float = P(2.0, 0, 50, "HR per unit", "M10 (neurobiology)", "Progression rate ratio at full craving.")
-    natural_remission_rate: float = P(0.1782, 0, 52, "per year", "E25 (9.2–22.4% per year); calibrated (docs/calibration.md)", "Rate of remission from untreated OUD without care.")
+    natural_remission_rate: float = P(0.1607, 0, 52, "per year", "E25 (9.2–22.4% per year); calibrated (docs/calibration.md)", "Rate of remission from untreated OUD without care.")
     mh_remission_hr: float = P(0.7, 0, 50, "HR", "assumption", "Natural-remission rate ratio with an active disorder.")
-    relapse_rate: float = P(0.02, 0, 52, "per year", "E16 (calibrated with craving)", "Relapse rate from remission at zero craving.")
-    craving_relapse_hr: float = P(20.0, 0, 1000, "HR per unit", "E16 (59–77% relapse in 6 months)", "Relapse rate ratio at full craving.")
+    relapse_rate: float = P(0.02, 0, 52, "per year", "E16 (calibrated with craving)", "Relapse rate from sustained remission at zero craving.")
+    early_relapse_after_care: float = P(2.2, 0, 52, "per year", "E16 (59–77% relapse within 6 months of leaving care without medication); calibrated", "Extra relapse rate at the start of a remission that began on leaving care; fades with time in remission.")
+    early_relapse_natural: float = P(0.4, 0, 52, "per year", "assumption (natural remissions, E25, follow long use and relapse less than E16's trial leavers)", "Extra relapse rate at the start of a natural remission; fades with time in remission.")
+    remission_consolidation_years: float = P(0.5, 0.01, 20, "years", "assumption (DSM-5: remission is sustained after 12 months)", "Time over which the early relapse excess falls by a factor e.")
+    craving_relapse_hr: float = P(2.0, 0, 1000, "HR per unit", "M10 (neurobiology); assumption (the early excess carries E16's time course)", "Relapse rate ratio at full craving.")
     mh_relapse_hr: float = P(1.5, 0, 50, "HR", "M10 (mental health and relapse)", "Relapse rate ratio with an active disorder.")
     craving_growth_rate: float = P(1.5, 0, 52, "per year", "M10 (neurobiology)", "Speed at which craving approaches 1 in OUD.")
     misuse_craving_factor: float = P(0.3, 0, 1, "ratio", "assumption", "Craving growth during misuse relative to OUD.")
@@ -201,7 +204,7 @@ class Use(Section):
 
 
 class Treatment(Section):
-    seek_rate: float = P(1.625, 0, 52, "per year", "E14; calibrated (docs/calibration.md)", "Rate of seeking OUD treatment with no stigma.")
+    seek_rate: float = P(2.037, 0, 52, "per year", "E14; calibrated (docs/calibration.md)", "Rate of seeking OUD treatment with no stigma.")
     perceived_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "E20 (stigma-related reasons 11–20%)", "Seeking rate ratio at full perceived stigma.")
     internal_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "M8 (stigma barriers)", "Seeking rate ratio at full internalised stigma.")
     dual_stigma_hr: float = P(0.8, 0, 50, "HR", "M9 (dual stigma)", "Seeking rate ratio for people with both OUD and a disorder.")
@@ -209,7 +212,7 @@ class Treatment(Section):
     peer_recovery_cap: int = P(3, 0, 100, "ties", "assumption", "Ties in recovery beyond this number add no more effect on seeking.")
     overdose_seek_hr: float = P(3.0, 0, 50, "HR", "E22 (care after overdose)", "Seeking rate ratio after a recent non-fatal overdose.")
     recent_overdose_weeks: int = P(12, 1, 520, "weeks", "assumption", "How long an overdose counts as recent.")
-    capacity_per_100k: float = P(600.0, 0, 100_000, "slots per 100,000", "E1 x E14: about the people in care, ~92% full; calibrated (docs/calibration.md)", "OUD treatment slots (medication and integrated).")
+    capacity_per_100k: float = P(624.2, 0, 100_000, "slots per 100,000", "E1 x E14: about the people in care, ~92% full; calibrated (docs/calibration.md)", "OUD treatment slots (medication and integrated).")
     integrated_share: float = P(0.1, 0, 1, "share", "E17 (24.5% got both kinds of care)", "Share of OUD slots that are integrated dual-diagnosis care.")
     mh_capacity_per_100k: float = P(8000.0, 0, 100_000, "slots per 100,000", "assumption (about half of AMI treated, E4)", "Mental-health care slots.")
     waitlist_giveup_rate: float = P(4.0, 0, 520, "per year", "assumption", "Rate at which people waiting for a slot give up.")
@@ -225,7 +228,7 @@ class Treatment(Section):
 
 
 class Overdose(Section):
-    rate_oud: float = P(0.118, 0, 52, "per year", "E21, E24; calibrated (docs/calibration.md)", "Overdose rate with untreated OUD.")
+    rate_oud: float = P(0.1007, 0, 52, "per year", "E21, E24; calibrated (docs/calibration.md)", "Overdose rate with untreated OUD.")
     misuse_hr: float = P(0.2, 0, 50, "HR", "assumption", "Overdose rate ratio for misuse without OUD.")
     treatment_hr: float = P(0.4, 0, 50, "HR", "E21 (4.3 vs 9.5; 11.3 vs 36.1)", "Overdose rate ratio in medication or integrated care.")
     remission_hr: float = P(0.05, 0, 50, "HR", "assumption", "Overdose rate ratio in remission (lapses).")

@@ -121,7 +121,7 @@ def _care_arguments(m) -> tuple:
 @njit
 def _leave_and_seek(
     care_stream, scratch, flags, stage, stage_since, care, any_mh, in_mh_care, internal_stigma, perceived_stigma,
-    recovery_ties, last_overdose, lost_tolerance_until, waiting, wait_since,
+    recovery_ties, last_overdose, lost_tolerance_until, waiting, wait_since, after_care,
     dropout, l_stigma_dropout, l_untreated_mh, l_integrated_dropout, completion, giveup,
     seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_overdose_seek, recent_od_weeks, post_care_weeks,
     u_leave, u_seek, dt, count, uid, table, week,
@@ -181,6 +181,7 @@ def _leave_and_seek(
         stage_since[i] = week
         care[i] = Care.NONE
         lost_tolerance_until[i] = week + post_care_weeks  # tolerance is lost for the first weeks after care
+        after_care[i] = to[j] == Stage.REMISSION  # a remission that began on leaving care (early relapse, E16)
 
 
 def _admit(m) -> None:

@@ -8,8 +8,12 @@ Hazards (annual), each switched off by setting its ratio to 1:
   misuse -> OUD:    progression_rate * dysregulation_HR^dysregulation
                     * risk_appraisal_HR^(impaired risk appraisal) * craving_progression_HR^craving
   OUD -> remission: natural_remission_rate * support_HR^(family) * mh_remission_HR^(disorder)
-  remission -> OUD: relapse_rate * craving_relapse_HR^craving * mh_relapse_HR^(disorder)
+  remission -> OUD: (relapse_rate + early_relapse[route] * exp(-years in remission / consolidation))
+                    * craving_relapse_HR^craving * mh_relapse_HR^(disorder)
                     * event_HR^(recent event) * loneliness_HR^loneliness
+                    route: the remission began on leaving care (early_relapse_after_care, E16) or
+                    naturally (early_relapse_natural); after about a year the excess has faded: sustained
+                    remission.
 Competing hazards from one state are drawn together: an event at the total hazard, then which one
 in proportion. All are decided from the stage at the start of the step.
 Craving grows toward 1 in OUD (``craving_growth_rate``; times ``misuse_craving_factor`` in misuse),
@@ -67,9 +71,14 @@ def remission_hazard(remission, l_support, support, l_mh, disorder):
 
 
 @njit(inline=True)
-def relapse_hazard(relapse, l_craving, craving, l_mh, disorder, l_event, event, l_lonely, loneliness):
-    """remission -> OUD"""
-    return relapse * math.exp(l_craving * craving + l_mh * disorder + l_event * event + l_lonely * loneliness)
+def relapse_hazard(
+    relapse, early, consolidation, l_craving, craving, l_mh, disorder, l_event, event, l_lonely, loneliness
+):  # fmt: skip
+    """remission -> OUD: (relapse_rate + early excess of the remission's route * exp(-years in remission
+    / consolidation time)) * ratios; ``consolidation`` is that exponential, 1 on the first day."""
+    return (relapse + early * consolidation) * math.exp(
+        l_craving * craving + l_mh * disorder + l_event * event + l_lonely * loneliness
+    )
 
 
 def step(m) -> None:
@@ -107,8 +116,8 @@ def _arguments(m) -> tuple:
         remission_hazard, remission=p.natural_remission_rate, l_support=r["l_support"], l_mh=r["l_mh_remit"]
     )
     relapse = upper_bound(
-        relapse_hazard, relapse=p.relapse_rate, l_craving=r["l_craving_relapse"], l_mh=r["l_mh_relapse"],
-        l_event=r["l_event"], l_lonely=r["l_lonely"],
+        relapse_hazard, relapse=p.relapse_rate, early=max(p.early_relapse_after_care, p.early_relapse_natural),
+        l_craving=r["l_craving_relapse"], l_mh=r["l_mh_relapse"], l_event=r["l_event"], l_lonely=r["l_lonely"],
     )  # fmt: skip
     grow, fade = _craving_steps(
         p.craving_growth_rate, p.misuse_craving_factor, p.craving_decay_rate, p.medication_craving_decay_rate, dt
@@ -116,7 +125,10 @@ def _arguments(m) -> tuple:
     return bind(
         _use, m.shared(), group=group, trait_increment=m.params.mental_health.trait_increment, base=base,
         peer_cap=peer_cap, bound=bound, **ratios, cessation=p.cessation_rate, progression=p.progression_rate,
-        natural_remission=p.natural_remission_rate, relapse=p.relapse_rate, u_misuse=skip_bound(leave_misuse * dt),
+        natural_remission=p.natural_remission_rate, relapse=p.relapse_rate,
+        early_after_care=p.early_relapse_after_care, early_natural=p.early_relapse_natural,
+        consolidation_steps=p.remission_consolidation_years * 52.0 / m.params.simulation.dt_weeks,
+        u_misuse=skip_bound(leave_misuse * dt),
         u_remit=skip_bound(remit * dt), u_relapse=skip_bound(relapse * dt), grow=grow, fade=fade, leads_to=LEADS_TO,
         post_care_weeks=m.params.treatment.post_care_weeks,
     )  # fmt: skip
@@ -133,10 +145,11 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 @njit
 def _use(
     use_stream, scratch, flags, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support,
-    craving, group, stage_since, waiting, wait_since, lost_tolerance_until, trait_increment,
+    craving, group, stage_since, waiting, wait_since, lost_tolerance_until, after_care, trait_increment,
     base, l_mh_start, l_impulsivity, l_peer, peer_cap, l_lonely, l_event, bound,
     cessation, l_support, progression, l_dysregulation, l_risk, l_craving_progress,
-    natural_remission, l_mh_remit, relapse, l_craving_relapse, l_mh_relapse, u_misuse, u_remit, u_relapse, grow, fade,
+    natural_remission, l_mh_remit, relapse, early_after_care, early_natural, consolidation_steps, l_craving_relapse,
+    l_mh_relapse, u_misuse, u_remit, u_relapse, grow, fade,
     dt, leads_to, post_care_weeks, count, uid, table, week,
 ):  # fmt: skip
     """Starting, stopping, progressing, remitting and relapsing, decided from the stages at the start of
@@ -198,9 +211,11 @@ def _use(
         elif st == Stage.REMISSION:  # remission -> OUD (relapse)
             u = uniform(s)
             if u < u_relapse:
+                early = early_after_care if after_care[i] else early_natural
+                consolidation = math.exp(-(week - stage_since[i]) / consolidation_steps)
                 h = relapse_hazard(
-                    relapse, l_craving_relapse, craving[i], l_mh_relapse, any_mh[i], l_event, recent[i], l_lonely,
-                    loneliness[i],
+                    relapse, early, consolidation, l_craving_relapse, craving[i], l_mh_relapse, any_mh[i], l_event,
+                    recent[i], l_lonely, loneliness[i],
                 )  # fmt: skip
                 if below(u, h * dt):
                     which[k] = RELAPSE
@@ -216,9 +231,10 @@ def _use(
         append(table, count, uid, i, stage[i], leads_to[t], week)
         stage[i] = leads_to[t]
         stage_since[i] = week
-        if t == REMIT:  # off the treatment waitlist
+        if t == REMIT:  # off the treatment waitlist; a natural remission
             waiting[i] = False
             wait_since[i] = NEVER
+            after_care[i] = False
         elif t == RELAPSE:  # after abstinence, tolerance is lost for the first weeks
             lost_tolerance_until[i] = week + post_care_weeks
         n_progress += t == PROGRESS
