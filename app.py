@@ -84,7 +84,7 @@ MODEL_PARAMS: dict[str, dict[str, Any]] = {
                                 0.0, 1.0, 0.05),
     "stigma": _slider("stigma", "Community stigma at start (score 0–1)", 0.0, 1.0, 0.05),
     "campaign": _slider("campaign", "Anti-stigma campaign (strength 0–1)", 0.0, 1.0, 0.05),
-    "naloxone_coverage": _slider("naloxone_coverage", "Naloxone coverage (share of witnesses, 0–1)",
+    "naloxone_coverage": _slider("naloxone_coverage", "Naloxone kits (share of people who use carrying one, 0–1)",
                                  0.0, 1.0, 0.05),
 }
 # fmt: on
@@ -105,15 +105,17 @@ MECHANISMS: list[tuple[str, str, list[str]]] = [
     ),
     (
         "Mental health",
-        "Depression, anxiety and PTSD start and end. They start more often after childhood adversity, "
+        "Depression, anxiety, PTSD and other mental illness start and end. They start more often after "
+        "childhood adversity, "
         "stressful events, loneliness and opioid use, and a disorder makes starting to misuse opioids 2–3 "
         "times as likely (self-medication). Mental-health care speeds recovery.",
         ["mh_risk", "mh_capacity"],
     ),
     (
         "Treatment services",
-        "People with OUD seek treatment, but only as many can start as there are slots; the rest wait and "
-        "some give up. Medication cuts overdose risk. Integrated dual-diagnosis care treats OUD and a "
+        "People with OUD seek treatment (after an overdose some are referred at once), but only as many can "
+        "start as there are slots, a few a week after an intake assessment; the rest wait and some give up. "
+        "Medication cuts overdose risk and deaths from other causes. Integrated dual-diagnosis care treats OUD and a "
         "mental-health disorder together, so fewer people drop out.",
         ["capacity", "integrated_share"],
     ),
@@ -127,7 +129,8 @@ MECHANISMS: list[tuple[str, str, list[str]]] = [
     (
         "Overdose and naloxone",
         "Overdoses are most likely with untreated OUD and in the weeks after leaving care. One is less often "
-        "fatal when someone is there with naloxone, but isolated or ashamed people more often use alone.",
+        "fatal when a friend is there and someone has a naloxone kit; kits go to people who use and their "
+        "friends. Isolated or ashamed people more often use alone.",
         ["naloxone_coverage"],
     ),
 ]

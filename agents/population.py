@@ -33,8 +33,8 @@ class Population:
     stigma_norm: np.ndarray  # float32: the attitude a person returns to without outside influence
     entry_week: np.ndarray  # int32: week the person entered
     # mental health
-    mh: np.ndarray  # bool (3, n): depression, anxiety, PTSD
-    any_mh: np.ndarray  # bool: any of the three active (kept in step with mh by the mental-health process)
+    mh: np.ndarray  # bool (4, n): depression, anxiety, PTSD, other mental illness (agents.states.DISORDERS)
+    any_mh: np.ndarray  # bool: any of them active (kept in step with mh by the mental-health process)
     distress: np.ndarray  # float32 in [0, 1]: how far an active disorder has moved the traits
     # opioid use and neurobiology
     stage: np.ndarray  # int8, agents.states.Stage
@@ -54,6 +54,7 @@ class Population:
     lost_tolerance_until: np.ndarray
     # recovery
     after_care: np.ndarray  # bool: the current remission began on leaving OUD care (else natural remission)
+    naloxone: np.ndarray  # bool: carries a naloxone kit
     # social summaries, refreshed every step from the network
     degree: np.ndarray  # float32 active ties
     using_ties: np.ndarray  # float32 active ties who misuse or have untreated OUD
@@ -99,10 +100,7 @@ class Population:
         """Draw the starting population from the input distributions (the input rows of docs/evidence.md)."""
         n = params.simulation.population
         d = params.demography
-        band = rng.choice(len(d.age_band_shares), size=n, p=d.age_band_shares)
-        lo = np.array([18.0, *AGE_BAND_EDGES])
-        hi = np.array([*AGE_BAND_EDGES, 85.0])
-        age = (lo[band] + rng.random(n) * (hi[band] - lo[band])).astype(np.float32)
+        age = stationary_ages(n, d.entry_age, d.max_age, d.mortality_per_1000, rng)
         pop = cls._draw(n, age, params, rng, week=0)
         _initial_use(pop, params, rng)
         return pop
@@ -117,7 +115,7 @@ class Population:
         w = np.asarray(mhp.ace_hr)[ace]
         w = w / w.mean() if w.mean() > 0 else np.ones(n)
         prev = np.asarray(mhp.initial_prevalence)[:, None] * w[None, :]
-        mh = rng.random((3, n)) < np.minimum(prev, 1.0)
+        mh = rng.random(prev.shape) < np.minimum(prev, 1.0)
         # Trait baselines: Beta with the configured mean, modest spread.
         m = mhp.trait_baseline
         a, b = max(m * 8.0, 1e-3), max((1 - m) * 8.0, 1e-3)
@@ -155,6 +153,7 @@ class Population:
             last_overdose=never.copy(),
             lost_tolerance_until=never.copy(),
             after_care=z(bool),
+            naloxone=z(bool),
             degree=z(np.float32),
             using_ties=z(np.float32),
             recovery_ties=z(np.float32),
@@ -272,6 +271,24 @@ class NewcomerPool:
         idx = self._index[self._next : self._next + k]
         self._next += k
         return self._pool, idx
+
+
+def stationary_ages(
+    n: int, entry_age: float, max_age: float, per_1000: list[float], rng: np.random.Generator
+) -> np.ndarray:
+    """Ages of a population that is already steady under the model's own demography: people enter at
+    ``entry_age`` and die at the life table's rates (per 1,000 by age band) or at ``max_age``, so the
+    share alive at age a is the survival S(a) = exp(-integral of the death rate from entry_age to a).
+    Drawn by inverting S's cumulative integral on a grid of a hundredth of a year (the age structure
+    then holds over a long run instead of drifting toward it)."""
+    h = 0.01
+    grid = np.arange(entry_age, max_age, h)
+    rate = np.asarray(per_1000, dtype=float)[band_of(grid + h / 2)] / 1000.0
+    survival = np.exp(-np.concatenate([[0.0], np.cumsum(rate * h)[:-1]]))
+    cdf = np.cumsum(survival)
+    cell = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+    age = grid[np.minimum(cell, grid.size - 1)] + rng.random(n) * h
+    return np.minimum(age, np.nextafter(np.float32(max_age), np.float32(0))).astype(np.float32)
 
 
 def band_of(age: np.ndarray) -> np.ndarray:

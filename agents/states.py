@@ -46,7 +46,7 @@ class SES(IntEnum):
 
 AGE_BANDS = ("18-25", "26-34", "35-49", "50-64", "65+")
 AGE_BAND_EDGES = (26.0, 35.0, 50.0, 65.0)  # lower edge of bands 1..4, in years
-DISORDERS = ("depression", "anxiety", "ptsd")
+DISORDERS = ("depression", "anxiety", "ptsd", "other")  # "other": the rest of any mental illness (E4)
 TRAITS = ("impulsivity", "risk_impairment", "dysregulation")
 NEVER = -(10**9)  # week stamp meaning "never happened"
 

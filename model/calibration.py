@@ -120,7 +120,7 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target("oud_prevalence", 0.022, 0.015, 0.030, "E1, E2", "Past-year OUD prevalence"),
     Target("misuse_prevalence", 0.032, 0.025, 0.045, "E3", "Opioid misuse (misuse or OUD)"),
-    Target("mh_prevalence", 0.23, 0.18, 0.28, "E4, E5", "Any modelled mental-health disorder"),
+    Target("mh_prevalence", 0.23, 0.18, 0.28, "E4, E5", "Any mental illness (the four categories)"),
     Target("cooccurring_share", 0.643, 0.55, 0.72, "E6", "People with OUD who have a disorder"),
     Target("treatment_coverage", 0.251, 0.18, 0.32, "E14", "People with OUD on medication"),
     Target(
@@ -135,7 +135,20 @@ TARGETS: tuple[Target, ...] = (
     # Not in docs/evidence.md's target table; E24 is a (T) row: 81,806 opioid deaths in 2022 and about
     # 54,700 in 2024 among ~260 M US adults = 31 and 21 per 100,000 adults a year.
     Target("overdose_death_rate", 25.0, 15.0, 35.0, "E24 (secondary)", "Overdose deaths per 100,000 adults a year"),
+    # The v2 targets: a cross-sectional level (E7, E13) or a rate read off the transition log over the
+    # recorded years (log_measures). Bands: E7 +-30% of the point; E13 the 2018 and 2020 surveys; E15 +-10
+    # points; E16, E21 and E25 their published ranges.
+    Target("depression_among_oud", 0.308, 0.22, 0.40, "E7", "People with OUD who have depression"),
+    Target("lonely_share", 0.54, 0.45, 0.62, "E13", "Lonely adults (UCLA 43+)"),
+    Target("retention_180d", 0.494, 0.40, 0.60, "E15", "Still in OUD care 180 days after admission"),
+    Target("relapse_after_care_26w", 0.68, 0.59, 0.77, "E16", "Relapse within 26 weeks of leaving care in remission"),
+    Target("natural_remission_rate", 0.158, 0.092, 0.224, "E25", "Remission from untreated OUD without care, per year"),
+    Target(
+        "out_of_care_mortality_ratio", 2.7, 2.2, 3.2, "E21", "All-cause deaths with OUD, out of care vs in it", log=True
+    ),
+    Target("witnessed_overdose_death_share", 0.37, 0.25, 0.49, "E27", "Overdose deaths with someone present"),
 )
+LOG_MEASURES = ("relapse_after_care_26w", "natural_remission_rate", "out_of_care_mortality_ratio")
 TARGETS_BY_METRIC = {t.metric: t for t in TARGETS}
 
 
@@ -195,7 +208,7 @@ class FreeParameter:
 
 
 FREE_PARAMETERS: tuple[FreeParameter, ...] = (
-    FreeParameter("use.initiation_rate", 0.0015, 0.005, log=True, why="misuse, OUD (E3, E1)"),
+    FreeParameter("use.initiation_rate", 0.0006, 0.003, log=True, why="misuse, OUD (E3, E1)"),
     FreeParameter("use.progression_rate", 0.05, 0.4, log=True, why="OUD (E1)"),
     FreeParameter("use.natural_remission_rate", 0.092, 0.224, why="OUD; the range of E25"),
     FreeParameter("treatment.seek_rate", 1.0, 4.0, log=True, why="coverage (E14)"),
@@ -206,6 +219,11 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     FreeParameter("mental_health.oud_hr", 1.0, 2.5, why="co-occurrence (E6)"),
     FreeParameter("overdose.rate_oud", 0.06, 0.3, log=True, why="deaths (E21, E24, E26)"),
     FreeParameter("demography.oud_mortality_hr", 1.0, 4.0, why="deaths with OUD (E26)"),
+    FreeParameter("demography.care_mortality_hr", 0.1, 1.0, why="deaths in vs out of care (E21)"),
+    FreeParameter("social.supportive_ties_full", 14.0, 16.0, why="lonely share (E13)"),
+    FreeParameter("treatment.dropout_rate", 0.4, 1.2, why="retention at 180 days (E15)"),
+    FreeParameter("use.early_relapse_after_care", 0.6, 3.0, why="relapse after leaving care (E16)"),
+    FreeParameter("overdose.tie_presence", 0.05, 0.4, why="overdose deaths with someone present (E27)"),
 )
 
 
@@ -273,8 +291,49 @@ def run_replicate(params: Parameters, seed: int, years: float, average_years: fl
     sel = df["year"] > max(last - average_years, 0.0) if last > 0 else df["year"] >= last
     out = {k: float(v) for k, v in df.loc[sel, list(METRIC_NAMES)].mean().items()}
     out[ODDS_RATIO] = float(odds_ratio(model))
+    out.update(log_measures(model, df))
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def log_measures(model, frame: pd.DataFrame, follow_weeks: int = 26) -> dict[str, float]:
+    """Rates read off the transition log over the recorded steps (every step since week 0):
+
+    - ``relapse_after_care_26w``: of the remissions that began on leaving care (treatment -> remission)
+      at least ``follow_weeks`` before the end, the share that relapsed (remission -> OUD) within
+      ``follow_weeks`` (E16);
+    - ``natural_remission_rate``: untreated OUD -> remission per person-year of untreated OUD (E25);
+    - ``out_of_care_mortality_ratio``: deaths per person-year of untreated OUD over deaths per
+      person-year in OUD care (E21; NaN without deaths in care).
+
+    Person-years come from the metrics frame (prevalences times the population, a step each)."""
+    from oudsim.agents.states import Stage
+
+    log = model.transitions.frame()
+    dt = model.params.simulation.dt_weeks / 52.0
+    n = model.population.n
+    end = int(model.week)
+    steps = int(round(follow_weeks / model.params.simulation.dt_weeks))
+    left = log[(log["from"] == Stage.TREATMENT) & (log["to"] == Stage.REMISSION) & (log["week"] <= end - steps)]
+    relapses = log[(log["from"] == Stage.REMISSION) & (log["to"] == Stage.OUD)]
+    relapsed = 0
+    if len(left):
+        first = left.merge(relapses, on="person", suffixes=("", "_r"))
+        first = first[(first["week_r"] > first["week"]) & (first["week_r"] <= first["week"] + steps)]
+        relapsed = first.drop_duplicates(["person", "week"]).shape[0]
+    rec = frame[frame["step"] > 0]  # each recorded step after week 0 (the log starts there)
+    py_untreated = float(rec["untreated_oud_prevalence"].sum()) * n * dt
+    py_care = float((rec["oud_prevalence"] - rec["untreated_oud_prevalence"]).sum()) * n * dt
+    natural = ((log["from"] == Stage.OUD) & (log["to"] == Stage.REMISSION)).sum()
+    died_out = ((log["from"] == Stage.OUD) & (log["to"] == Stage.DECEASED)).sum()
+    died_in = ((log["from"] == Stage.TREATMENT) & (log["to"] == Stage.DECEASED)).sum()
+    rate_out = died_out / py_untreated if py_untreated else float("nan")
+    rate_in = died_in / py_care if py_care else float("nan")
+    return {
+        "relapse_after_care_26w": relapsed / len(left) if len(left) else float("nan"),
+        "natural_remission_rate": natural / py_untreated if py_untreated else float("nan"),
+        "out_of_care_mortality_ratio": rate_out / rate_in if rate_in and rate_in > 0 else float("nan"),
+    }
 
 
 def replicate_seeds(seed: int, replicates: int) -> list[int]:
@@ -546,6 +605,10 @@ def format_value(x: float | None, metric: str) -> str:
         return "—"
     if metric in ("oud_death_rate", "overdose_death_rate", ODDS_RATIO):
         return f"{x:.1f}"
+    if metric == "out_of_care_mortality_ratio":  # a ratio, not a share
+        return f"{x:.2f}"
+    if metric == "natural_remission_rate":  # a rate per person-year
+        return f"{x:.3f}/yr"
     return f"{100 * x:.1f}%"
 
 

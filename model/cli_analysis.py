@@ -269,7 +269,8 @@ def sensitivity(
         typer.Argument(
             metavar="PARAMETER[=LO:HI]",
             help="Dotted parameter names, each optionally with bounds (a vector parameter's "
-            "bounds scale it). Default: the calibration's free parameters.",
+            "bounds scale it), or a group: 'free' (the calibration's free parameters) or 'mechanisms' "
+            "(the mechanism ratios). Default: both groups.",
             show_default=False,
         ),
     ] = None,
@@ -319,7 +320,6 @@ def sensitivity(
 ) -> None:
     """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request; indices CSV, ranked plot."""
     from oudsim.model import sensitivity as sa
-    from oudsim.model.calibration import FREE_PARAMETERS
 
     with _clear_errors():
         if method not in sa.METHODS:
@@ -327,7 +327,7 @@ def sensitivity(
         for m in metric:
             sa.check_metric(m)
         base = _base(scenario, params_file, set_)
-        specs = parameters or [p.name for p in FREE_PARAMETERS]
+        specs = sa.expand_groups(parameters or ["free", "mechanisms"])
         free = [sa.parse_parameter(p, fraction) for p in specs]
         with progress_bar(f"{method} sensitivity", "runs") as update:
             results = sa.run_sensitivity_metrics(

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from oudsim.agents.population import FIELD_NAMES, NEXT_BAND_AGE, band_of, group_of
-from oudsim.agents.states import Care, Stage
+from oudsim.agents.states import DISORDERS, TRAITS, Care, Stage
 from oudsim.model.processes import SCHEDULE
 from oudsim.model.processes.treatment import slots
 
@@ -50,10 +50,9 @@ CARES = np.array([c.value for c in Care], dtype=np.int64)
 SCORES = (
     "craving", "stigma", "stigma_norm", "internal_stigma", "perceived_stigma", "loneliness", "distress", "trait_base",
 )  # fmt: skip
-TWO_D = ("mh", "trait_base")  # (3, n): one row per disorder or trait
-# Initial ages are drawn in [18, 85] (Population.initial); newcomers enter at demography.entry_age,
-# which the parameters allow in [12, 30]. Ages then only grow, by one step a step.
-ENTRY_AGES = (12.0, 85.0)
+TWO_D = {"mh": len(DISORDERS), "trait_base": len(TRAITS)}  # (rows, n): one row per disorder or trait
+# Newcomers enter at demography.entry_age, which the parameters allow from 12; initial ages start there.
+YOUNGEST = 12.0
 
 
 def check(m, after: str) -> None:
@@ -103,7 +102,7 @@ def population_size(m, after: str) -> str | None:
     wrong = []
     for name in FIELD_NAMES:
         shape = getattr(pop, name).shape
-        if shape != ((3, n) if name in TWO_D else (n,)):
+        if shape != ((TWO_D[name], n) if name in TWO_D else (n,)):
             wrong.append(f"population.{name} has shape {shape}")
     for name in ("uid", "recent", "dead_rows"):
         if getattr(m, name).shape != (n,):
@@ -292,17 +291,17 @@ def any_mh_matches_mh(m, after: str) -> str | None:
 
 
 def age_and_band(m, after: str) -> str | None:
-    """Ages lie between the youngest entry age and the oldest initial age plus the years simulated so
-    far (burn-in included; half a year's slack for float32 sums); the age band is the age's band
+    """The living are aged from the youngest entry age up to the life table's closing age
+    (demography.max_age, at which demography ends every life; a step's slack for a closing age
+    lowered mid-run, people above it live until demography runs); the age band is the age's band
     (agents.population.band_of), and the group index and the age at which the next band starts follow
     the band (demography moves all three together at a birthday, newcomers are drawn consistent)."""
     pop = m.population
-    sim = m.base_params.simulation
-    steps = m.week + int(round(sim.burn_in_years * 52 / sim.dt_weeks))  # steps since the model was built
-    lo, hi = ENTRY_AGES[0], ENTRY_AGES[1] + max(steps, 0) * m.dt_years + 0.5
-    bad = _where((pop.age < lo) | (pop.age > hi), ("age", pop.age))
+    lo, hi = YOUNGEST, max(m.params.demography.max_age, m.base_params.demography.max_age) + m.dt_years
+    living = pop.stage != Stage.DECEASED.value
+    bad = _where(living & ((pop.age < lo) | (pop.age >= hi)), ("age", pop.age))
     if bad is not None:
-        return f"age outside [{lo:g}, {hi:.1f}]: {bad}"
+        return f"age outside [{lo:g}, {hi:.2f}): {bad}"
     bad = _where(pop.age_band != band_of(pop.age), ("age", pop.age), ("age_band", pop.age_band))
     if bad is not None:
         return f"age band does not match age: {bad}"

@@ -81,6 +81,48 @@ def new_stream(rng: np.random.Generator) -> np.ndarray:
     return state
 
 
+_GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment
+
+
+@njit
+def reseed_streams(states, keys, week):
+    """Each stream's state (a row of ``states``) for this step, from its key and the week (splitmix64):
+    every stream starts each step at the same place in two scenario arms run on one seed, however
+    their draws diverged the step before (once an arm's people differ, a stream walked on from step to
+    step would stay out of step for good, and paired differences would lose their common random
+    numbers)."""
+    wk = np.uint64(week & 0xFFFFFFFF)
+    for k in range(states.shape[0]):
+        x = keys[k] ^ (wk * _U64(_GOLDEN))
+        for w in range(4):
+            x += _U64(_GOLDEN)
+            z = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+            states[k, w] = z ^ (z >> _U64(31))
+        if states[k, 0] == 0 and states[k, 1] == 0 and states[k, 2] == 0 and states[k, 3] == 0:
+            states[k, 0] = _U64(1)
+
+
+@njit(inline=True)
+def step_key(s):
+    """A key for this step's keyed draws, read from a stream's state before it draws (the state it was
+    reseeded to: one per stream and week)."""
+    return s[0] ^ _rotl(s[3], 29)
+
+
+@njit(inline=True)
+def keyed_uniform(key, row, slot):
+    """A float64 in [0, 1) fixed by (key, row, slot) alone (splitmix64's finaliser on their mix): a
+    person's draws in a pass over a list of people do not depend on who else is listed, so two
+    scenario arms whose lists differ still draw the same numbers for the same person (common random
+    numbers person by person)."""
+    x = key ^ (np.uint64(row) * _U64(0xD1B54A32D192ED03)) ^ ((np.uint64(slot) + _U64(1)) * _U64(_GOLDEN))
+    z = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    z = z ^ (z >> _U64(31))
+    return float(z >> _U64(11)) * (1.0 / 9007199254740992.0)
+
+
 @njit(inline=True)
 def _rotl(x, k):
     return (x << _U64(k)) | (x >> _U64(64 - k))

@@ -34,11 +34,13 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("oud_prevalence", "OUD prevalence (in care or not)", "share of population", "share"),
     Metric("untreated_oud_prevalence", "Untreated OUD prevalence", "share of population", "share"),
     Metric("misuse_prevalence", "Opioid misuse or OUD", "share of population", "share"),
-    Metric("mh_prevalence", "Any modelled mental-health disorder", "share of population", "share"),
+    Metric("mh_prevalence", "Any mental illness (depression, anxiety, PTSD or other)", "share of population", "share"),
     Metric("depression_prevalence", "Depression", "share of population", "share"),
     Metric("anxiety_prevalence", "Anxiety disorder", "share of population", "share"),
     Metric("ptsd_prevalence", "PTSD", "share of population", "share"),
+    Metric("other_mi_prevalence", "Other mental illness", "share of population", "share"),
     Metric("cooccurring_share", "People with OUD who have a disorder", "share of people with OUD", "share"),
+    Metric("depression_among_oud", "People with OUD who have depression", "share of people with OUD", "share"),
     Metric(
         "treatment_coverage", "People with OUD on medication or integrated care", "share of people with OUD", "share"
     ),
@@ -54,6 +56,7 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("mean_stigma", "Mean community stigma", "score 0-1", "share"),
     Metric("isolated_share", "Isolated (at most isolated_max_ties ties)", "share of population", "share"),
     Metric("mean_loneliness", "Mean loneliness", "score 0-1", "share"),
+    Metric("lonely_share", "Lonely (loneliness at or above social.lonely_threshold)", "share of population", "share"),
     Metric("mean_degree", "Mean active ties", "ties", "count"),
     Metric("early_remission_prevalence", "In early remission (under a year)", "share of population", "share"),
     Metric("sustained_remission_prevalence", "In sustained remission (a year or more)", "share of population", "share"),
@@ -64,7 +67,14 @@ CATALOGUE: tuple[Metric, ...] = (
         "share of overdose deaths",
         "share",
     ),
+    Metric(
+        "naloxone_carried",
+        "People who use opioids or are in OUD care carrying naloxone",
+        "share of those people",
+        "share",
+    ),
     Metric("cumulative_overdose_deaths", "Overdose deaths since week 0", "per 100,000", "count"),
+    Metric("cumulative_oud_deaths", "Deaths of people with OUD, all causes, since week 0", "per 100,000", "count"),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
@@ -77,13 +87,16 @@ def compute(model) -> dict[str, float]:
     """Every metric for the model's current state and the flows of its last step (one compiled call:
     a pass of counts over the people, then the catalogue's formulas)."""
     args = _arguments(model)
-    _metrics(*args, *_step_flows(model.flows), model.week, model.total_deaths, model.total_alone_deaths)
+    _metrics(
+        *args, *_step_flows(model.flows), model.week, model.total_deaths, model.total_alone_deaths,
+        model.total_oud_deaths,
+    )  # fmt: skip
     return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
 
 
 # Handed over at each call: the step's flows, the week, the overdose deaths since week 0.
 _STEP_FLOWS = ("new_oud", "overdoses", "overdose_deaths", "oud_deaths", "oud_at_start")
-_AT_CALL = (*_STEP_FLOWS, "week", "total_deaths", "total_alone_deaths")
+_AT_CALL = (*_STEP_FLOWS, "week", "total_deaths", "total_alone_deaths", "total_oud_deaths")
 _step_flows = operator.itemgetter(*_STEP_FLOWS)
 
 YEAR_WEEKS = 52  # remission of a year or more is sustained (DSM-5: early 3-12 months, sustained 12+)
@@ -95,10 +108,12 @@ RETENTION_COHORTS = 13  # a quarter's admission cohorts make each estimate
 def _arguments(model) -> tuple:
     out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
     isolated_max = float(model.params.social.isolated_max_ties)
+    lonely_at = np.float32(model.params.social.lonely_threshold)
     sustained = int(round(YEAR_WEEKS / model.params.simulation.dt_weeks))
     c = model.cohorts
     return bind(
-        _metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, sustained=sustained,
+        _metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, lonely_at=lonely_at,
+        sustained=sustained,
         cohort_admitted=c.admitted, cohort_retained=c.retained, cohort_lag=c.lag,
     )  # fmt: skip
 
@@ -159,14 +174,27 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained,
+    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, naloxone, isolated_max, lonely_at,
+    sustained,
     cohort_admitted, cohort_retained, cohort_lag, dt, new_oud, overdoses, overdose_deaths, oud_deaths, oud_at_start,
-    week, total_deaths, total_alone_deaths,
+    week, total_deaths, total_alone_deaths, total_oud_deaths,
 ):  # fmt: skip
     """The catalogue into ``out``, each in its slot (prevalences are shares of the living population at
     the end of the step; flows are the step's counts, or rates scaled to a year)."""
     c, sums = _counts(
-        stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, week - sustained
+        stage,
+        stage_since,
+        mh,
+        any_mh,
+        care,
+        waiting,
+        degree,
+        stigma,
+        loneliness,
+        naloxone,
+        isolated_max,
+        lonely_at,
+        week - sustained,
     )
     n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
     n = float(stage.size)
@@ -178,7 +206,9 @@ def _metrics(
     out[Slot.depression_prevalence] = _share(float(c[5]), n)
     out[Slot.anxiety_prevalence] = _share(float(c[6]), n)
     out[Slot.ptsd_prevalence] = _share(float(c[7]), n)
+    out[Slot.other_mi_prevalence] = _share(float(c[17]), n)
     out[Slot.cooccurring_share] = _share(mh_oud, n_oud)
+    out[Slot.depression_among_oud] = _share(float(c[13]), n_oud)
     out[Slot.treatment_coverage] = _share(n_treated, n_oud)
     out[Slot.integrated_share] = _share(float(c[8]), n_oud)
     out[Slot.waitlist] = float(c[9])
@@ -190,23 +220,31 @@ def _metrics(
     out[Slot.mean_stigma] = _share(sums[0], n)
     out[Slot.isolated_share] = _share(float(c[10]), n)
     out[Slot.mean_loneliness] = _share(sums[1], n)
+    out[Slot.lonely_share] = _share(float(c[14]), n)
     out[Slot.mean_degree] = _share(sums[2], n)
     out[Slot.early_remission_prevalence] = _share(float(c[11] - c[12]), n)
     out[Slot.sustained_remission_prevalence] = _share(float(c[12]), n)
     retained, admitted = _retention(cohort_admitted, cohort_retained, week, cohort_lag)
     out[Slot.retention_180d] = _share(float(retained), float(admitted))
     out[Slot.witnessed_overdose_death_share] = _share(float(total_deaths - total_alone_deaths), float(total_deaths))
+    out[Slot.naloxone_carried] = _share(float(c[16]), float(c[15]))
     out[Slot.cumulative_overdose_deaths] = _share(float(total_deaths), n) * 1e5
+    out[Slot.cumulative_oud_deaths] = _share(float(total_oud_deaths), n) * 1e5
 
 
 @njit
-def _counts(stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, isolated_max, sustained_since):
+def _counts(
+    stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, naloxone, isolated_max, lonely_at,
+    sustained_since,
+):  # fmt: skip
     """[misuse, untreated OUD, treated OUD, any disorder, OUD with a disorder, depression, anxiety, PTSD,
-    integrated care, waiting, isolated, remission, remission since sustained_since or before] and the
-    sums of attitude, loneliness and ties."""
+    integrated care, waiting, isolated, remission, remission since sustained_since or before, OUD with
+    depression, lonely, using or in care, of them carrying naloxone, other mental illness] and the sums
+    of attitude, loneliness and ties."""
     # Integer counts only, by plain comparisons: this loop compiles to vector instructions, which a
     # loop that also sums floats, or counts into a histogram by stage, does not (measured 3-6x slower).
     misuse = untreated = treated = n_mh = mh_oud = dep = anx = ptsd = n_int = n_wait = n_iso = rem = rem_long = 0
+    dep_oud = lonely = reached = kits = other = 0
     for i in range(stage.size):
         st = stage[i]
         misuse += st == Stage.MISUSE
@@ -223,7 +261,39 @@ def _counts(stage, stage_since, mh, any_mh, care, waiting, degree, stigma, lonel
         in_remission = st == Stage.REMISSION
         rem += in_remission
         rem_long += in_remission & (stage_since[i] <= sustained_since)
-    counts = np.array([misuse, untreated, treated, n_mh, mh_oud, dep, anx, ptsd, n_int, n_wait, n_iso, rem, rem_long])
+    # More counts in loops of their own: with too many running counts in one loop the compiler gives
+    # up on vector code (measured: one loop of 17 counts ~55% slower than these three).
+    for i in range(stage.size):
+        st = stage[i]
+        dep_oud += with_oud(st) & mh[0, i]
+        r = (st == Stage.MISUSE) | (st == Stage.OUD) | (st == Stage.TREATMENT)
+        reached += r
+        kits += r & naloxone[i]
+        other += mh[3, i]
+    for i in range(stage.size):
+        lonely += loneliness[i] >= lonely_at
+    counts = np.array(
+        [
+            misuse,
+            untreated,
+            treated,
+            n_mh,
+            mh_oud,
+            dep,
+            anx,
+            ptsd,
+            n_int,
+            n_wait,
+            n_iso,
+            rem,
+            rem_long,
+            dep_oud,
+            lonely,
+            reached,
+            kits,
+            other,
+        ]
+    )
     return counts, np.array([total(stigma), total(loneliness), total(degree)])
 
 

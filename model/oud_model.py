@@ -15,7 +15,7 @@ from oudsim.agents.population import FIELD_NAMES, NewcomerPool, Population
 from oudsim.agents.states import ACTIVE_USE, HAS_OUD, RECOVERING, Care, Stage
 from oudsim.model import metrics
 from oudsim.model.interventions import Intervention, InterventionSchedule
-from oudsim.model.jit import new_stream
+from oudsim.model.jit import new_stream, reseed_streams
 from oudsim.model.network import build_network
 from oudsim.model.parameters import Parameters, apply_overrides
 from oudsim.model.processes import SCHEDULE, social
@@ -74,6 +74,7 @@ class OUDModel(mesa.Model):
         self.flows = dict(NO_FLOWS)
         self.cohorts = metrics.CareCohorts(self.base_params.simulation.dt_weeks)  # retention in care
         self.total_deaths = self.total_alone_deaths = 0  # overdose deaths since week 0, and those alone
+        self.total_oud_deaths = 0  # deaths of people with OUD (all causes) since week 0
         self.transitions = TransitionLog()
         self.people: list[Person] | None = None
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
@@ -85,6 +86,7 @@ class OUDModel(mesa.Model):
         self.dead_rows = np.empty(self.population.n, dtype=np.int64)
         self.died = np.zeros(2, dtype=np.int64)
         self._newcomers = NewcomerPool(batch=max(256, self.population.n // 100))
+        self.newcomer_rows = np.empty(0, dtype=np.int64)  # the last step's newcomers (social ends old ties)
         self.recent = np.zeros(self.population.n, dtype=bool)  # recent life event, set each step
         # Working memory the compiled processes reuse every step (lists of rows found, per-person
         # intermediates): allocating it afresh each step costs page faults (measured ~10% of a step).
@@ -95,7 +97,9 @@ class OUDModel(mesa.Model):
         # What the compiled processes draw from (model.jit): a stream per mechanism, so that a change in
         # one (a scenario arm) leaves the draws of the others in step with the paired run (common random
         # numbers), which keeps paired comparisons between scenarios sharp.
-        self.streams = {name: new_stream(self.rng) for name in STREAMS}
+        self._stream_states = np.stack([new_stream(self.rng) for _ in STREAMS])  # one row a stream
+        self._stream_keys = self._stream_states[:, 0].copy()  # reseeded from these every step
+        self.streams = {name: self._stream_states[k] for k, name in enumerate(STREAMS)}
         self._initial_care()
         social.refresh(self)
         for _ in range(burn_in):
@@ -113,12 +117,14 @@ class OUDModel(mesa.Model):
         self._advance()
         self.total_deaths += self.flows["overdose_deaths"]
         self.total_alone_deaths += self.flows["alone_overdose_deaths"]
+        self.total_oud_deaths += self.flows["oud_deaths"]
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
 
     def _advance(self) -> None:
         """One step of every process, in the order of docs/ODD.md 1.3 (without recording)."""
         self.week += 1
+        reseed_streams(self._stream_states, self._stream_keys, self.week)
         if self.schedule_of_interventions.items:
             new = self.schedule_of_interventions.parameters_at(self.year)
             if new is not None:
@@ -196,6 +202,7 @@ class OUDModel(mesa.Model):
         rows.sort()  # in row order (the step's deaths come in two ascending runs)
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)
+        self.newcomer_rows = rows.copy()  # their ties end in the next social step; theirs form anew
         self.factors.update_rows(rows, self.population.group)
         if self.people is not None:
             # Newcomers get the next ids of Mesa's counter; the agent of the row (a view) stays.

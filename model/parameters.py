@@ -88,16 +88,17 @@ class Simulation(Section):
 
 
 class Demography(Section):
-    age_band_shares: list[float] = Vec([0.13, 0.16, 0.24, 0.25, 0.22], 0, 1, "share", "assumption (US Census 2022 adult age structure)", "Share of adults aged 18–25, 26–34, 35–49, 50–64, 65+.")
     female_share: float = P(0.51, 0, 1, "share", "assumption (US Census 2022)", "Share of women.")
     ses_shares: list[float] = Vec([0.30, 0.50, 0.20], 0, 1, "share", "assumption", "Share of low, middle and high socioeconomic status.")
     ace_shares: list[float] = Vec([0.361, 0.466, 0.173], 0, 1, "share", "E10", "Share with 0, 1–3 and 4+ adverse childhood experiences.")
     family_support_by_ace: list[float] = Vec([0.85, 0.75, 0.55], 0, 1, "probability", "assumption", "Probability of having a supportive family, by ACE group.")
     mortality_per_1000: list[float] = Vec([1.1, 1.6, 3.0, 8.0, 40.0], 0, 1000, "deaths per 1,000 person-years", "assumption (US life tables 2021)", "Background mortality by age band.")
-    oud_mortality_hr: float = P(1.503, 1, 20, "HR", "E26; calibrated (docs/calibration.md)", "Non-overdose mortality of people with OUD relative to others.")
-    entry_age: float = P(18.0, 12, 30, "years", "design choice (docs/ODD.md)", "Age at which a replacement person enters.")
+    max_age: float = P(100.0, 66, 125, "years", "assumption (closing age of the life table)", "Age at which everyone still alive dies: the life table's last row.")
+    oud_mortality_hr: float = P(1.25, 1, 20, "HR", "E26; calibrated (docs/calibration.md)", "Non-overdose mortality of people with OUD relative to others.")
+    care_mortality_hr: float = P(0.5535, 0, 1, "HR", "E21 (all-cause deaths 2.2-3.2 times higher out of care than in it); calibrated to E21", "Non-overdose mortality of people with OUD while in OUD care, relative to out of it.")
+    entry_age: float = P(18.0, 12, 30, "years", "design choice (docs/ODD.md)", "Age at which a replacement person enters (and the youngest age at start).")
 
-    @field_validator("age_band_shares", "ses_shares", "ace_shares")
+    @field_validator("ses_shares", "ace_shares")
     @classmethod
     def _sum_to_one(cls, v: list[float], info: Any) -> list[float]:
         return _shares(v, info.field_name)
@@ -112,17 +113,17 @@ class LifeEvents(Section):
 
 
 class MentalHealth(Section):
-    initial_prevalence: list[float] = Vec([0.086, 0.12, 0.037], 0, 1, "share", "E5 (depression, PTSD); E4/E5 anxiety disorders", "Initial 12-month prevalence of depression, anxiety, PTSD.")
-    onset_rate: list[float] = Vec([0.05253, 0.07355, 0.01314], 0, 10, "per year", "E4/E5; calibrated (docs/calibration.md)", "Base onset rate of depression, anxiety, PTSD.")
+    initial_prevalence: list[float] = Vec([0.086, 0.044, 0.037, 0.086], 0, 1, "share", "E5 (depression 8.6%, PTSD 3.7%, generalised anxiety 2.0% + panic 2.4%); other: the rest of E4's any mental illness (23.1%)", "Initial 12-month prevalence of depression, anxiety (generalised or panic), PTSD and other mental illness.")
+    onset_rate: list[float] = Vec([0.03551, 0.01549, 0.008882, 0.03873], 0, 10, "per year", "E4/E5; calibrated (docs/calibration.md)", "Base onset rate of depression, anxiety, PTSD and other mental illness.")
     onset_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Scales every onset rate (the dashboard's mental-health slider).")
-    remission_rate: list[float] = Vec([1.0, 0.8, 0.5], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD.")
+    remission_rate: list[float] = Vec([1.0, 0.8, 0.5, 0.8], 0, 52, "per year", "assumption (episode lengths 1–2 years)", "Base remission rate of depression, anxiety, PTSD and other mental illness.")
     ace_hr: list[float] = Vec([1.0, 1.5, 2.5], 0, 50, "HR", "E10, E11 (direction)", "Onset rate ratio by ACE group.")
     ses_hr: list[float] = Vec([1.3, 1.0, 0.8], 0, 20, "HR", "assumption", "Onset rate ratio by SES.")
     event_hr: float = P(2.5, 0, 50, "HR", "assumption; M6 (environmental factors)", "Onset rate ratio after a recent life event.")
     loneliness_hr: float = P(2.5, 0, 50, "HR per unit", "E12, E13 (direction)", "Onset rate ratio at full loneliness vs none.")
-    oud_hr: float = P(1.392, 0, 50, "HR", "E6, E8 (direction); calibrated (docs/calibration.md)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
+    oud_hr: float = P(1.4, 0, 50, "HR", "E6, E8 (direction); calibrated (docs/calibration.md)", "Onset rate ratio while opioid use is active (misuse or untreated OUD).")
     craving_hr: float = P(2.0, 0, 50, "HR per unit", "M11 (neurobiological feedback loop)", "Onset rate ratio at full craving vs none.")
-    comorbidity_hr: float = P(3.0, 0, 50, "HR", "assumption (co-occurrence)", "Onset rate ratio when another modelled disorder is active.")
+    comorbidity_hr: float = P(3.0, 0, 50, "HR", "assumption (co-occurrence)", "Onset rate ratio when another disorder is active.")
     care_remission_hr: float = P(2.0, 0, 50, "HR", "assumption", "Remission rate ratio in mental-health care.")
     integrated_remission_hr: float = P(2.5, 0, 50, "HR", "E18, M12 (treatment implications)", "Remission rate ratio in integrated dual-diagnosis care.")
     support_remission_hr: float = P(1.3, 0, 50, "HR", "assumption; M7 (family support)", "Remission rate ratio with family support.")
@@ -154,9 +155,10 @@ class Social(Section):
     reconnect_rate: float = P(0.8, 0, 52, "per tie-year", "assumption", "Rate at which a lapsed known tie regrows (divided by the withdrawal ratios).")
     new_tie_rate: float = P(0.04, 0, 52, "per tie-year", "assumption", "Rate at which a possible new tie forms (triadic closure or a stranger).")
     peer_support_rate: float = P(0.0, 0, 52, "per tie-year", "intervention", "Extra rate of new ties for lonely people (peer support, social prescribing), scaled by loneliness.")
-    supportive_ties_full: float = P(6.0, 0.5, 100, "ties", "assumption", "Supportive ties at which tie-based loneliness is zero.")
+    supportive_ties_full: float = P(15.23, 0.5, 100, "ties", "E13; calibrated (docs/calibration.md)", "Supportive ties at which tie-based loneliness is zero.")
     family_weight: float = P(0.35, 0, 1, "share", "assumption; M7 (family support)", "Weight of family support in loneliness (the rest is ties).")
     isolated_max_ties: int = P(1, 0, 100, "ties", "assumption", "People with at most this many active ties count as isolated.")
+    lonely_threshold: float = P(0.383, 0, 1, "score", "E13 (UCLA Loneliness Scale score of 43 or more on its 20-80 range, rescaled to 0-1)", "People with loneliness at or above this count as lonely (the lonely_share metric).")
 
 
 class Stigma(Section):
@@ -168,31 +170,32 @@ class Stigma(Section):
     campaign_strength: float = P(0.0, 0, 1, "share", "intervention", "Share by which a campaign lowers everyone's norm (0 = no campaign).")
     internalisation_rate: float = P(2.0, 0, 52, "per year", "assumption", "Speed at which internalised stigma follows perceived stigma.")
     mh_stigma_factor: float = P(0.7, 0, 1, "ratio", "assumption (E19)", "Perceived stigma for a mental-health disorder alone, relative to OUD.")
-    dual_stigma_factor: float = P(1.3, 1, 5, "ratio", "M9 (dual stigma)", "Internalised stigma multiplier with both OUD and a disorder.")
+    dual_stigma_factor: float = P(1.3, 1, 5, "ratio", "M9 (dual stigma)", "Internalised stigma multiplier with both OUD and a disorder (the one channel of dual stigma: it acts on seeking and dropout through internalised stigma).")
 
 
 class Use(Section):
-    initiation_rate: float = P(0.00247, 0, 5, "per year", "E3; calibrated (docs/calibration.md)", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
+    initiation_rate: float = P(0.00101, 0, 5, "per year", "E3; calibrated (docs/calibration.md)", "Base rate of starting opioid misuse (0 ACEs, middle SES, ages 35–49, no disorder).")
     access_multiplier: float = P(1.0, 0, 20, "ratio", "scenario knob", "Exposure and access to opioids (prescribing, supply).")
     age_hr: list[float] = Vec([2.0, 1.6, 1.0, 0.6, 0.25], 0, 50, "HR", "assumption (NSDUH age pattern)", "Initiation rate ratio by age band.")
     ses_hr: list[float] = Vec([1.4, 1.0, 0.8], 0, 50, "HR", "assumption; M7 (SES)", "Initiation rate ratio by SES.")
-    mh_hr: float = P(2.5, 0, 50, "HR", "E9 (HR 2.2–3.1)", "Initiation rate ratio with an active disorder (self-medication).")
+    mh_hr: float = P(2.5, 0, 50, "HR", "E9 (HR 2.2–3.1)", "Initiation rate ratio with an active disorder (self-medication), in all: the impulsivity the disorder brings is part of it (model.processes.use).")
+    disorder_hr: list[float] = Vec([1.0, 1.0, 1.23, 1.15], 0, 50, "ratio", "E8 (adjusted odds of a drug use disorder: PTSD 1.6, bipolar 1.5, depression 1.3, relative to depression); anxiety: assumption", "Initiation ratio by disorder relative to depression (depression, anxiety, PTSD, other); with several, the largest applies.")
     impulsivity_hr: float = P(2.0, 0, 50, "HR per unit", "M2 (impulsivity)", "Initiation rate ratio at full impulsivity vs none.")
     ace_hr: list[float] = Vec([1.0, 1.8, 3.5], 0, 50, "HR", "E11", "Initiation rate ratio by ACE group.")
-    peer_hr: float = P(1.3, 0, 50, "HR per tie", "assumption (peer use)", "Initiation rate ratio per tie who misuses (up to peer_cap ties).")
+    peer_hr: float = P(1.3, 0, 50, "HR per tie", "E28 (OR 1.15-1.23 per close friend using any substance; a tie who misuses opioids is taken as a closer exposure: assumption)", "Initiation rate ratio per tie who misuses (up to peer_cap ties).")
     peer_cap: int = P(3, 0, 100, "ties", "assumption", "Ties beyond this number add no more peer effect.")
-    loneliness_hr: float = P(1.6, 0, 50, "HR per unit", "E12 (aOR 1.16 per loneliness unit)", "Initiation and relapse rate ratio at full loneliness.")
+    loneliness_hr: float = P(3.0, 0, 50, "HR per unit", "E12 (aOR 1.16 per point of a 20-80 scale: far more over its range; 3 is a conservative reading, an assumption)", "Initiation and relapse rate ratio at full loneliness.")
     event_hr: float = P(1.5, 0, 50, "HR", "M6 (environmental factors)", "Initiation and relapse rate ratio after a recent life event.")
     cessation_rate: float = P(0.6, 0, 52, "per year", "assumption", "Rate of stopping misuse before OUD develops.")
     support_hr: float = P(1.3, 0, 50, "HR", "M7 (family support)", "Cessation and natural-remission rate ratio with family support.")
-    progression_rate: float = P(0.06264, 0, 52, "per year", "E1/E3; calibrated (docs/calibration.md)", "Base rate of progressing from misuse to OUD.")
+    progression_rate: float = P(0.05861, 0, 52, "per year", "E1/E3; calibrated (docs/calibration.md)", "Base rate of progressing from misuse to OUD.")
     dysregulation_hr: float = P(2.5, 0, 50, "HR per unit", "M4 (emotional dysregulation)", "Progression rate ratio at full emotional dysregulation.")
     risk_appraisal_hr: float = P(2.0, 0, 50, "HR per unit", "M3 (impaired risk appraisal)", "Progression rate ratio at fully impaired risk appraisal.")
     craving_progression_hr: float = P(2.0, 0, 50, "HR per unit", "M10 (neurobiology)", "Progression rate ratio at full craving.")
-    natural_remission_rate: float = P(0.1607, 0, 52, "per year", "E25 (9.2–22.4% per year); calibrated (docs/calibration.md)", "Rate of remission from untreated OUD without care.")
+    natural_remission_rate: float = P(0.2049, 0, 52, "per year", "E25 (9.2–22.4% per year); calibrated (docs/calibration.md)", "Rate of remission from untreated OUD without care.")
     mh_remission_hr: float = P(0.7, 0, 50, "HR", "assumption", "Natural-remission rate ratio with an active disorder.")
     relapse_rate: float = P(0.02, 0, 52, "per year", "E16 (calibrated with craving)", "Relapse rate from sustained remission at zero craving.")
-    early_relapse_after_care: float = P(2.2, 0, 52, "per year", "E16 (59–77% relapse within 6 months of leaving care without medication); calibrated", "Extra relapse rate at the start of a remission that began on leaving care; fades with time in remission.")
+    early_relapse_after_care: float = P(1.207, 0, 52, "per year", "E16 (59–77% relapse within 6 months of leaving care without medication); calibrated", "Extra relapse rate at the start of a remission that began on leaving care; fades with time in remission.")
     early_relapse_natural: float = P(0.4, 0, 52, "per year", "assumption (natural remissions, E25, follow long use and relapse less than E16's trial leavers)", "Extra relapse rate at the start of a natural remission; fades with time in remission.")
     remission_consolidation_years: float = P(0.5, 0.01, 20, "years", "assumption (DSM-5: remission is sustained after 12 months)", "Time over which the early relapse excess falls by a factor e.")
     craving_relapse_hr: float = P(2.0, 0, 1000, "HR per unit", "M10 (neurobiology); assumption (the early excess carries E16's time course)", "Relapse rate ratio at full craving.")
@@ -204,19 +207,21 @@ class Use(Section):
 
 
 class Treatment(Section):
-    seek_rate: float = P(2.037, 0, 52, "per year", "E14; calibrated (docs/calibration.md)", "Rate of seeking OUD treatment with no stigma.")
+    seek_rate: float = P(2.754, 0, 52, "per year", "E14; calibrated (docs/calibration.md)", "Rate of seeking OUD treatment with no stigma.")
     perceived_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "E20 (stigma-related reasons 11–20%)", "Seeking rate ratio at full perceived stigma.")
     internal_stigma_hr: float = P(0.5, 0, 50, "HR per unit", "M8 (stigma barriers)", "Seeking rate ratio at full internalised stigma.")
-    dual_stigma_hr: float = P(0.8, 0, 50, "HR", "M9 (dual stigma)", "Seeking rate ratio for people with both OUD and a disorder.")
     peer_recovery_hr: float = P(1.2, 0, 50, "HR per tie", "assumption", "Seeking rate ratio per tie in treatment or recovery (up to 3).")
     peer_recovery_cap: int = P(3, 0, 100, "ties", "assumption", "Ties in recovery beyond this number add no more effect on seeking.")
-    overdose_seek_hr: float = P(3.0, 0, 50, "HR", "E22 (care after overdose)", "Seeking rate ratio after a recent non-fatal overdose.")
-    recent_overdose_weeks: int = P(12, 1, 520, "weeks", "assumption", "How long an overdose counts as recent.")
-    capacity_per_100k: float = P(624.2, 0, 100_000, "slots per 100,000", "E1 x E14: about the people in care, ~92% full; calibrated (docs/calibration.md)", "OUD treatment slots (medication and integrated).")
+    ses_seek_hr: list[float] = Vec([0.7, 1.0, 1.2], 0, 50, "HR", "assumption (insurance coverage and cost as barriers; E20)", "Seeking rate ratio by SES (low, middle, high): access that depends on coverage.")
+    mh_care_referral_hr: float = P(2.0, 0, 50, "HR", "assumption; M12 (E17: a quarter of people with both got both kinds of care)", "Seeking rate ratio for people with OUD in mental-health care (referral from it).")
+    overdose_referral: float = P(0.2, 0, 1, "probability", "assumption; E22 (about 3 in 10 survivors got medication within a year)", "Chance that a survivor of a non-fatal overdose with untreated OUD is referred to care at once (joins the queue).")
+    weekly_intake_share: float = P(0.05, 0.001, 1, "share of slots per week", "assumption (intake assessment and induction)", "Most admissions a week, as a share of OUD slots: expanding services expands intake with them.")
+    admission_delay_weeks: int = P(2, 0, 52, "weeks", "assumption (intake assessment; waits of days to weeks)", "Least time from joining the queue to admission.")
+    capacity_per_100k: float = P(630.9, 0, 100_000, "slots per 100,000", "E1 x E14: about the people in care, ~92% full; calibrated (docs/calibration.md)", "OUD treatment slots (medication and integrated).")
     integrated_share: float = P(0.1, 0, 1, "share", "E17 (24.5% got both kinds of care)", "Share of OUD slots that are integrated dual-diagnosis care.")
     mh_capacity_per_100k: float = P(8000.0, 0, 100_000, "slots per 100,000", "assumption (about half of AMI treated, E4)", "Mental-health care slots.")
     waitlist_giveup_rate: float = P(4.0, 0, 520, "per year", "assumption", "Rate at which people waiting for a slot give up.")
-    dropout_rate: float = P(1.3, 0, 52, "per year", "E15 (50.6% by 180 days)", "Rate of leaving OUD care early.")
+    dropout_rate: float = P(0.7676, 0, 52, "per year", "E15 (50.6% by 180 days); calibrated (docs/calibration.md)", "Rate of leaving OUD care early.")
     stigma_dropout_hr: float = P(1.5, 0, 50, "HR per unit", "M8 (stigma)", "Dropout rate ratio at full internalised stigma.")
     untreated_mh_dropout_hr: float = P(1.5, 0, 50, "HR", "M9, M12 (treatment implications)", "Dropout rate ratio with a disorder that no care treats.")
     integrated_dropout_hr: float = P(1.0, 0, 50, "HR", "E18 (RR 1.09, 0.82–1.45)", "Dropout rate ratio in integrated care (beyond treating the disorder).")
@@ -228,18 +233,19 @@ class Treatment(Section):
 
 
 class Overdose(Section):
-    rate_oud: float = P(0.1007, 0, 52, "per year", "E21, E24; calibrated (docs/calibration.md)", "Overdose rate with untreated OUD.")
+    rate_oud: float = P(0.1365, 0, 52, "per year", "E21, E24; calibrated (docs/calibration.md)", "Overdose rate with untreated OUD.")
     misuse_hr: float = P(0.2, 0, 50, "HR", "assumption", "Overdose rate ratio for misuse without OUD.")
-    treatment_hr: float = P(0.4, 0, 50, "HR", "E21 (4.3 vs 9.5; 11.3 vs 36.1)", "Overdose rate ratio in medication or integrated care.")
+    treatment_hr: float = P(0.3, 0, 50, "HR", "E21 (overdose deaths 2.6 vs 12.7 per 1,000 person-years in vs out of methadone; buprenorphine's all-cause gap is smaller)", "Overdose rate ratio in medication or integrated care.")
     remission_hr: float = P(0.05, 0, 50, "HR", "assumption", "Overdose rate ratio in remission (lapses).")
     lost_tolerance_hr: float = P(4.0, 0, 100, "HR", "E21, E22", "Overdose rate ratio in the weeks after leaving care or relapsing.")
     fatality: float = P(0.10, 0, 1, "probability", "calibrated to E21, E24", "Chance an overdose is fatal when no one reverses it.")
     witnessed_fatality_factor: float = P(0.7, 0, 1, "ratio", "assumption", "Fatality when someone is there but has no naloxone, relative to alone.")
-    naloxone_coverage: float = P(0.25, 0, 1, "share", "E23", "Chance a witness has naloxone.")
+    naloxone_coverage: float = P(0.25, 0, 1, "share", "assumption (E23: distribution reached many people who use in the high-uptake communities)", "Share of people who use opioids (or are in OUD care) who carry a naloxone kit, once distribution has settled; sets the kit distribution rate (model.processes.naloxone).")
+    kit_tie_share: float = P(0.5, 0, 10, "ratio", "assumption (E23: kits go to family and friends too)", "Rate at which people with a tie who uses get a kit, relative to people who use.")
+    kit_loss_rate: float = P(1.0, 0.01, 52, "per year", "assumption (kits are used, lost or expire within a year or two)", "Rate at which a carried kit is used, lost or expires.")
     naloxone_efficacy: float = P(0.9, 0, 1, "probability", "E23 (rate ratio 0.54–0.73)", "Chance naloxone reverses an overdose when used.")
-    alone_base: float = P(0.35, 0, 1, "probability", "assumption", "Chance of using alone with no loneliness and no internalised stigma.")
-    alone_loneliness: float = P(0.4, 0, 1, "probability per unit", "M5 (isolation)", "Added chance of using alone at full loneliness.")
-    alone_stigma: float = P(0.2, 0, 1, "probability per unit", "M8 (stigma, hiding use)", "Added chance of using alone at full internalised stigma.")
+    tie_presence: float = P(0.2, 0, 1, "probability per tie", "E27; calibrated (docs/calibration.md); M5 (isolation)", "Chance that each of a person's active ties is there when they use: with k ties, no one is there with probability (1 - tie_presence)^k.")
+    alone_stigma: float = P(0.2, 0, 1, "probability per unit", "M8 (stigma, hiding use)", "Chance of hiding one's use (using alone whoever might be there) at full internalised stigma.")
 
 
 class Initial(Section):

@@ -48,12 +48,53 @@ __all__ = [
     "parse_parameter",
     "plot_ranking",
     "check_metric",
+    "expand_groups",
+    "MECHANISM_RATIOS",
     "run_sensitivity",
     "run_sensitivity_metrics",
 ]
 
 METHODS = ("morris", "sobol")
 Progress = Callable[[int, int], None]
+
+# The hazard ratios and probabilities that carry the mechanisms (docs/evidence.md M1-M12 and the model
+# v2 extensions), with assumed or evidence-based sizes rather than fitted ones: screened with the
+# calibration's free parameters by default, so an analyst sees which assumed sizes matter.
+MECHANISM_RATIOS: tuple[str, ...] = (
+    "use.mh_hr",
+    "use.impulsivity_hr",
+    "use.dysregulation_hr",
+    "use.risk_appraisal_hr",
+    "use.peer_hr",
+    "use.loneliness_hr",
+    "use.craving_relapse_hr",
+    "mental_health.loneliness_hr",
+    "mental_health.craving_hr",
+    "social.withdrawal_hr_mh",
+    "social.withdrawal_hr_oud",
+    "stigma.dual_stigma_factor",
+    "treatment.perceived_stigma_hr",
+    "treatment.internal_stigma_hr",
+    "treatment.peer_recovery_hr",
+    "treatment.mh_care_referral_hr",
+    "treatment.overdose_referral",
+    "overdose.treatment_hr",
+    "overdose.lost_tolerance_hr",
+    "overdose.tie_presence",
+)
+# Names that stand for a group on the command line.
+GROUPS = {"free": "the calibration's free parameters", "mechanisms": "the mechanism ratios (MECHANISM_RATIOS)"}
+
+
+def expand_groups(specs: list[str]) -> list[str]:
+    """Parameter specs with the group names ``free`` and ``mechanisms`` written out (in order, once each)."""
+    from oudsim.model.calibration import FREE_PARAMETERS
+
+    out: list[str] = []
+    for spec in specs:
+        names = {"free": [p.name for p in FREE_PARAMETERS], "mechanisms": list(MECHANISM_RATIOS)}.get(spec, [spec])
+        out.extend(n for n in names if n not in out)
+    return out
 
 
 def _schema_range(name: str) -> tuple[float, float]:

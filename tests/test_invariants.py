@@ -205,7 +205,7 @@ def test_capacity_is_checked_only_once_treatment_has_run():
 def test_deceased_only_while_recorded_and_never_after_replacement():
     m = _model()
     pop = m.population
-    row = int(_rows(pop.stage == Stage.NONE.value)[0])
+    row = int(_rows((pop.stage == Stage.NONE.value) & ~pop.in_mh_care)[0])  # out of every kind of care
     pop.stage[row] = Stage.DECEASED  # as mark_deceased does, with the row recorded
     m.dead_rows[0] = row
     m.died[0] = 1

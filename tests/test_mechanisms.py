@@ -89,9 +89,9 @@ def _stigma_internal(m, exposed):
     m.population.internal_stigma[:] = exposed.astype(np.float32)
 
 
-def _dual(m, exposed):
+def _in_mh_care(m, exposed):
     m.population.stage[:] = Stage.OUD
-    _disorder(m, exposed)
+    m.population.in_mh_care[:] = exposed
 
 
 def _peers(m, exposed):
@@ -151,18 +151,18 @@ CASES = [
         _seek_event,
     ),
     Case(
-        "dual stigma cuts seeking further",
-        "treatment.dual_stigma_hr",
-        0.5,
-        {**NEUTRAL_TREATMENT, "treatment.seek_rate": 3.0},
-        _dual,
+        "referral from mental-health care raises seeking",
+        "treatment.mh_care_referral_hr",
+        2.0,
+        {**NEUTRAL_TREATMENT, "treatment.seek_rate": 1.5},
+        _in_mh_care,
         _seek_event,
     ),
     Case(
         "loneliness raises mental-health onset",
         "mental_health.loneliness_hr",
         2.5,
-        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]},
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0, 0.0]},
         _lonely,
         _mh_onset_event,
     ),
@@ -170,7 +170,7 @@ CASES = [
         "craving worsens mental health (feedback loop)",
         "mental_health.craving_hr",
         2.0,
-        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0]},
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0, 0.0]},
         _craving,
         _mh_onset_event,
     ),
@@ -178,7 +178,7 @@ CASES = [
         "a disorder raises onset of another (co-occurrence)",
         "mental_health.comorbidity_hr",
         3.0,
-        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0], "mental_health.remission_rate": [0, 0, 0]},
+        {**NEUTRAL_MH, "mental_health.onset_rate": [1.0, 0.0, 0.0, 0.0], "mental_health.remission_rate": [0, 0, 0, 0]},
         _disorder,
         _mh_onset_event,
     ),
@@ -246,56 +246,59 @@ def test_withdrawal_isolates_people_with_a_disorder():
     assert abs(sick - well) < 0.15 * well
 
 
-def _overdose_deaths(coverage: float, alone: float, seed: int) -> tuple[int, int]:
+def _overdose_deaths(kits: bool, alone: float, seed: int) -> tuple[int, int]:
     m = bare_model(
         N,
         rng=seed,
         **{
             "overdose.rate_oud": 10.0,
             "overdose.fatality": 0.5,
-            "overdose.alone_base": alone,
-            "overdose.alone_loneliness": 0.0,
+            "overdose.tie_presence": 1.0 - alone,
             "overdose.alone_stigma": 0.0,
-            "overdose.naloxone_coverage": coverage,
             "overdose.naloxone_efficacy": 1.0,
             "overdose.witnessed_fatality_factor": 1.0,
         },
     )
     m.population.stage[:] = Stage.OUD
+    m.population.naloxone[:] = kits  # everyone carries a kit, or no one
     m.week += 1
     overdose.step(m)
     return m.flows["overdose_deaths"], m.flows["overdoses"]
 
 
 def test_naloxone_only_helps_when_someone_is_there():
-    d0, n0 = _overdose_deaths(0.0, alone=1.0, seed=5)
-    d1, n1 = _overdose_deaths(1.0, alone=1.0, seed=6)
+    d0, n0 = _overdose_deaths(False, alone=1.0, seed=5)
+    d1, n1 = _overdose_deaths(True, alone=1.0, seed=6)
     assert abs(two_proportion_z(d0, n0, d1, n1)) < 4  # everyone alone: naloxone changes nothing
-    d0, n0 = _overdose_deaths(0.0, alone=0.0, seed=7)
-    d1, n1 = _overdose_deaths(1.0, alone=0.0, seed=8)
-    assert d1 == 0 and d0 > 0.4 * n0  # always witnessed, always reversed
+    d0, n0 = _overdose_deaths(False, alone=0.0, seed=7)
+    d1, n1 = _overdose_deaths(True, alone=0.0, seed=8)
+    # Always witnessed, reversed whenever a kit is at hand: only those whose kits (and their witness's)
+    # went to reverse others' overdoses earlier in the step can die.
+    assert d1 < 0.05 * n1 and d0 > 0.4 * n0
 
 
-def test_isolation_and_stigma_mean_using_alone():
-    m = bare_model(
-        N,
-        rng=9,
-        **{
-            "overdose.rate_oud": 10.0,
-            "overdose.alone_base": 0.1,
-            "overdose.alone_loneliness": 0.6,
-            "overdose.alone_stigma": 0.3,
-        },
-    )
-    pop = m.population
+def test_fewer_ties_and_stigma_mean_using_alone():
+    """P(alone) = 1 - (1 - alone_stigma * S_int) * (1 - (1 - tie_presence)^ties): counted by number of
+    ties, with and without internalised stigma."""
+    m = bare_model(N, rng=9, **{"overdose.rate_oud": 10.0, "overdose.tie_presence": 0.2, "overdose.alone_stigma": 0.5})
+    pop, net = m.population, m.network
     pop.stage[:] = Stage.OUD
-    pop.loneliness[:] = HALF
-    pop.internal_stigma[:] = 0
+    pop.internal_stigma[:] = HALF.astype(np.float32)  # half hide their use with probability 0.5
     m.week += 1
+    ties = net.n_active.copy()
     overdose.step(m)
-    # With half the people fully lonely, P(alone) averages 0.1 + 0.6 / 2 = 0.4.
-    share = m.flows["alone_overdoses"] / m.flows["overdoses"]
-    assert abs(share - 0.4) < 0.05
+    overdosed = pop.last_overdose == m.week
+    n_alone, n_od = m.flows["alone_overdoses"], m.flows["overdoses"]
+    expected = np.mean(
+        [
+            overdose.alone_probability(0.2, int(k), 0.5, float(s))
+            for k, s in zip(ties[overdosed], pop.internal_stigma[overdosed], strict=True)
+        ]
+    )
+    assert abs(n_alone / n_od - expected) < 4 * np.sqrt(expected * (1 - expected) / n_od)
+    assert overdose.alone_probability(0.2, 2, 0.0, 0.0) > overdose.alone_probability(0.2, 8, 0.0, 0.0)  # fewer ties
+    assert overdose.alone_probability(0.2, 0, 0.0, 0.0) == 1.0  # no ties: always alone
+    assert overdose.alone_probability(0.2, 8, 0.5, 1.0) > overdose.alone_probability(0.2, 8, 0.5, 0.0)  # hiding
 
 
 def test_medication_cuts_overdose_and_lost_tolerance_raises_it():
@@ -313,3 +316,50 @@ def test_medication_cuts_overdose_and_lost_tolerance_raises_it():
     od = pop.last_overdose != before
     r = [od[third == g].mean() for g in range(3)]
     assert r[0] < 0.6 * r[1] and r[2] > 2.5 * r[1]
+
+
+def test_a_disorder_raises_initiation_by_e9_ratio_in_all_with_its_impulsivity():
+    """use.mh_hr is the total effect (E9): with the impulsivity a disorder brings (trait_increment at
+    full distress) acting too, initiation with a disorder is still mh_hr times that without."""
+    over = {**INIT, "use.mh_hr": 2.5, "use.impulsivity_hr": 3.0, "mental_health.trait_increment": 0.5}
+    m = bare_model(N, rng=12, **over)
+    pop = m.population
+    exposed = np.arange(N) % 2 == 0
+    pop.stage[:] = Stage.NONE
+    _disorder(m, exposed)
+    pop.distress[:] = exposed.astype(np.float32)  # the disorder's full effect on the traits
+    pop.trait_base[0] = 0.0
+    use.step(m)
+    started = pop.stage == Stage.MISUSE.value
+    k1, n1, k0, n0 = (
+        int(started[exposed].sum()),
+        int(exposed.sum()),
+        int(started[~exposed].sum()),
+        int((~exposed).sum()),
+    )
+    dt = 1 / 52
+    h1, h0 = -math.log(1 - k1 / n1) / dt, -math.log(1 - k0 / n0) / dt
+    se = math.sqrt(1 / k1 + 1 / k0)
+    assert abs(math.log(h1 / h0) - math.log(2.5)) < 4 * se, h1 / h0
+
+
+def test_initiation_follows_the_largest_ratio_among_active_disorders():
+    """Disorder-specific association (E8): PTSD alone multiplies initiation by mh_hr * disorder_hr[PTSD];
+    depression and PTSD together by the larger of the two, not their product."""
+    over = {**INIT, "use.mh_hr": 2.0, "use.disorder_hr": [1.0, 1.0, 2.0, 1.0]}
+    m = bare_model(N, rng=13, **over)
+    pop = m.population
+    kind = np.arange(N) % 3  # 0: none, 1: PTSD, 2: depression and PTSD
+    pop.stage[:] = Stage.NONE
+    pop.mh[:] = False
+    pop.mh[2] = kind >= 1
+    pop.mh[0] = kind == 2
+    pop.any_mh[:] = pop.mh.any(axis=0)
+    use.step(m)
+    started = pop.stage == Stage.MISUSE.value
+    dt = 1 / 52
+    h = [-math.log(1 - started[kind == g].mean()) / dt for g in range(3)]
+    k = [int(started[kind == g].sum()) for g in range(3)]
+    for g in (1, 2):
+        se = math.sqrt(1 / k[g] + 1 / k[0])
+        assert abs(math.log(h[g] / h[0]) - math.log(4.0)) < 4 * se, (g, h[g] / h[0])

@@ -224,10 +224,14 @@ def test_capacity_cut_mid_run_never_exceeds_slots():
     m = OUDModel(population=3_000, rng=2, burn_in_years=1, capacity=2_000, check_invariants=True)
     m.run_for(5)
     full = np.count_nonzero(m.population.care == Care.MEDICATION)
+    in_care = m.population.care == Care.MEDICATION
     m.params = apply_overrides(m.params, {"treatment.capacity_per_100k": 100.0})
     m.step()  # the checks after treatment hold the slots: the newest admissions went back to the queue
     cap_med, _, _ = slots(m)
     assert full > cap_med >= np.count_nonzero(m.population.care == Care.MEDICATION)
+    # Those put out of care lose tolerance, as anyone leaving medication does.
+    put_out = in_care & (m.population.stage == Stage.OUD.value) & m.population.waiting
+    assert put_out.any() and np.all(m.population.lost_tolerance_until[put_out] > m.week)
 
 
 def test_building_never_computes_a_layout(monkeypatch):

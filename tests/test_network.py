@@ -176,7 +176,7 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
     pop.stage[:] = Stage.NONE
     loss, reconnect = 2.0, 3.0
     p_lapse, p_reconnect = social._tie_tables(loss, 3.0, 3.0, reconnect, dt)
-    off = np.zeros(4)
+    off = np.zeros((4, 2))
     w = np.where(pop.any_mh, 3.0, 1.0)
 
     def run(p_l, p_r):
@@ -211,3 +211,33 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
             hits += np.count_nonzero(sel[grown])
             net.set_active(grown, False)
         assert_count_matches(hits, int(sel.sum()) * 40, reconnect * cls / 2, dt)
+
+
+def test_people_who_use_withdraw_from_supportive_ties_not_from_each_other():
+    """With withdrawal_hr_oud = 3, a tie between someone who uses and someone who does not lapses at
+    loss * (3 + 1) / 2; a tie between two people who use at loss * (1 + 1) / 2, as between two who do
+    not: ties of people who use drift toward others who use."""
+    from tests.helpers import assert_count_matches
+
+    m = OUDModel(population=3_000, rng=4, burn_in_years=0)
+    pop, net, dt = m.population, m.network, m.dt_years
+    pop.any_mh[:] = False
+    pop.stage[:] = np.where(np.arange(pop.n) % 2 == 0, Stage.MISUSE, Stage.NONE)
+    loss = 2.0
+    p_lapse, _ = social._tie_tables(loss, 3.0, 3.0, 1.0, dt)
+    args = bind(
+        social._lapse_and_regrow, m.shared(), candidates=np.empty(3, np.int64), p_lapse=p_lapse,
+        p_reconnect=np.zeros((4, 2)), new_tie=0.0, peer_support=0.0, p_max=p_lapse.max(),
+    )  # fmt: skip
+    using = pop.stage == Stage.MISUSE
+    both, mixed = using[net.u] & using[net.v], using[net.u] ^ using[net.v]
+    hits = {"both": 0, "mixed": 0}
+    for _ in range(40):
+        before = net.active.copy()
+        social._lapse_and_regrow(*args)
+        lapsed = np.flatnonzero(before & ~net.active)
+        hits["both"] += np.count_nonzero(both[lapsed])
+        hits["mixed"] += np.count_nonzero(mixed[lapsed])
+        net.set_active(lapsed, True)
+    assert_count_matches(hits["both"], int((both & net.active).sum()) * 40, loss, dt)
+    assert_count_matches(hits["mixed"], int((mixed & net.active).sum()) * 40, loss * 2, dt)

@@ -113,14 +113,15 @@ NEUTRAL_MH = {
 
 
 def test_mental_health_onset_and_remission_rates():
-    onset, remission = [0.8, 1.6, 0.4], [2.0, 3.0, 5.0]
+    onset, remission = [0.8, 1.6, 0.4, 1.2], [2.0, 3.0, 5.0, 2.5]
     m = bare_model(N, **NEUTRAL_MH, **{"mental_health.onset_rate": onset, "mental_health.remission_rate": remission})
     pop = m.population
     # Half the people have every disorder, half have none.
     pop.mh[:] = (np.arange(N) % 2 == 0)[None, :]
+    pop.any_mh[:] = pop.mh.any(axis=0)  # kept in step with mh, as the model does (invariants)
     before = pop.mh.copy()
     mental_health.step(m)
-    for d in range(3):
+    for d in range(4):
         had = before[d]
         assert_count_matches(int(np.count_nonzero(had & ~pop.mh[d])), int(had.sum()), remission[d], m.dt_years)
         assert_count_matches(int(np.count_nonzero(~had & pop.mh[d])), int((~had).sum()), onset[d], m.dt_years)
@@ -132,6 +133,7 @@ NEUTRAL_USE = {
     "use.ses_hr": [1, 1, 1],
     "use.ace_hr": [1, 1, 1],
     "use.mh_hr": 1,
+    "use.disorder_hr": [1, 1, 1, 1],
     "use.impulsivity_hr": 1,
     "use.peer_hr": 1,
     "use.loneliness_hr": 1,
@@ -188,9 +190,9 @@ NEUTRAL_TREATMENT = {
     "treatment.integrated_dropout_hr": 1,
     "treatment.perceived_stigma_hr": 1,
     "treatment.internal_stigma_hr": 1,
-    "treatment.dual_stigma_hr": 1,
     "treatment.peer_recovery_hr": 1,
-    "treatment.overdose_seek_hr": 1,
+    "treatment.mh_care_referral_hr": 1,
+    "treatment.ses_seek_hr": [1.0, 1.0, 1.0],
 }
 
 
@@ -223,8 +225,7 @@ def test_overdose_rate_and_fatality():
         **{
             "overdose.rate_oud": 3.0,
             "overdose.fatality": 0.5,
-            "overdose.alone_base": 1.0,
-            "overdose.alone_loneliness": 0,
+            "overdose.tie_presence": 0.0,
             "overdose.alone_stigma": 0,
         },
     )
@@ -245,3 +246,53 @@ def test_background_mortality_rate():
     newcomers = np.count_nonzero(m.population.entry_week == m.week)
     assert_count_matches(newcomers, N, 0.3, m.dt_years)
     assert m.population.n == N and m.flows["deaths"] == newcomers
+
+
+def test_peer_use_multiplies_initiation_by_its_ratio_per_tie_up_to_the_cap():
+    """Effect size, not only direction: initiation with k ties who use is initiation_rate * peer_HR^min(k, cap)."""
+    m = bare_model(N, **{**NEUTRAL_USE, "use.initiation_rate": 0.8, "use.peer_hr": 1.5, "use.peer_cap": 2})
+    pop = m.population
+    ties = np.arange(N) % 4  # 0, 1, 2 and 3 ties who use (3 is beyond the cap of 2)
+    pop.using_ties[:] = ties
+    use.step(m)
+    for k in range(4):
+        group = ties == k
+        started = int(np.count_nonzero(pop.stage[group] == Stage.MISUSE))
+        assert_count_matches(started, int(group.sum()), 0.8 * 1.5 ** min(k, 2), m.dt_years)
+
+
+def test_ties_in_recovery_multiply_seeking_by_their_ratio_per_tie():
+    m = bare_model(N, **{**NEUTRAL_TREATMENT, "treatment.seek_rate": 1.0, "treatment.peer_recovery_hr": 1.6})
+    pop = m.population
+    pop.stage[:] = Stage.OUD
+    ties = np.arange(N) % 3
+    pop.recovery_ties[:] = ties
+    treatment._leave_care_and_seek(m)
+    for k in range(3):
+        group = ties == k
+        assert_count_matches(int(pop.waiting[group].sum()), int(group.sum()), 1.6**k, m.dt_years)
+
+
+def test_keyed_uniforms_are_uniform_and_fixed_by_key_row_and_slot():
+    from scipy import stats
+
+    key = np.uint64(0x1234_5678_9ABC_DEF1)
+    rows = np.arange(100_000)
+    u = np.array([jit.keyed_uniform(key, int(r), 0) for r in rows[:20_000]])
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    v = np.array([jit.keyed_uniform(key, int(r), 1) for r in rows[:20_000]])
+    assert abs(np.corrcoef(u, v)[0, 1]) < 0.03  # another slot: independent draws
+    assert jit.keyed_uniform(key, 7, 0) == jit.keyed_uniform(key, 7, 0)  # fixed by (key, row, slot)
+    assert jit.keyed_uniform(key, 7, 0) != jit.keyed_uniform(np.uint64(key + np.uint64(1)), 7, 0)
+
+
+def test_streams_restart_each_step_from_their_key_and_the_week():
+    states = np.stack([jit.new_stream(np.random.default_rng(s)) for s in (1, 2)])
+    keys = states[:, 0].copy()
+    jit.reseed_streams(states, keys, -5)
+    first = states.copy()
+    jit.stream_uniforms(states[0], 10)  # draws move the state on ...
+    jit.reseed_streams(states, keys, -5)
+    assert np.array_equal(states, first)  # ... and the next reseed for that week puts it back
+    jit.reseed_streams(states, keys, -4)
+    assert not np.array_equal(states, first) and not np.array_equal(states[0], states[1])

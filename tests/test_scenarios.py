@@ -17,6 +17,7 @@ REQUIRED = {
     "expand_mental_health",
     "reduce_isolation",
     "high_isolation",
+    "cut_moud",
     "stigma_campaign",
     "naloxone",
     "combined",

@@ -163,3 +163,17 @@ def test_sensitivity_command_bad_input_exits_2(tmp_path, args, message):
     r = CliRunner().invoke(_app(), ["sensitivity", *args, "-o", str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+def test_groups_expand_to_free_parameters_and_mechanism_ratios():
+    from oudsim.model.calibration import FREE_PARAMETERS
+    from oudsim.model.sensitivity import MECHANISM_RATIOS, expand_groups, parse_parameter
+
+    free = [p.name for p in FREE_PARAMETERS]
+    both = expand_groups(["free", "mechanisms"])
+    assert both[: len(free)] == free and set(MECHANISM_RATIOS) <= set(both)
+    assert len(both) == len(set(both))  # each once
+    assert expand_groups(["use.mh_hr", "mechanisms"]).count("use.mh_hr") == 1
+    for name in MECHANISM_RATIOS:  # every mechanism ratio is a real parameter with usable bounds
+        p = parse_parameter(name)
+        assert p.lo < p.hi, name

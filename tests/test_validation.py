@@ -51,12 +51,16 @@ SEED0 = 5000
 # Mechanisms switched off (ratios set to 1) for the whole run, one arm each.
 OFF = {
     "self_medication": {"use.mh_hr": 1.0},
-    "self_medication_impulsivity": {"use.mh_hr": 1.0, "use.impulsivity_hr": 1.0},
+    "impulsivity": {"use.impulsivity_hr": 1.0},
     "traits_progression": {"use.dysregulation_hr": 1.0, "use.risk_appraisal_hr": 1.0},
     "withdrawal": {"social.withdrawal_hr_mh": 1.0, "social.withdrawal_hr_oud": 1.0},
-    "dual_stigma": {"stigma.dual_stigma_factor": 1.0, "treatment.dual_stigma_hr": 1.0},
+    "dual_stigma": {"stigma.dual_stigma_factor": 1.0},
     "craving_relapse": {"use.craving_relapse_hr": 1.0},
     "use_worsens_mh": {"mental_health.oud_hr": 1.0, "mental_health.craving_hr": 1.0},
+    "referral": {"treatment.overdose_referral": 0.0},
+    "care_mortality": {"demography.care_mortality_hr": 1.0, "overdose.treatment_hr": 1.0},
+    "alone": {"overdose.tie_presence": 1.0, "overdose.alone_stigma": 0.0},
+    "peers": {"use.peer_hr": 1.0, "treatment.peer_recovery_hr": 1.0},
 }
 INTEGRATED_SHARE = 0.3  # the integrated-care arm: 30% of OUD slots integrated (10% at baseline)
 
@@ -119,6 +123,10 @@ HAZARDS = (
     "mh_onset_by_use",
     "initiation_by_loneliness",
     "mh_onset_by_loneliness",
+    "seeking_by_overdose",
+    "death_by_care",
+    "initiation_by_peers",
+    "seeking_by_recovery_ties",
 )
 
 
@@ -165,6 +173,8 @@ class Run:
     care: dict[int, np.ndarray]  # entries into care with a disorder, by Care: [n, in care, remitted]
     relapse: dict[int, np.ndarray]  # entries into remission: [n, relapsed within FOLLOW_WEEKS]
     dropout: dict[int, np.ndarray]  # admissions: [n, dropped out within FOLLOW_WEEKS]
+    overdoses: np.ndarray  # [overdoses, deaths, overdoses alone, deaths alone] over the observed years
+    waitlist_weeks: float  # share of steps with someone waiting for a slot
 
 
 def observe(
@@ -180,9 +190,13 @@ def observe(
     gaps = np.zeros(2)
     inc = m.params.mental_health.trait_increment
     care, relapse, dropout = Cohort(n), Cohort(n), Cohort(n)
+    overdoses = np.zeros(4)
+    waiting_steps = 0
     steps = int(round(years * 52))
     for _ in range(steps):
         st0, mh0, wait0 = pop.stage.copy(), pop.any_mh.copy(), pop.waiting.copy()
+        in_mh_care0 = pop.in_mh_care.copy()
+        using_ties0, recovery_ties0 = pop.using_ties.copy(), pop.recovery_ties.copy()
         distress0, crav0, istig0 = pop.distress.copy(), pop.craving.copy(), pop.internal_stigma.copy()
         impulsive0, lonely0 = pop.trait(0, inc), pop.loneliness.copy()
         uid0 = m.uid.copy()
@@ -199,7 +213,8 @@ def observe(
         tallies["progression_by_distress"].add(misuse0, distress0 > 0.5, same & (st1 == Stage.OUD))
         seeking = oud0 & ~wait0
         sought = same & (pop.waiting | (st1 == Stage.TREATMENT))
-        tallies["seeking_by_dual"].add(seeking, mh0, sought)
+        # (out of mental-health care: referral from it raises seeking, a different mechanism)
+        tallies["seeking_by_dual"].add(seeking & ~in_mh_care0, mh0, sought)
         alone = seeking & ~mh0
         if alone.any():
             tallies["seeking_by_internal_stigma"].add(alone, istig0 > np.median(istig0[alone]), sought)
@@ -209,6 +224,15 @@ def observe(
         lonely = lonely0 > np.median(lonely0)
         tallies["initiation_by_loneliness"].add(well, lonely, started)
         tallies["mh_onset_by_loneliness"].add(~mh0, lonely, same & mh1)
+        overdosed = same & (pop.last_overdose == m.week)  # survivors of this step's overdoses
+        tallies["seeking_by_overdose"].add(seeking, overdosed, sought)
+        with_oud = (st0 == Stage.OUD) | (st0 == Stage.TREATMENT)
+        tallies["death_by_care"].add(with_oud, st0 == Stage.TREATMENT, ~same)
+        tallies["initiation_by_peers"].add(well, using_ties0 > 0, started)
+        tallies["seeking_by_recovery_ties"].add(alone, recovery_ties0 > 0, sought)
+        f = m.flows
+        overdoses += (f["overdoses"], f["overdose_deaths"], f["alone_overdoses"], f["alone_overdose_deaths"])
+        waiting_steps += bool(pop.waiting.any())
         if mh1.any() and (~mh1).any():
             gaps += (
                 pop.degree[~mh1].mean() - pop.degree[mh1].mean(),
@@ -243,6 +267,8 @@ def observe(
         care=care.counts,
         relapse=relapse.counts,
         dropout=dropout.counts,
+        overdoses=overdoses,
+        waitlist_weeks=waiting_steps / steps,
     )
 
 
@@ -296,7 +322,7 @@ class Finding:
         return f"{self.what}: {self.estimate:.3g} (95% CI {self.lo:.3g}–{self.hi:.3g}{p})"
 
 
-def rate_ratio(what: str, t: Tally, p: float) -> Finding:
+def rate_ratio(what: str, t: Tally, p: float | None) -> Finding:
     return Finding(what, t.ratio, *t.ci, p, "ratio")
 
 
@@ -337,10 +363,10 @@ class Check:
 
 
 def check_disorders_raise_initiation() -> Check:
-    base, no_selfmed, neither = arm("baseline"), arm("off:self_medication"), arm("off:self_medication_impulsivity")
+    base, no_selfmed, no_impulsivity = arm("baseline"), arm("off:self_medication"), arm("off:impulsivity")
     t = base.tally("initiation_by_disorder")
     t_off = no_selfmed.tally("initiation_by_disorder")
-    t_neither = neither.tally("initiation_by_disorder")
+    t_imp = no_impulsivity.tally("initiation_by_disorder")
     i = base.tally("initiation_by_impulsivity")
     return Check(
         "initiation",
@@ -349,17 +375,21 @@ def check_disorders_raise_initiation() -> Check:
         "impulsivity, making substance use more likely (M1, M2)",
         [
             rate_ratio("initiation rate ratio, active disorder vs none", t, t.p("greater")),
-            rate_ratio("... with self-medication off (use.mh_hr = 1): lower", t_off, p_ratio_greater(t, t_off)),
             rate_ratio(
-                "... with impulsivity off as well (use.impulsivity_hr = 1): lower still (what remains is "
-                "confounding: ACEs, loneliness, events)",
-                t_neither,
-                p_ratio_greater(t_off, t_neither),
+                "... with the disorder's effect off (use.mh_hr = 1, its total): lower", t_off, p_ratio_greater(t, t_off)
             ),
+            # Without a disorder, traits vary only by their baseline spread: a weak contrast, but impulsivity
+            # raising initiation is M2 itself.
+            rate_ratio("initiation rate ratio, impulsivity above vs below the median (no disorder)", i, i.p("greater")),
         ],
         notes=[
-            # Without a disorder, traits vary only by their baseline spread: a weak contrast.
-            rate_ratio("initiation rate ratio, impulsivity above vs below the median (no disorder)", i, i.p("greater")),
+            # use.mh_hr is E9's total effect: the impulsivity a disorder brings is part of it, not added on.
+            rate_ratio(
+                "... with impulsivity's ratio = 1: about the same (mh_hr is the total effect; its direct part "
+                "takes impulsivity's share back)",
+                t_imp,
+                None,
+            ),
         ],
     )
 
@@ -475,9 +505,13 @@ def check_stigma_lowers_seeking() -> Check:
             rate_ratio(
                 "seeking rate ratio, internalised stigma above vs below the median (OUD alone)", st, st.p("less")
             ),
-            rate_ratio("seeking rate ratio, OUD with a disorder (dual stigma) vs OUD alone", dual, dual.p("less")),
             rate_ratio(
-                "... with dual stigma off (dual factor and ratio = 1): higher",
+                "seeking rate ratio, OUD with a disorder (dual stigma) vs OUD alone, out of mental-health care",
+                dual,
+                dual.p("less"),
+            ),
+            rate_ratio(
+                "... with dual stigma off (stigma.dual_stigma_factor = 1): higher",
                 dual_off,
                 p_ratio_greater(dual_off, dual),
             ),
@@ -558,6 +592,133 @@ def check_use_worsens_mental_health() -> Check:
     )
 
 
+def check_access_to_care() -> Check:
+    base, off = arm("baseline"), arm("off:referral")
+    t, t_off = base.tally("seeking_by_overdose"), off.tally("seeking_by_overdose")
+    weeks = base.values(lambda r: r.waitlist_weeks)
+    wait = base.metric("waitlist")
+    q = stats.t.ppf(0.975, wait.size - 1) * wait.std(ddof=1) / math.sqrt(wait.size)
+    return Check(
+        "access",
+        "Access to care: capacity binds in part, and an overdose brings people to care",
+        "stigma and one-sided services stand between people and care (M8, M9); survivors of an overdose "
+        "are a chance to start care (E22)",
+        [
+            Finding(
+                "people waiting for a slot (mean, per 10,000): a waitlist exists",
+                wait.mean(),
+                wait.mean() - q,
+                wait.mean() + q,
+                float(stats.ttest_1samp(wait, 0, alternative="greater").pvalue),
+                "difference",
+            ),
+            rate_ratio(
+                "rate of joining the queue, untreated OUD surviving an overdose this week vs not",
+                t,
+                t.p("greater"),
+            ),
+            rate_ratio(
+                "... with referral after an overdose off (treatment.overdose_referral = 0): lower",
+                t_off,
+                p_ratio_greater(t, t_off),
+            ),
+        ],
+        notes=[
+            Finding("share of weeks with someone waiting", weeks.mean(), weeks.min(), weeks.max(), None, "share"),
+        ],
+    )
+
+
+def check_care_lowers_mortality() -> Check:
+    base, off = arm("baseline"), arm("off:care_mortality")
+    t, t_off = base.tally("death_by_care"), off.tally("death_by_care")
+    return Check(
+        "mortality",
+        "Care lowers deaths of people with OUD from every cause",
+        "treatment for OUD lowers mortality, overdose and other causes (E21, E22)",
+        [
+            rate_ratio("death rate ratio, in OUD care vs out of it (people with OUD)", t, t.p("less")),
+            rate_ratio(
+                "... with care's effects on deaths off (care_mortality_hr = treatment_hr = 1): higher",
+                t_off,
+                p_ratio_greater(t_off, t),
+            ),
+        ],
+        notes=[
+            Finding(
+                "out of care vs in care (E21: 2.2 buprenorphine, 3.2 methadone)",
+                1 / t.ratio,
+                1 / t.ci[1],
+                1 / t.ci[0],
+                None,
+                "ratio",
+            ),
+        ],
+    )
+
+
+def check_isolation_and_overdose_deaths() -> Check:
+    base, off = arm("baseline"), arm("off:alone")
+    od = np.sum([r.overdoses for r in base.runs], axis=0)
+    n_od, dead, n_alone, dead_alone = od
+    alone_share = base.values(lambda r: r.overdoses[2] / r.overdoses[0])
+    alone_share_off = off.values(lambda r: r.overdoses[2] / r.overdoses[0])
+    return Check(
+        "overdose",
+        "Isolation means using alone, and overdoses alone are deadlier",
+        "isolation and stigma (hiding use) leave people alone when they use (M5, M8); naloxone helps "
+        "only when someone is there with a kit (E23)",
+        [
+            share("overdoses that were fatal, alone", dead_alone, n_alone),
+            share(
+                "... with someone there (a tie, who may carry naloxone): lower",
+                dead - dead_alone,
+                n_od - n_alone,
+                fisher_greater(dead_alone, n_alone, dead - dead_alone, n_od - n_alone),
+            ),
+            paired_difference(
+                "share of overdoses alone, ties and hiding as modelled minus someone always there",
+                alone_share,
+                alone_share_off,
+            ),
+        ],
+        notes=[
+            paired_difference(
+                "overdose deaths per 100,000 a year, ties and hiding as modelled minus someone always there",
+                base.metric("overdose_death_rate"),
+                off.metric("overdose_death_rate"),
+            ),
+        ],
+    )
+
+
+def check_peer_effects() -> Check:
+    base, off = arm("baseline"), arm("off:peers")
+    t, t_off = base.tally("initiation_by_peers"), off.tally("initiation_by_peers")
+    r, r_off = base.tally("seeking_by_recovery_ties"), off.tally("seeking_by_recovery_ties")
+    return Check(
+        "peers",
+        "Peers: ties who use raise initiation; ties in recovery raise seeking care",
+        "without supportive ties drug use is more likely (M5); people see recovery in those around "
+        "them (use.peer_hr, treatment.peer_recovery_hr)",
+        [
+            rate_ratio("initiation rate ratio, a tie who uses vs none (no disorder)", t, t.p("greater")),
+            rate_ratio("... with peer use off (use.peer_hr = 1): lower", t_off, p_ratio_greater(t, t_off)),
+            rate_ratio("seeking rate ratio, a tie in recovery vs none (OUD alone)", r, r.p("greater")),
+            rate_ratio(
+                "... with recovery ties off (treatment.peer_recovery_hr = 1): lower", r_off, p_ratio_greater(r, r_off)
+            ),
+        ],
+        notes=[
+            paired_difference(
+                "misuse prevalence, peer effects on minus off",
+                base.metric("misuse_prevalence"),
+                off.metric("misuse_prevalence"),
+            ),
+        ],
+    )
+
+
 CHECKS = (
     check_disorders_raise_initiation,
     check_traits_raise_progression,
@@ -567,6 +728,10 @@ CHECKS = (
     check_integrated_care,
     check_craving_raises_relapse,
     check_use_worsens_mental_health,
+    check_access_to_care,
+    check_care_lowers_mortality,
+    check_isolation_and_overdose_deaths,
+    check_peer_effects,
 )
 
 

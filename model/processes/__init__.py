@@ -4,6 +4,7 @@ from oudsim.model.processes import (
     demography,
     life_events,
     mental_health,
+    naloxone,
     overdose,
     social,
     stigma,
@@ -18,6 +19,7 @@ SCHEDULE = (
     stigma,
     use,
     treatment,
+    naloxone,
     overdose,
     demography,
 )

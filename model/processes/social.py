@@ -1,8 +1,16 @@
 """3. Social ties: withdrawal, reconnection and new ties; then loneliness and isolation.
 
+A newcomer (who took the row of someone who died, model.processes.demography) does not keep the dead
+person's ties: at the newcomer's first social step each known tie of the row is drawn afresh, active
+with the steady share of a tie between two people without a condition,
+``reconnect_rate / (reconnect_rate + tie_loss_rate * isolation_multiplier)``, whoever is at the other
+end (so ties to people who use are no likelier than any other); latent ties stay latent.
+
 Each active tie lapses at ``tie_loss_rate * isolation_multiplier * (w_u + w_v) / 2`` where
-``w_i = withdrawal_hr_mh^(disorder active) * withdrawal_hr_oud^(active use)``: people with an active
-disorder or active use withdraw. A lapsed known tie regrows at ``reconnect_rate * (1/w_u + 1/w_v) / 2``;
+``w_i = withdrawal_hr_mh^(disorder active) * withdrawal_hr_oud^(active use and the other end does not
+use)``: people with an active disorder or active use withdraw, and someone who uses withdraws from
+people who do not (their supportive ties) but not from others who use, so their ties drift toward
+people who use. A lapsed known tie regrows at ``reconnect_rate * (1/w_u + 1/w_v) / 2``;
 a latent tie (friend of a friend, or a stranger) forms at
 ``new_tie_rate + peer_support_rate * max(loneliness_u, loneliness_v)`` (peer support and social
 prescribing reach lonely people).
@@ -45,8 +53,40 @@ def new_tie_hazard(new_tie, peer_support, loneliness):
 
 
 def step(m) -> None:
+    # The last step's newcomers took the rows of the dead: those ties end, and the newcomers' own form
+    # from here (a lapsed known tie regrows, a latent one forms, at the rates below).
+    if m.newcomer_rows.size:
+        _newcomer_ties(*_newcomer_arguments(m), m.newcomer_rows)
+        m.newcomer_rows = m.newcomer_rows[:0]
     _lapse_and_regrow(*_tie_arguments(m))
     refresh(m)
+
+
+@njit(inline=True)
+def newcomer_tie_share(reconnect, loss):
+    """A known tie of a newcomer is active with the steady share of a tie between two people without
+    a condition: regrowth / (regrowth + lapse)."""
+    return reconnect / (reconnect + loss) if reconnect + loss > 0.0 else 0.0
+
+
+@per_parameters
+def _newcomer_arguments(m) -> tuple:
+    p = m.params.social
+    share = newcomer_tie_share(p.reconnect_rate, p.tie_loss_rate * p.isolation_multiplier)
+    return bind(_newcomer_ties, m.shared(), at_call=("rows",), share=share)
+
+
+@njit
+def _newcomer_ties(
+    social_stream, share, indptr, entry_row_tie, latent, u, v, active, active_neighbour, n_active, pos_uv, pos_vu,
+    rows,
+):  # fmt: skip
+    """Each known tie of each newcomer's row, active with probability ``share``, drawn afresh."""
+    for r in rows:
+        for x in range(indptr[r], indptr[r + 1]):
+            t = entry_row_tie[x, 1]
+            on = not latent[t] and uniform(social_stream) < share
+            switch_tie(t, on, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
 
 
 @per_parameters
@@ -70,9 +110,12 @@ def _tie_arguments(m) -> tuple:
 
 def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
     """Step probabilities that one end drops an active tie, and that one end renews a lapsed known tie,
-    by that person's code (disorder + 2 * active use; w takes four values)."""
-    code = np.arange(4)
-    w = np.exp(np.log(max(hr_mh, _FLOOR)) * (code & 1) + np.log(max(hr_oud, _FLOOR)) * (code >> 1))
+    by that person's code (disorder + 2 * active use) and whether the other end uses (w takes four
+    values: the use ratio applies only toward people who do not use)."""
+    code = np.arange(4)[:, None]
+    other_uses = np.arange(2)[None, :]
+    using = (code >> 1) * (1 - other_uses)
+    w = np.exp(np.log(max(hr_mh, _FLOOR)) * (code & 1) + np.log(max(hr_oud, _FLOOR)) * using)
     return -np.expm1(-loss * 0.5 * w * dt), -np.expm1(-reconnect * 0.5 / w * dt)
 
 
@@ -104,9 +147,16 @@ def _lapse_and_regrow(
         row_tie[j, 0], row_tie[j, 1] = entry_row_tie[x, 0], entry_row_tie[x, 1]
     for j in range(c):
         r, t = row_tie[j, 0], row_tie[j, 1]
-        code = any_mh[r] + 2 * int(active_use[stage[r]])
+        uses = int(active_use[stage[r]])
+        code = any_mh[r] + 2 * uses
+        # Whether the other end uses matters only to someone who uses (a few percent of candidates):
+        # the other end's row is read only then.
+        other_uses = 0
+        if uses:
+            other = v[t] if u[t] == r else u[t]
+            other_uses = int(active_use[stage[other]])
         if active[t]:
-            if uniform(s) * p_max < p_lapse[code]:
+            if uniform(s) * p_max < p_lapse[code, other_uses]:
                 found = _room(found, k)
                 found[k] = t
                 k += 1
@@ -118,7 +168,7 @@ def _lapse_and_regrow(
                         found = _room(found, k)
                         found[k] = -1 - t
                         k += 1
-            elif uniform(s) * p_max < p_reconnect[code]:
+            elif uniform(s) * p_max < p_reconnect[code, other_uses]:
                 found = _room(found, k)
                 found[k] = -1 - t
                 k += 1

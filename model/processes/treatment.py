@@ -5,12 +5,15 @@ Leaving OUD care (competing): dropout at
                  * integrated_dropout_HR^(integrated care)
 (back to OUD, tolerance lost for ``post_care_weeks``), or completion at ``completion_rate`` (to remission).
 Seeking (untreated OUD, not yet waiting):
-    seek_rate * perceived_stigma_HR^(perceived stigma) * internal_stigma_HR^(internalised stigma)
-              * dual_stigma_HR^(disorder) * peer_recovery_HR^min(ties in recovery, peer_recovery_cap)
-              * overdose_seek_HR^(recent overdose)
-Seekers join a first-come queue; those waiting give up at ``waitlist_giveup_rate``. Admission fills free
-slots: integrated slots (``integrated_share`` of ``capacity_per_100k``) go to people with a disorder first,
-medication slots to everyone left in queue order. No one is ever in care beyond capacity.
+    seek_rate * ses_seek_HR[SES] * perceived_stigma_HR^(perceived stigma) * internal_stigma_HR^(internalised stigma)
+              * peer_recovery_HR^min(ties in recovery, peer_recovery_cap)
+              * mh_care_referral_HR^(in mental-health care)
+(a survivor of a non-fatal overdose is also referred at once with probability ``overdose_referral``,
+model.processes.overdose). Seekers join a first-come queue; those waiting give up at
+``waitlist_giveup_rate``. Admission: after at least ``admission_delay_weeks`` in the queue (intake
+assessment), at most ``weekly_intake_share`` of the slots a week, into free slots: integrated slots
+(``integrated_share`` of ``capacity_per_100k``) go to people with a disorder first, medication slots to
+everyone left in queue order. No one is ever in care beyond capacity.
 Mental-health care: people with a disorder (not in integrated care) seek it at
 ``mh_seek_rate * internal_stigma_HR^(internalised stigma)`` and enter while slots are free; they leave at
 ``mh_exit_rate`` (times ``mh_exit_remitted_hr`` once no disorder is active).
@@ -25,7 +28,7 @@ import numpy as np
 
 from oudsim.agents.states import NEVER, Care, Stage
 from oudsim.model.binding import bind
-from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
+from oudsim.model.jit import below, gap, keyed_uniform, list_where, log_skip, njit, prob, skip_bound, step_key, uniform
 from oudsim.model.rates import log_hr, per_parameters, rows_where, upper_bound
 from oudsim.model.transitions import append
 
@@ -42,13 +45,12 @@ def dropout_hazard(dropout, l_stigma, internal_stigma, l_untreated_mh, untreated
 
 @njit(inline=True)
 def seeking_hazard(
-    seek, l_perceived, perceived_stigma, l_internal, internal_stigma, l_dual, disorder, l_peer, peers, l_overdose,
-    recent_overdose,
+    seek, l_ses, l_perceived, perceived_stigma, l_internal, internal_stigma, l_peer, peers, l_referral, in_mh_care,
 ):  # fmt: skip
-    """untreated OUD, not yet waiting -> the queue"""
+    """untreated OUD, not yet waiting -> the queue (l_ses: the person's SES entry of log ses_seek_HR)"""
     return seek * math.exp(
-        l_perceived * perceived_stigma + l_internal * internal_stigma + l_dual * disorder + l_peer * peers
-        + l_overdose * recent_overdose
+        l_ses + l_perceived * perceived_stigma + l_internal * internal_stigma + l_peer * peers
+        + l_referral * in_mh_care
     )  # fmt: skip
 
 
@@ -96,10 +98,11 @@ def _care_arguments(m) -> tuple:
         for name, hr in (
             ("l_stigma_dropout", p.stigma_dropout_hr), ("l_untreated_mh", p.untreated_mh_dropout_hr),
             ("l_integrated_dropout", p.integrated_dropout_hr), ("l_perceived", p.perceived_stigma_hr),
-            ("l_internal", p.internal_stigma_hr), ("l_dual", p.dual_stigma_hr), ("l_peer", p.peer_recovery_hr),
-            ("l_overdose_seek", p.overdose_seek_hr),
+            ("l_internal", p.internal_stigma_hr), ("l_peer", p.peer_recovery_hr),
+            ("l_referral", p.mh_care_referral_hr),
         )
     }  # fmt: skip
+    l_ses = np.array([log_hr(hr) for hr in p.ses_seek_hr], dtype=np.float64)
     r, peer_cap = ratios, float(p.peer_recovery_cap)
     # The largest hazards of leaving care and of seeking, from the hazards' own terms, for skip_bound.
     leave = upper_bound(
@@ -107,13 +110,13 @@ def _care_arguments(m) -> tuple:
         l_integrated=r["l_integrated_dropout"],
     )  # fmt: skip
     seek = upper_bound(
-        seeking_hazard, seek=p.seek_rate, l_perceived=r["l_perceived"], l_internal=r["l_internal"], l_dual=r["l_dual"],
-        l_peer=r["l_peer"], peers=peer_cap, l_overdose=r["l_overdose_seek"],
+        seeking_hazard, seek=p.seek_rate, l_ses=float(l_ses.max()), l_perceived=r["l_perceived"],
+        l_internal=r["l_internal"], l_peer=r["l_peer"], peers=peer_cap, l_referral=r["l_referral"],
     )  # fmt: skip
     return bind(
         _leave_and_seek, m.shared(), **ratios, dropout=p.dropout_rate, completion=p.completion_rate,
-        giveup=p.waitlist_giveup_rate, seek=p.seek_rate, peer_cap=peer_cap,
-        recent_od_weeks=p.recent_overdose_weeks, post_care_weeks=p.post_care_weeks,
+        giveup=p.waitlist_giveup_rate, seek=p.seek_rate, l_ses=l_ses, peer_cap=peer_cap,
+        post_care_weeks=p.post_care_weeks,
         u_leave=skip_bound((leave + p.completion_rate) * dt), u_seek=skip_bound(seek * dt),
     )  # fmt: skip
 
@@ -121,15 +124,16 @@ def _care_arguments(m) -> tuple:
 @njit
 def _leave_and_seek(
     care_stream, scratch, flags, stage, stage_since, care, any_mh, in_mh_care, internal_stigma, perceived_stigma,
-    recovery_ties, last_overdose, lost_tolerance_until, waiting, wait_since, after_care,
+    recovery_ties, ses, lost_tolerance_until, waiting, wait_since, after_care,
     dropout, l_stigma_dropout, l_untreated_mh, l_integrated_dropout, completion, giveup,
-    seek, l_perceived, l_internal, l_dual, l_peer, peer_cap, l_overdose_seek, recent_od_weeks, post_care_weeks,
+    seek, l_ses, l_perceived, l_internal, l_peer, peer_cap, l_referral, post_care_weeks,
     u_leave, u_seek, dt, count, uid, table, week,
 ):  # fmt: skip
     """For each person, in one pass: leaving OUD care (dropout or completion, competing); giving up
     the queue; seeking care. People who drop out this step count as untreated OUD when seeking (they
     may seek again at once). Those who left care are then moved and logged (model.transitions)."""
     s, internal, perceived = care_stream, internal_stigma, perceived_stigma
+    key = step_key(s)  # draws keyed to the person (jit.keyed_uniform): the same in two arms
     n = stage.size
     left = scratch[:n]
     to = scratch[n : 2 * n]  # the stage each goes to
@@ -146,7 +150,7 @@ def _leave_and_seek(
         # Exponential draws are made from a uniform first; at or above the u_ bounds (skip_bound) no one
         # can have the event and the hazard is not worked out.
         if stage[i] == Stage.TREATMENT:
-            u = uniform(s)
+            u = keyed_uniform(key, i, 0)
             if u < u_leave:
                 integ = care[i] == Care.INTEGRATED
                 untreated_mh = any_mh[i] and not integ and not in_mh_care[i]
@@ -155,21 +159,20 @@ def _leave_and_seek(
                 )
                 total = h_drop + completion
                 if below(u, total * dt):
-                    dropped = uniform(s) * total < h_drop
+                    dropped = keyed_uniform(key, i, 1) * total < h_drop
                     left[k] = i
                     to[k] = Stage.OUD if dropped else Stage.REMISSION
                     k += 1
                     untreated = dropped
-        if waiting[i] and uniform(s) < p_quit:
+        if waiting[i] and keyed_uniform(key, i, 2) < p_quit:
             waiting[i] = False
             wait_since[i] = NEVER
         if untreated and not waiting[i]:
-            u = uniform(s)
+            u = keyed_uniform(key, i, 3)
             if u < u_seek:
-                recent_od = (week - last_overdose[i]) < recent_od_weeks
                 h = seeking_hazard(
-                    seek, l_perceived, perceived[i], l_internal, internal[i], l_dual, any_mh[i], l_peer,
-                    min(recovery_ties[i], peer_cap), l_overdose_seek, recent_od,
+                    seek, l_ses[ses[i]], l_perceived, perceived[i], l_internal, internal[i], l_peer,
+                    min(recovery_ties[i], peer_cap), l_referral, in_mh_care[i],
                 )  # fmt: skip
                 if below(u, h * dt):
                     waiting[i] = True
@@ -198,25 +201,36 @@ def _admit(m) -> None:
                 m.set_stage(back, Stage.OUD)
                 pop.waiting[back] = True
                 pop.wait_since[back] = NEVER + 1  # front of the queue
+                # Put out of care, they lose tolerance like anyone leaving medication (E21).
+                pop.lost_tolerance_until[back] = m.week + m.params.treatment.post_care_weeks
         admitted = _admission(*_admission_arguments(m), m.log_table(), m.week)
     m.flows["admissions"] += max(admitted, 0)
 
 
+def intake_per_step(weekly_intake_share: float, dt_weeks: int, oud_slots: int) -> int:
+    """Most admissions a step: the weekly share of the OUD slots (at least one while there are slots)."""
+    return max(int(round(weekly_intake_share * dt_weeks * oud_slots)), 1 if oud_slots else 0)
+
+
 @per_parameters
 def _admission_arguments(m) -> tuple:
+    p = m.params.treatment
     cap_med, cap_int, _ = slots(m)
-    return bind(_admission, m.shared(), cap_med=cap_med, cap_int=cap_int)
+    intake = intake_per_step(p.weekly_intake_share, m.params.simulation.dt_weeks, cap_med + cap_int)
+    delay = int(math.ceil(p.admission_delay_weeks / m.params.simulation.dt_weeks))  # in steps
+    return bind(_admission, m.shared(), cap_med=cap_med, cap_int=cap_int, intake=intake, delay=delay)
 
 
 @njit
 def _admission(
-    admission_stream, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, stage, stage_since,
-    count, uid, table, week,
+    admission_stream, scratch, care, waiting, wait_since, any_mh, in_mh_care, cap_med, cap_int, intake, delay, stage,
+    stage_since, count, uid, table, week,
 ):  # fmt: skip
-    """Fill free slots from the queue, first come first served (ties at random): integrated slots go to
-    people with a disorder first, medication slots to everyone left in queue order. The admitted move to
-    treatment (logged, model.transitions). Returns how many were admitted, or -1 (admitting no one) if a
-    service is over capacity."""
+    """Fill free slots from the queue, first come first served (ties at random), among those who have
+    waited ``delay`` steps, at most ``intake`` of them: integrated slots go to people with a disorder
+    first, medication slots to everyone left in queue order. The admitted move to treatment (logged,
+    model.transitions). Returns how many were admitted, or -1 (admitting no one) if a service is over
+    capacity."""
     s = admission_stream
     n = care.size
     # Counts first, in a loop of plain comparisons (vector code); the queue only when someone can enter.
@@ -228,22 +242,24 @@ def _admission(
     if n_med > cap_med or n_int > cap_int:
         return -1
     free_med, free_int = cap_med - n_med, cap_int - n_int
-    if free_med + free_int == 0 or n_wait == 0:
+    if free_med + free_int == 0 or n_wait == 0 or intake == 0:
         return 0
     queue = scratch[:n]
     k = 0
     for i in range(n):
-        if waiting[i]:
+        if waiting[i] and week - wait_since[i] >= delay:  # intake assessment done
             queue[k] = i
             k += 1
     key = np.empty(k)
+    tie_key = step_key(s)  # ties broken by a draw keyed to the person (the same in two arms)
     for j in range(k):
-        key[j] = wait_since[queue[j]] + uniform(s)  # week stamps are whole numbers: the draw breaks ties
+        key[j] = wait_since[queue[j]] + keyed_uniform(tie_key, queue[j], 0)  # week stamps are whole numbers
     order = np.argsort(key)
-    admitted = np.empty(min(k, free_med + free_int), np.int64)
+    room = min(k, free_med + free_int, intake)
+    admitted = np.empty(room, np.int64)
     a = 0
     for j in range(k):  # integrated slots: people with a disorder, in queue order
-        if free_int == 0:
+        if free_int == 0 or a == room:
             break
         i = queue[order[j]]
         if any_mh[i]:
@@ -253,7 +269,7 @@ def _admission(
             a += 1
             free_int -= 1
     for j in range(k):  # medication slots: everyone still waiting, in queue order
-        if free_med == 0:
+        if free_med == 0 or a == room:
             break
         i = queue[order[j]]
         if care[i] == Care.NONE:

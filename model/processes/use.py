@@ -1,7 +1,8 @@
 """5. Opioid use: initiation, cessation, progression to OUD, natural remission, relapse; craving.
 
 Hazards (annual), each switched off by setting its ratio to 1:
-  none -> misuse:   initiation_rate * access * age_HR * SES_HR * ACE_HR * mh_HR^(disorder)
+  none -> misuse:   initiation_rate * access * age_HR * SES_HR * ACE_HR
+                    * (mh_HR * disorder_HR[d] / impulsivity_HR^trait_increment)^(disorder)
                     * impulsivity_HR^impulsivity * peer_HR^min(using ties, peer_cap)
                     * loneliness_HR^loneliness * event_HR^(recent event)
   misuse -> none:   cessation_rate * support_HR^(family support)
@@ -14,6 +15,9 @@ Hazards (annual), each switched off by setting its ratio to 1:
                     route: the remission began on leaving care (early_relapse_after_care, E16) or
                     naturally (early_relapse_natural); after about a year the excess has faded: sustained
                     remission.
+(mh_HR is E9's total ratio: the part the disorder's impulsivity carries is taken out of the direct term;
+disorder_HR[d] is the ratio of the person's active disorder d with the largest one, relative to
+depression, E8.)
 Competing hazards from one state are drawn together: an event at the total hazard, then which one
 in proportion. All are decided from the stage at the start of the step.
 Craving grows toward 1 in OUD (``craving_growth_rate``; times ``misuse_craving_factor`` in misuse),
@@ -28,7 +32,7 @@ import numpy as np
 
 from oudsim.agents.states import NEVER, Stage
 from oudsim.model.binding import bind
-from oudsim.model.jit import below, gap, list_where, log_skip, njit, prob, skip_bound, uniform
+from oudsim.model.jit import below, gap, keyed_uniform, list_where, log_skip, njit, prob, skip_bound, step_key, uniform
 from oudsim.model.rates import log_hr, per_parameters, upper_bound
 from oudsim.model.transitions import append
 
@@ -43,13 +47,26 @@ LEADS_TO = np.array([Stage.MISUSE, Stage.NONE, Stage.OUD, Stage.REMISSION, Stage
 # The hazards (annual), as in the module's docstring and docs/ODD.md; every l_* is a log hazard ratio.
 @njit(inline=True)
 def initiation_log_hazard(
-    base, group, l_mh, disorder, l_impulsivity, impulsivity, l_peer, peers, l_lonely, loneliness, l_event, event
+    base, group, l_mh, disorder, l_disorder, l_impulsivity, impulsivity, l_peer, peers, l_lonely, loneliness, l_event,
+    event,
 ):  # fmt: skip
-    """none -> misuse, in log: log(initiation_rate * access) + log(age, SES, ACE ratios) + ..."""
+    """none -> misuse, in log: log(initiation_rate * access) + log(age, SES, ACE ratios)
+    + (log direct mh_HR + l_disorder) * disorder + ...; l_disorder: the largest log disorder_HR among
+    the person's active disorders."""
     return (
-        base + group + l_mh * disorder + l_impulsivity * impulsivity + l_peer * peers + l_lonely * loneliness
-        + l_event * event
+        base + group + (l_mh + l_disorder) * disorder + l_impulsivity * impulsivity + l_peer * peers
+        + l_lonely * loneliness + l_event * event
     )  # fmt: skip
+
+
+@njit(inline=True)
+def largest_disorder_ratio(mh, i, l_disorder_hr):
+    """The largest log disorder_HR among person i's active disorders (0 with none)."""
+    top = -np.inf
+    for d in range(l_disorder_hr.size):
+        if mh[d, i] and l_disorder_hr[d] > top:
+            top = l_disorder_hr[d]
+    return top if top > -np.inf else 0.0
 
 
 @njit(inline=True)
@@ -85,6 +102,13 @@ def step(m) -> None:
     m.flows["new_oud"] += _use(*_arguments(m), m.log_table(), m.week)
 
 
+def direct_mh_log_ratio(mh_hr: float, impulsivity_hr: float, trait_increment: float) -> float:
+    """E9's ratio (``mh_hr``) is the total effect of a disorder on starting misuse; part of it comes
+    through the impulsivity the disorder brings (up to ``trait_increment``, M2), so the direct term is
+    log(mh_HR) - log(impulsivity_HR) * trait_increment: both together give mh_HR, not more."""
+    return float(log_hr(mh_hr)) - float(log_hr(impulsivity_hr)) * trait_increment
+
+
 @per_parameters
 def _arguments(m) -> tuple:
     p, pop, dt = m.params.use, m.population, m.dt_years
@@ -93,7 +117,7 @@ def _arguments(m) -> tuple:
     ratios = {
         name: float(log_hr(hr))
         for name, hr in (
-            ("l_mh_start", p.mh_hr), ("l_impulsivity", p.impulsivity_hr), ("l_peer", p.peer_hr),
+            ("l_impulsivity", p.impulsivity_hr), ("l_peer", p.peer_hr),
             ("l_lonely", p.loneliness_hr), ("l_event", p.event_hr), ("l_support", p.support_hr),
             ("l_dysregulation", p.dysregulation_hr), ("l_risk", p.risk_appraisal_hr),
             ("l_craving_progress", p.craving_progression_hr), ("l_mh_remit", p.mh_remission_hr),
@@ -101,11 +125,14 @@ def _arguments(m) -> tuple:
         )
     }  # fmt: skip
     r = ratios
+    r["l_mh_start"] = direct_mh_log_ratio(p.mh_hr, p.impulsivity_hr, m.params.mental_health.trait_increment)
+    l_disorder = np.array([log_hr(hr) for hr in p.disorder_hr], dtype=np.float64)
     base = float(log_hr(p.initiation_rate * p.access_multiplier))
     # Bounds from the hazards' own terms (rates.upper_bound): the largest initiation log hazard, for
     # thinning, and the largest hazard out of each stage, for skip_bound.
     bound = upper_bound(
-        initiation_log_hazard, base=base, group=top, l_mh=r["l_mh_start"], l_impulsivity=r["l_impulsivity"],
+        initiation_log_hazard, base=base, group=top, l_mh=r["l_mh_start"], l_disorder=float(l_disorder.max()),
+        l_impulsivity=r["l_impulsivity"],
         l_peer=r["l_peer"], peers=peer_cap, l_lonely=r["l_lonely"], l_event=r["l_event"],
     )  # fmt: skip
     leave_misuse = upper_bound(cessation_hazard, cessation=p.cessation_rate, l_support=r["l_support"]) + upper_bound(
@@ -124,6 +151,7 @@ def _arguments(m) -> tuple:
     )
     return bind(
         _use, m.shared(), group=group, trait_increment=m.params.mental_health.trait_increment, base=base,
+        l_disorder_hr=l_disorder,
         peer_cap=peer_cap, bound=bound, **ratios, cessation=p.cessation_rate, progression=p.progression_rate,
         natural_remission=p.natural_remission_rate, relapse=p.relapse_rate,
         early_after_care=p.early_relapse_after_care, early_natural=p.early_relapse_natural,
@@ -144,9 +172,9 @@ def _craving_steps(growth: float, misuse_factor: float, decay: float, medication
 
 @njit
 def _use(
-    use_stream, scratch, flags, stage, any_mh, recent, trait_base, distress, using_ties, loneliness, family_support,
+    use_stream, scratch, flags, stage, any_mh, mh, recent, trait_base, distress, using_ties, loneliness, family_support,
     craving, group, stage_since, waiting, wait_since, lost_tolerance_until, after_care, trait_increment,
-    base, l_mh_start, l_impulsivity, l_peer, peer_cap, l_lonely, l_event, bound,
+    base, l_mh_start, l_disorder_hr, l_impulsivity, l_peer, peer_cap, l_lonely, l_event, bound,
     cessation, l_support, progression, l_dysregulation, l_risk, l_craving_progress,
     natural_remission, l_mh_remit, relapse, early_after_care, early_natural, consolidation_steps, l_craving_relapse,
     l_mh_relapse, u_misuse, u_remit, u_relapse, grow, fade,
@@ -155,6 +183,7 @@ def _use(
     """Starting, stopping, progressing, remitting and relapsing, decided from the stages at the start of
     the step, then applied and logged (model.transitions). Returns how many progressed to OUD."""
     s, inc = use_stream, trait_increment
+    key = step_key(s)  # before any draw: the state the stream was reseeded to this step
     n = stage.size
     found = scratch[:n]  # rows found, in the order found
     which = scratch[n : 2 * n]  # and the transition of each
@@ -165,19 +194,23 @@ def _use(
         lq = log_skip(p_max)
         i = gap(s, lq)
         while i < n:
+            # One draw for every candidate, whatever their stage: two scenario arms then keep drawing
+            # the same numbers for the same people through the pass (common random numbers).
+            u = uniform(s)
             if stage[i] == Stage.NONE:
                 impulsivity = min(trait_base[0, i] + inc * distress[i], 1.0)
+                l_disorder = largest_disorder_ratio(mh, i, l_disorder_hr) if any_mh[i] else 0.0
                 lh = initiation_log_hazard(
-                    base, group[i], l_mh_start, any_mh[i], l_impulsivity, impulsivity, l_peer,
+                    base, group[i], l_mh_start, any_mh[i], l_disorder, l_impulsivity, impulsivity, l_peer,
                     min(using_ties[i], peer_cap), l_lonely, loneliness[i], l_event, recent[i],
                 )  # fmt: skip
-                if uniform(s) * p_max < prob(math.exp(lh), dt):
+                if u * p_max < prob(math.exp(lh), dt):
                     which[k] = START
                     found[k] = i
                     k += 1
             i += 1 + gap(s, lq)
     # Everyone else using or recovering (misuse, OUD, treatment, remission), listed first in row order
-    # (a few percent of people), then walked with their draws.
+    # (a few percent of people), then walked with their draws, keyed to the person (jit.keyed_uniform).
     for i in range(n):
         flags[i] = (stage[i] != Stage.NONE) & (stage[i] != Stage.DECEASED)
     listed = scratch[2 * n : 3 * n]
@@ -187,7 +220,7 @@ def _use(
         # Each hazard's exponential draw is made from a uniform first: at or above the stage's u_ bound
         # (skip_bound) no one can have the event, and the hazard is not worked out.
         if st == Stage.MISUSE:  # misuse -> none (cessation) | OUD (progression), competing
-            u = uniform(s)
+            u = keyed_uniform(key, i, 0)
             if u < u_misuse:
                 h_stop = cessation_hazard(cessation, l_support, family_support[i])
                 dysregulation = min(trait_base[2, i] + inc * distress[i], 1.0)
@@ -197,11 +230,11 @@ def _use(
                 )
                 total = h_stop + h_prog
                 if below(u, total * dt):
-                    which[k] = STOP if uniform(s) * total < h_stop else PROGRESS
+                    which[k] = STOP if keyed_uniform(key, i, 1) * total < h_stop else PROGRESS
                     found[k] = i
                     k += 1
         elif st == Stage.OUD:  # untreated OUD -> remission
-            u = uniform(s)
+            u = keyed_uniform(key, i, 0)
             if u < u_remit and below(
                 u, remission_hazard(natural_remission, l_support, family_support[i], l_mh_remit, any_mh[i]) * dt
             ):
@@ -209,7 +242,7 @@ def _use(
                 found[k] = i
                 k += 1
         elif st == Stage.REMISSION:  # remission -> OUD (relapse)
-            u = uniform(s)
+            u = keyed_uniform(key, i, 0)
             if u < u_relapse:
                 early = early_after_care if after_care[i] else early_natural
                 consolidation = math.exp(-(week - stage_since[i]) / consolidation_steps)

@@ -106,7 +106,7 @@ def test_explore_loads_offline_with_network_and_charts(page: Any, server: Server
         "OUD treatment (slots per 100,000)",
         "Integrated care (share of OUD slots, 0–1)",
         "Community stigma at start (score 0–1)",
-        "Naloxone coverage (share of witnesses, 0–1)",
+        "Naloxone kits (share of people who use carrying one, 0–1)",
         "Mental-health onset (× baseline rate)",
         "Population (people)",
     ]:
@@ -270,9 +270,11 @@ def test_comparison_runs_in_the_background_and_downloads(page: Any, server: Serv
     )
     before = src(page, "compare-chart")
     assert "OUD prevalence" in page.locator("[data-testid=compare-chart]").get_attribute("alt")
-    choose(page, "Metric", "Any modelled mental-health disorder")
+    choose(page, "Metric", "Any mental illness (depression, anxiety, PTSD or other)")
     wait_src_change(page, "compare-chart", before)
-    assert "Any modelled mental-health disorder" in page.locator("[data-testid=compare-chart]").get_attribute("alt")
+    assert "Any mental illness (depression, anxiety, PTSD or other)" in page.locator(
+        "[data-testid=compare-chart]"
+    ).get_attribute("alt")
     screenshot(page, "compare")
 
     with page.expect_download() as info:
