@@ -18,7 +18,7 @@ What the code guarantees, and so what is asserted (see each function for where i
   floats_finite             every float field finite (next_band_age may be inf: the last band)
   scores_in_unit_interval   attitudes, craving, loneliness, distress, traits in [0, 1]
   tie_summaries             tie counts >= 0, using + recovery ties <= ties, ties = the store's counts
-  any_mh_matches_mh         any_mh is "any of the three disorders"
+  any_mh_matches_mh         any_mh is "any of the four categories"
   age_and_band              ages in range, age band, group and next band age in step with age
   tie_store                 the tie store's counts and entries in step with the active flags
 """
@@ -282,7 +282,7 @@ def tie_summaries(m, after: str) -> str | None:
 
 
 def any_mh_matches_mh(m, after: str) -> str | None:
-    """any_mh is "any of the three disorders active". The mental-health process sets it from mh at the
+    """any_mh is "any of the four categories active". The mental-health process sets it from mh at the
     end of its pass, nothing else writes mh, and newcomers come with both drawn together; so it holds
     after every process, not only after mental_health."""
     pop = m.population
