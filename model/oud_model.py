@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -111,6 +112,23 @@ class OUDModel(mesa.Model):
         self.datacollector = metrics.MetricCollector()
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
+
+    def __deepcopy__(self, memo: dict) -> OUDModel:
+        """A copy that steps exactly as the original would. Everything is copied except what holds
+        views of this model's arrays: the compiled processes' argument lists (``derived``) and the
+        per-person factor rows (``factors``) are rebuilt on the copy as they are first needed, and its
+        random streams are views of its own stream states (reseeded there every step)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            if name == "derived":
+                new.derived = {}
+            elif name == "factors":
+                new.factors = GroupFactors()
+            elif name != "streams":
+                setattr(new, name, copy.deepcopy(value, memo))
+        new.streams = {name: new._stream_states[k] for k, name in enumerate(STREAMS)}
+        return new
 
     # -- stepping -------------------------------------------------------------------------
     def step(self) -> None:
