@@ -8,6 +8,7 @@ deaths) are counts in the step, or rates scaled to a year: a weekly count c in a
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -310,6 +311,12 @@ def _count_oud(stage):
     return k
 
 
+def _metric(name: str, model) -> float:
+    """One catalogue metric of the model's current step (the reporters are partials of this, not
+    lambdas, so that a model can be pickled)."""
+    return model.metrics[name]
+
+
 class MetricCollector(mesa.DataCollector):
     """A mesa.DataCollector whose model reporters are the catalogue metrics, read from ``model.metrics``.
 
@@ -320,7 +327,7 @@ class MetricCollector(mesa.DataCollector):
     """
 
     def __init__(self) -> None:
-        self._catalogue_reporters = {name: (lambda m, k=name: m.metrics[k]) for name in METRIC_NAMES}
+        self._catalogue_reporters = {name: functools.partial(_metric, name) for name in METRIC_NAMES}
         super().__init__(model_reporters=dict(self._catalogue_reporters))
         self._columns = [(name, self.model_vars[name]) for name in METRIC_NAMES]
 

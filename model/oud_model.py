@@ -113,21 +113,24 @@ class OUDModel(mesa.Model):
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
 
+    # Not copied or pickled: what holds views of this model's arrays (rebuilt on the copy, or on first use).
+    _REBUILT = ("derived", "factors", "streams")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.derived, self.factors = {}, GroupFactors()
+        self.streams = {name: self._stream_states[k] for k, name in enumerate(STREAMS)}
+
     def __deepcopy__(self, memo: dict) -> OUDModel:
-        """A copy that steps exactly as the original would. Everything is copied except what holds
-        views of this model's arrays: the compiled processes' argument lists (``derived``) and the
-        per-person factor rows (``factors``) are rebuilt on the copy as they are first needed, and its
-        random streams are views of its own stream states (reseeded there every step)."""
+        """A copy that steps exactly as the original would, and apart from it: everything is copied
+        but what holds views of this model's arrays (the compiled processes' argument lists, the
+        per-person factor rows, the streams as views of the stream states), which the copy rebuilds."""
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        for name, value in self.__dict__.items():
-            if name == "derived":
-                new.derived = {}
-            elif name == "factors":
-                new.factors = GroupFactors()
-            elif name != "streams":
-                setattr(new, name, copy.deepcopy(value, memo))
-        new.streams = {name: new._stream_states[k] for k, name in enumerate(STREAMS)}
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return new
 
     # -- stepping -------------------------------------------------------------------------

@@ -351,3 +351,15 @@ def test_a_deep_copy_steps_as_the_original_would_and_apart_from_it():
     assert np.array_equal(same.population.mh, ref.population.mh)
     assert not changed.metrics_frame().equals(ref.metrics_frame())
     assert not np.shares_memory(same.population.stage, m.population.stage)
+
+
+def test_a_pickled_model_continues_as_the_original_would():
+    import pickle
+
+    m = OUDModel(population=2_000, rng=4, burn_in_years=1)
+    m.run_for(5)
+    restored = pickle.loads(pickle.dumps(m))
+    m.run_for(30)
+    restored.run_for(30)
+    assert restored.metrics_frame().equals(m.metrics_frame())
+    assert np.array_equal(restored.population.stage, m.population.stage)
