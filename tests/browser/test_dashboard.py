@@ -78,6 +78,8 @@ def set_int_slider(page: Any, label: str, value: int) -> None:
     Each key press goes to the server and back; a quick series of presses can be answered by an
     echo of an earlier value, so the value is checked again after things have settled.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     thumb = slider_thumb(page, label)
     thumb.focus()
     for _ in range(60):
@@ -87,7 +89,12 @@ def set_int_slider(page: Any, label: str, value: int) -> None:
             if int(float(thumb.get_attribute("aria-valuenow"))) == value:
                 return
             continue
-        thumb.press("ArrowRight" if now < value else "ArrowLeft")
+        try:
+            # The page may re-render the slider while a key is on its way (its element detached):
+            # a short wait, then the locator finds the new element on the next round.
+            thumb.press("ArrowRight" if now < value else "ArrowLeft", timeout=5_000)
+        except PlaywrightTimeout:
+            thumb.focus()
         time.sleep(0.15)
     raise AssertionError(f"slider {label!r} did not settle at {value}")
 
