@@ -8,18 +8,10 @@ import numpy as np
 from oudsim.agents.states import Stage
 from oudsim.model.processes import overdose, treatment
 from tests.helpers import assert_count_matches, bare_model, two_proportion_z
+from tests.test_rates import NEUTRAL_TREATMENT
 
 N = 40_000
-NEUTRAL = {
-    "treatment.stigma_dropout_hr": 1,
-    "treatment.untreated_mh_dropout_hr": 1,
-    "treatment.integrated_dropout_hr": 1,
-    "treatment.perceived_stigma_hr": 1,
-    "treatment.internal_stigma_hr": 1,
-    "treatment.peer_recovery_hr": 1,
-    "treatment.mh_care_referral_hr": 1,
-    "treatment.ses_seek_hr": [1.0, 1.0, 1.0],
-}
+NEUTRAL = NEUTRAL_TREATMENT  # every seeking and dropout ratio at 1 (tests/test_rates.py)
 
 
 def _queue(m, rows, since):
