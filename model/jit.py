@@ -111,16 +111,47 @@ def step_key(s):
 
 
 @njit(inline=True)
-def keyed_uniform(key, row, slot):
-    """A float64 in [0, 1) fixed by (key, row, slot) alone (splitmix64's finaliser on their mix): a
-    person's draws in a pass over a list of people do not depend on who else is listed, so two
-    scenario arms whose lists differ still draw the same numbers for the same person (common random
-    numbers person by person)."""
+def keyed_bits(key, row, slot):
+    """64 random bits fixed by (key, row, slot) alone (splitmix64's finaliser on their mix)."""
     x = key ^ (np.uint64(row) * _U64(0xD1B54A32D192ED03)) ^ ((np.uint64(slot) + _U64(1)) * _U64(_GOLDEN))
     z = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-    z = z ^ (z >> _U64(31))
-    return float(z >> _U64(11)) * (1.0 / 9007199254740992.0)
+    return z ^ (z >> _U64(31))
+
+
+@njit(inline=True)
+def keyed_uniform(key, row, slot):
+    """A float64 in [0, 1) fixed by (key, row, slot) alone: a person's draws in a pass over a list of
+    people do not depend on who else is listed, so two scenario arms whose lists differ still draw the
+    same numbers for the same person (common random numbers person by person)."""
+    return float(keyed_bits(key, row, slot) >> _U64(11)) * (1.0 / 9007199254740992.0)
+
+
+_LANE = 65536.0
+
+
+@njit(inline=True)
+def lane_below(bits, lane, key, row, slot, q):
+    """Whether uniform number ``lane`` (0-3) of a person's keyed draw ``bits`` is below q.
+
+    One keyed draw holds the leading 16 bits of four uniforms, one per lane; the rest of a uniform's
+    bits are drawn (keyed, at ``slot``) only when its leading bits cannot decide, about once in
+    65,536/q tests: four exact uniforms for the price of one draw, where most tests are against small
+    probabilities."""
+    top = float((bits >> _U64(16 * lane)) & _U64(0xFFFF))
+    x = q * _LANE
+    if top >= x:  # (lane_at_least: the same test)
+        return False
+    if top + 1.0 <= x:
+        return True
+    return top + keyed_uniform(key, row, slot) < x
+
+
+@njit(inline=True)
+def lane_at_least(bits, lane, q):
+    """Whether uniform number ``lane`` of ``bits`` is surely at least q (its leading bits say so): a
+    test against a bound on q that turns most candidates down before q itself is worked out."""
+    return float((bits >> _U64(16 * lane)) & _U64(0xFFFF)) >= q * _LANE
 
 
 @njit(inline=True)

@@ -67,7 +67,10 @@ def _mh_onset_event(m):
 
 
 def _disorder(m, exposed):
-    m.population.mh[1] = exposed  # anxiety marks exposure; onset is measured on depression
+    # Anxiety marks exposure; onset is measured on depression. No one keeps another disorder, or the
+    # unexposed would include people with one (the ratio then reads ~2.5 for 3).
+    m.population.mh[2:] = False
+    m.population.mh[1] = exposed
     m.population.any_mh[:] = m.population.mh.any(axis=0)
 
 

@@ -286,6 +286,34 @@ def test_keyed_uniforms_are_uniform_and_fixed_by_key_row_and_slot():
     assert jit.keyed_uniform(key, 7, 0) != jit.keyed_uniform(np.uint64(key + np.uint64(1)), 7, 0)
 
 
+@jit.njit
+def _lane_hits(key, rows, q):
+    """How often each of the four lanes of keyed draws falls below q, and how often it is below q
+    with the uniform drawn whole (jit.keyed_uniform at the refining slot fills in the low bits)."""
+    hits = np.zeros(4, np.int64)
+    for r in range(rows):
+        bits = jit.keyed_bits(key, r, 0)
+        for d in range(4):
+            hits[d] += jit.lane_below(bits, d, key, r, 1 + d, q)
+    return hits
+
+
+def test_four_lanes_of_a_keyed_draw_are_exact_uniforms():
+    """lane_below decides from 16 leading bits when it can and draws the rest when it cannot: the share
+    below q is q, also for a q within one 1/65,536 step (where only the low bits decide)."""
+    key = np.uint64(0xDEAD_BEEF_1234_5678)
+    rows = 400_000
+    for q in (0.3, 0.01, 3.5 / 65536, 1234.5 / 65536):
+        hits = _lane_hits(key, rows, q)
+        sd = np.sqrt(q * (1 - q) / rows)
+        assert np.all(np.abs(hits / rows - q) < 5 * sd), (q, hits / rows)
+    bits = jit.keyed_bits(key, 3, 0)
+    for d in range(4):  # the coarse test never turns down a draw the whole uniform would take
+        top = ((int(bits) >> (16 * d)) & 0xFFFF) / 65536
+        assert jit.lane_at_least(bits, d, top + 1e-9) is False
+        assert jit.lane_at_least(bits, d, top) is True
+
+
 def test_streams_restart_each_step_from_their_key_and_the_week():
     states = np.stack([jit.new_stream(np.random.default_rng(s)) for s in (1, 2)])
     keys = states[:, 0].copy()

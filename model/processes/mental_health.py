@@ -22,7 +22,7 @@ import numpy as np
 from oudsim.agents.states import Care, is_using
 from oudsim.model import rates
 from oudsim.model.binding import bind
-from oudsim.model.jit import gap, list_where, log_skip, njit, prob, uniform
+from oudsim.model.jit import gap, keyed_bits, lane_at_least, lane_below, list_where, log_skip, njit, prob, step_key
 from oudsim.model.rates import log_hr, log_values, per_parameters, upper_bound
 
 STREAMS = ("mental_health",)
@@ -61,15 +61,40 @@ def _arguments(m) -> tuple:
         )
     }  # fmt: skip
     # The largest person-level log hazard the parameters allow: the same terms, each ratio's log at
-    # least 0 and each factor at its largest (1), plus a margin for float32 rounding: where the onset
-    # buckets start.
+    # least 0 and each factor at its largest (1), plus a margin for float32 rounding: the thinning bound.
     ceiling = np.float32(upper_bound(onset_log_hazard_person, group=top, **ratios) + 1e-3)
+    log_onset = log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier)
+    p_band = _band_bounds(ceiling, log_onset, dt)
+    p_max = float(p_band[:, 0].max())  # the thinning bound
+    assert log_onset.size <= 4, "one keyed draw holds four uniforms (jit.lane_below)"
     p_remit = _remission_table(tuple(p.remission_rate), l_care, l_int, l_sup, l_oud_rem, dt)
     return bind(
         _onset_and_remission, m.shared(), scratch=m.scratch.view(np.int32), flat=pop.mh.reshape(-1), group=group,
-        log_onset=log_values(tuple(p.onset_rate)) + log_hr(p.onset_multiplier), **ratios, ceiling=ceiling,
-        p_remit=p_remit, p_remit_max=p_remit.max(axis=1), a_trait=rates.prob(p.trait_rate, dt),
+        log_onset=log_onset, **ratios, ceiling=ceiling, q_band=p_band / p_max, p_max=p_max,
+        p_remit=p_remit, a_trait=rates.prob(p.trait_rate, dt),
     )  # fmt: skip
+
+
+# Each candidate's draw is first held against a bound on their onset probability, looked up by how
+# many factors of 2 their log hazard lies below the ceiling (the last band takes everyone below): most
+# candidates fall above it and are turned down without working out the exact probability (an exp and
+# an expm1 each).
+_BANDS = 16
+_INV_LN2 = np.float32(1.0 / math.log(2.0))  # float32, so the band of a float32 hazard is vector code
+
+
+def _band_bounds(ceiling: float, log_onset: np.ndarray, dt: float) -> np.ndarray:
+    """Step probability of onset of disorder d for a person in band b at most: the hazard at the
+    band's top, ceiling - b * ln 2, and a margin for the float32 rounding of the band (the thinning
+    bound is band 0 of the likeliest disorder)."""
+    top = float(ceiling) - np.arange(_BANDS) * math.log(2.0) + 1e-4
+    return -np.expm1(-np.exp(np.minimum(np.asarray(log_onset)[:, None] + top[None, :], 50.0)) * dt)
+
+
+@njit(inline=True)
+def _band(ceiling, c):
+    """Band of a log hazard c: how many factors of 2 it lies below the ceiling."""
+    return min(max(np.int32((ceiling - c) * _INV_LN2), 0), _BANDS - 1)
 
 
 def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.ndarray:
@@ -82,111 +107,68 @@ def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.n
     return -np.expm1(-h * dt)
 
 
-# Onset is thinned within buckets of people whose hazards lie within a factor of 2 of one another
-# (bucket b: at most the ceiling / 2^b; the last takes everyone below). Thinning everyone at the
-# population's largest hazard drew ~40 candidates per onset at 5,000 people, and more as the
-# population (and so its largest hazard) grows; by bucket it draws at most ~2 per onset.
-_BUCKETS = 16
-_LN2 = math.log(2.0)
-_INV_LN2 = np.float32(1.0 / _LN2)  # float32, so the bucket of a float32 hazard is vector code
-
-
-@njit(inline=True)
-def _bucket(ceiling, c):
-    """Bucket of a log hazard c: how many factors of 2 it lies below the ceiling (the last takes all below)."""
-    return min(max(np.int32((ceiling - c) * _INV_LN2), 0), _BUCKETS - 1)
-
-
 @njit
 def _onset_and_remission(
     mental_health_stream, scratch, scratch_f, flat, any_mh, distress, stage, group, recent, loneliness, craving,
     in_mh_care, care, family_support, dt,
-    log_onset, l_event, l_lonely, l_oud, l_craving, l_comorbidity, ceiling, p_remit, p_remit_max, a_trait,
+    log_onset, l_event, l_lonely, l_oud, l_craving, l_comorbidity, ceiling, q_band, p_max, p_remit, a_trait,
 ):  # fmt: skip
     s, common = mental_health_stream, scratch_f
+    key = step_key(s)  # before any draw: the state the stream was reseeded to this step
     n = any_mh.size
-    order = scratch[:n]  # people by bucket
-    bucket = scratch[n : 2 * n]
+    anyone = scratch[:n]
+    band = scratch[n : 2 * n]
     onsets = scratch[2 * n :]  # d * n + i for each onset of disorder d in person i this step
     n_disorders = log_onset.size
-    # The person's part of the onset log hazard (the same for every disorder), and their bucket.
-    # Plain arithmetic on every person, with no lookups or branches, so that it runs as vector code.
+    # The person's part of the onset log hazard (the same for every disorder), and their band. Plain
+    # arithmetic on every person, with no lookups or branches, so that it runs as vector code.
     for i in range(n):
         c = onset_log_hazard_person(
             group[i], l_event, recent[i], l_lonely, loneliness[i], l_oud, is_using(stage[i]), l_craving, craving[i],
             l_comorbidity, any_mh[i],
         )  # fmt: skip
         common[i] = c
-        bucket[i] = _bucket(ceiling, c)
-    # People in order of bucket, in row order within each (a counting sort). The four quarters of the
-    # rows are counted and placed side by side, each with its own counts: one count waits on its own
-    # last update whenever neighbours share a bucket (most do), four independent ones overlap. Within a
-    # bucket the quarters follow one another, so the order is the rows' order all the same.
-    q = n // 4  # rows per quarter; the last quarter also takes the n % 4 rows left over
-    counts = np.zeros((4, _BUCKETS), np.int64)
-    for j in range(q):
-        counts[0, bucket[j]] += 1
-        counts[1, bucket[q + j]] += 1
-        counts[2, bucket[2 * q + j]] += 1
-        counts[3, bucket[3 * q + j]] += 1
-    for i in range(4 * q, n):
-        counts[3, bucket[i]] += 1
-    start = np.zeros(_BUCKETS + 1, np.int64)  # where each bucket starts
-    fill = np.empty((4, _BUCKETS), np.int64)  # where each quarter's next person in each bucket goes
-    for b in range(_BUCKETS):
-        at = start[b]
-        for r in range(4):
-            fill[r, b] = at
-            at += counts[r, b]
-        start[b + 1] = at
-    for j in range(q):
-        for r in range(4):  # unrolled by the compiler: four independent placements
-            i = r * q + j
-            b = bucket[i]
-            order[fill[r, b]] = i
-            fill[r, b] += 1
-    for i in range(4 * q, n):
-        b = bucket[i]
-        order[fill[3, b]] = i
-        fill[3, b] += 1
-    # Onset, disorder by disorder and bucket by bucket, thinned at the bucket's bound.
+        band[i] = _band(ceiling, c)
+    # Onset: candidates at the largest onset probability the parameters allow (p_max: the gaps depend
+    # on nothing else, so two scenario arms list the same candidates), and for each candidate and
+    # disorder they do not have, a draw keyed to the person and disorder (jit.keyed_uniform): the same
+    # number in both arms, whoever else has a disorder. (Thinning within buckets of people of similar
+    # hazard drew fewer candidates, but any small change in anyone's hazard reordered the buckets and
+    # with them everyone's draws: paired arms diverged in a third of people's mental health within
+    # months, measured.)
     k = 0
-    for d in range(n_disorders):
-        for b in range(_BUCKETS):
-            lo, hi = start[b], start[b + 1]
-            p_max = prob(math.exp(min(ceiling - b * _LN2 + log_onset[d], 50.0)), dt)
-            if lo == hi or not p_max > 0.0:
-                continue
-            lq = log_skip(p_max)
-            j = lo + gap(s, lq)
-            while j < hi:
-                i = order[j]
-                if not flat[d * n + i] and uniform(s) * p_max < prob(math.exp(log_onset[d] + common[i]), dt):
-                    if k == onsets.size:  # more onsets than room (extreme rates): keep the ones found
-                        break
+    if p_max > 0.0:
+        lq = log_skip(p_max)
+        i = gap(s, lq)
+        while i < n:  # (room: at most one onset per person and disorder)
+            bits = keyed_bits(key, i, 0)  # the candidate's four uniforms, one per disorder (jit.lane_below)
+            b = band[i]
+            for d in range(n_disorders):
+                if lane_at_least(bits, d, q_band[d, b]) or flat[d * n + i]:
+                    continue
+                q = prob(math.exp(log_onset[d] + common[i]), dt) / p_max
+                if lane_below(bits, d, key, i, 2 + d, q):
                     onsets[k] = d * n + i
                     k += 1
-                j += 1 + gap(s, lq)
-    # Remission of disorders active at the start of the step (onsets are applied after it), thinned
-    # at the disorder's largest probability over the people who have any disorder, listed first (a
-    # fifth of people or so: thinning over everyone drew five times the candidates). The hazard takes
-    # one of 16 values per disorder (four yes/no factors), so its probability is looked up.
+            i += 1 + gap(s, lq)
+    # Remission of disorders active at the start of the step (onsets are applied after it), for the
+    # people who have any disorder, listed first (a fifth of people or so), each by a keyed draw. The
+    # hazard takes one of 16 values per disorder (four yes/no factors), so its probability is looked up.
     # any_mh is "any disorder active" at the start of the step (kept in step with mh, invariants)
-    anyone = bucket  # the buckets are no longer needed
     m_any = list_where(any_mh, anyone)
-    for d in range(n_disorders):
-        p_max = p_remit_max[d]
-        if not p_max > 0.0:
-            continue
-        lq = log_skip(p_max)
-        j = gap(s, lq)
-        while j < m_any:
-            i = anyone[j]
-            if flat[d * n + i]:
-                code = in_mh_care[i] + 2 * (care[i] == Care.INTEGRATED) + 4 * family_support[i] + 8 * is_using(stage[i])
-                if uniform(s) * p_max < p_remit[d, code]:
+    for j in range(m_any):
+        i = anyone[j]
+        code = in_mh_care[i] + 2 * (care[i] == Care.INTEGRATED) + 4 * family_support[i] + 8 * is_using(stage[i])
+        bits = keyed_bits(key, i, 1)  # the person's four uniforms, one per disorder (jit.lane_below)
+        # Most people remit from nothing this step, which their draws' leading bits show at once: one
+        # test for all four lanes (measured 2x faster than a branch per disorder in this loop).
+        maybe = False
+        for d in range(n_disorders):
+            maybe |= not lane_at_least(bits, d, p_remit[d, code])
+        if maybe:
+            for d in range(n_disorders):
+                if flat[d * n + i] and lane_below(bits, d, key, i, 6 + d, p_remit[d, code]):
                     flat[d * n + i] = False
-            j += 1 + gap(s, lq)
     for j in range(k):
         flat[onsets[j]] = True
     # Distress relaxes toward 1 while a disorder is active and toward 0 otherwise (values below 1e-6

@@ -24,7 +24,7 @@ import numpy as np
 from oudsim.agents.population import mark_deceased
 from oudsim.agents.states import Stage
 from oudsim.model.binding import bind
-from oudsim.model.jit import gap, log_skip, njit, prob, uniform
+from oudsim.model.jit import gap, keyed_uniform, log_skip, njit, prob, step_key, uniform
 from oudsim.model.rates import F32, log_hr, per_parameters, upper_bound
 
 STREAMS = ("overdose", "bereavement")
@@ -127,12 +127,13 @@ def _overdoses(
                     waiting[i] = True  # referred to care from the emergency department (E22)
                     wait_since[i] = week
             i += 1 + gap(s, lq)
-    # Bereavement: an overdose death is a stressful event for the person's ties (its own stream, so
-    # the overdose stream stays in step between arms).
+    # Bereavement: an overdose death is a stressful event for the person's ties (draws keyed to the
+    # tie end, so the same in two arms whoever else died).
+    key = step_key(bereavement_stream)
     for r in range(first, died[0]):
         for j in range(indptr[dead_rows[r]], indptr[dead_rows[r] + 1]):
             c = active_neighbour[j]
-            if c != n and uniform(bereavement_stream) < bereavement:
+            if c != n and keyed_uniform(key, c, j) < bereavement:
                 last_event[c] = week
     return n_od, n_alone, died[0] - first, n_dead_alone
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from oudsim.agents.states import is_recovering, is_using
 from oudsim.model.binding import bind
-from oudsim.model.jit import gap, log_skip, njit, prob, total, uniform
+from oudsim.model.jit import gap, keyed_uniform, log_skip, njit, prob, step_key, total, uniform
 from oudsim.model.network import switch_tie
 from oudsim.model.rates import per_parameters, upper_bound
 
@@ -81,11 +81,14 @@ def _newcomer_ties(
     social_stream, share, indptr, entry_row_tie, latent, u, v, active, active_neighbour, n_active, pos_uv, pos_vu,
     rows,
 ):  # fmt: skip
-    """Each known tie of each newcomer's row, active with probability ``share``, drawn afresh."""
+    """Each known tie of each newcomer's row, active with probability ``share``, drawn afresh. The draws
+    are keyed to the tie end (jit.keyed_uniform) and take nothing from the stream: the walk below then
+    draws the same numbers in two scenario arms however many died in each."""
+    key = step_key(social_stream)
     for r in rows:
         for x in range(indptr[r], indptr[r + 1]):
             t = entry_row_tie[x, 1]
-            on = not latent[t] and uniform(social_stream) < share
+            on = not latent[t] and keyed_uniform(key, r, x) < share
             switch_tie(t, on, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
 
 
@@ -147,6 +150,10 @@ def _lapse_and_regrow(
         row_tie[j, 0], row_tie[j, 1] = entry_row_tie[x, 0], entry_row_tie[x, 1]
     for j in range(c):
         r, t = row_tie[j, 0], row_tie[j, 1]
+        # One draw for every candidate, whatever the tie's state: two scenario arms whose ties differ
+        # then keep drawing the same numbers for the same tie ends through the walk (a draw skipped
+        # for one arm's inactive latent tie shifted every later draw: a hundred ties at once).
+        x_u = uniform(s) * p_max
         uses = int(active_use[stage[r]])
         code = any_mh[r] + 2 * uses
         # Whether the other end uses matters only to someone who uses (a few percent of candidates):
@@ -156,7 +163,7 @@ def _lapse_and_regrow(
             other = v[t] if u[t] == r else u[t]
             other_uses = int(active_use[stage[other]])
         if active[t]:
-            if uniform(s) * p_max < p_lapse[code, other_uses]:
+            if x_u < p_lapse[code, other_uses]:
                 found = _room(found, k)
                 found[k] = t
                 k += 1
@@ -164,11 +171,11 @@ def _lapse_and_regrow(
             if latent[t]:  # once, from its first end, at the tie's own rate
                 if r == u[t]:
                     lone = max(loneliness[r], loneliness[v[t]])
-                    if uniform(s) * p_max < prob(new_tie_hazard(new_tie, peer_support, lone), dt):
+                    if x_u < prob(new_tie_hazard(new_tie, peer_support, lone), dt):
                         found = _room(found, k)
                         found[k] = -1 - t
                         k += 1
-            elif uniform(s) * p_max < p_reconnect[code, other_uses]:
+            elif x_u < p_reconnect[code, other_uses]:
                 found = _room(found, k)
                 found[k] = -1 - t
                 k += 1

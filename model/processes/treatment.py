@@ -28,7 +28,7 @@ import numpy as np
 
 from oudsim.agents.states import NEVER, Care, Stage
 from oudsim.model.binding import bind
-from oudsim.model.jit import below, gap, keyed_uniform, list_where, log_skip, njit, prob, skip_bound, step_key, uniform
+from oudsim.model.jit import below, gap, keyed_uniform, list_where, log_skip, njit, prob, skip_bound, step_key
 from oudsim.model.rates import log_hr, per_parameters, rows_where, upper_bound
 from oudsim.model.transitions import append
 
@@ -311,13 +311,16 @@ def _mh_care(
     l_internal, bound, dt,
 ):  # fmt: skip
     """Leaving mental-health care, then seeking it while slots are free (seekers beyond the free
-    slots are turned away at random)."""
+    slots are turned away at random). Draws are keyed to the person (jit.keyed_uniform) and seekers
+    are candidates at a bound fixed by the parameters: two scenario arms draw the same numbers for the
+    same person, whoever else is in care."""
     s, seekers, inside, internal = mh_care_stream, scratch, in_mh_care, internal_stigma
+    key = step_key(s)  # before any draw: the state the stream was reseeded to this step
     n = inside.size
     used = 0
     for i in range(n):
         if inside[i]:
-            u = uniform(s)  # at or above u_exit no one leaves (skip_bound)
+            u = keyed_uniform(key, i, 0)  # at or above u_exit no one leaves (skip_bound)
             if u < u_exit and below(u, mh_exit_hazard(exit_rate, l_remitted, not any_mh[i]) * dt):
                 inside[i] = False
             else:
@@ -333,13 +336,19 @@ def _mh_care(
         i = gap(s, lq)
         while i < n:
             if any_mh[i] and not inside[i] and care[i] != Care.INTEGRATED:
-                if uniform(s) * p_max < prob(math.exp(mh_seeking_log_hazard(log_seek, l_internal, internal[i])), dt):
+                u = keyed_uniform(key, i, 1)
+                if u * p_max < prob(math.exp(mh_seeking_log_hazard(log_seek, l_internal, internal[i])), dt):
                     seekers[k] = i
                     k += 1
             i += 1 + gap(s, lq)
-    # A random `free` of them enter (partial Fisher-Yates shuffle)
-    take = min(k, free)
-    for j in range(take):
-        r = j + int(uniform(s) * (k - j))
-        seekers[j], seekers[r] = seekers[r], seekers[j]
-        inside[seekers[j]] = True
+    if k <= free:
+        for j in range(k):
+            inside[seekers[j]] = True
+        return
+    # More seekers than slots: those with the lowest keyed lottery number enter.
+    lottery = np.empty(k)
+    for j in range(k):
+        lottery[j] = keyed_uniform(key, seekers[j], 2)
+    order = np.argsort(lottery)
+    for j in range(free):
+        inside[seekers[order[j]]] = True
