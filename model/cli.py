@@ -21,8 +21,8 @@ from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     err_console,
+    exit_interrupted,
     fail,
     out_console,
     progress_bar,
@@ -63,7 +63,7 @@ def _clear_errors() -> Iterator[None]:
         fail(f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        exit_interrupted()
 
 
 _parse_value = parse_value  # --grid values, read as --set values are
@@ -185,7 +185,7 @@ def _finish(result: Any, out: Path) -> None:
             f"Interrupted: {done} of {total} replicates finished and are kept in {out}; "
             "run the same command with --resume to finish."
         )
-        raise typer.Exit(EXIT_INTERRUPTED)
+        exit_interrupted()
     if result.failures:
         err_console.print(
             f"{len(result.failures)} of {total} replicates failed; the other {done} are written to {out}."

@@ -24,8 +24,8 @@ from rich.text import Text
 from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     err_console,
+    exit_interrupted,
     fail,
     out_console,
     progress_bar,
@@ -49,7 +49,7 @@ def _clear_errors() -> Iterator[None]:
         fail(str(e))
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        exit_interrupted()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -221,7 +221,7 @@ def calibrate(
         f"{paths['trials'].name}, {paths['replicates'].name}, {paths['markdown'].name}."
     )
     if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        exit_interrupted()
     if check and not result.all_inside:
         raise typer.Exit(EXIT_FAILED)
 

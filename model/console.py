@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -31,6 +32,30 @@ def terminal_width(stream: Any) -> int | None:
 
 out_console = Console(highlight=False, width=terminal_width(sys.stdout))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=terminal_width(sys.stderr))
+
+
+def exit_interrupted() -> NoReturn:
+    """Exit 130 after Ctrl-C, and never hang on the way out.
+
+    A process pool whose workers were killed can leave its manager thread or a worker that
+    interpreter exit would wait for (seen once in CI: the summary printed, then no exit). Give them
+    a moment, then end the stragglers and leave without waiting.
+    """
+    import multiprocessing as mp
+
+    threads = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for t in threads:
+        t.join(timeout=5)
+    children = mp.active_children()
+    for child in children:
+        child.join(timeout=2)
+        if child.is_alive():
+            child.kill()
+    if any(t.is_alive() for t in threads) or any(c.is_alive() for c in children):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

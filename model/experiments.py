@@ -266,13 +266,19 @@ class _ProcessPool(cf.Executor):
 
     def terminate(self) -> None:
         """End the worker processes now (Ctrl-C, cancellation)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
         terminate = getattr(self._pool, "terminate_workers", None)  # Python >= 3.14
         if terminate is not None:
             terminate()
         else:
-            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            for proc in procs:
                 proc.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:  # reaped now, so nothing is left for interpreter exit to wait on
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
 
 
 def connect(address: str, timeout: str = "10s") -> Any:

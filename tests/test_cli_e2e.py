@@ -197,3 +197,20 @@ def test_ctrl_c_keeps_finished_replicates_and_resume_completes(tmp_path: Path) -
     series = pd.read_parquet(out / "timeseries.parquet")
     assert sorted(series["replicate"].unique()) == list(range(6))
     assert json.loads((out / "manifest.json").read_text())["replicates"]["resumed"] == len(kept)
+
+
+def test_exit_after_interrupt_does_not_wait_for_a_stuck_thread() -> None:
+    # What hung once in CI: after Ctrl-C the summary printed, then interpreter exit waited forever
+    # on a pool's manager thread. A stand-in that never ends must not keep the process alive.
+    code = (
+        "import threading, time\n"
+        "from oudsim.model.console import exit_interrupted\n"
+        "threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+        "print('summary', flush=True)\n"
+        "exit_interrupted()\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout == "summary\n"
+    assert time.monotonic() - started < 30
