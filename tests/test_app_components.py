@@ -18,10 +18,10 @@ import pytest
 import solara
 import solara.widgets
 
-import app
 from oudsim.agents.states import Stage
 from oudsim.model.dashboard import ChartsView, NetworkView, compare, drawing
-from oudsim.model.dashboard.ui import DownloadButton
+from oudsim.model.dashboard import explore as app
+from oudsim.model.dashboard.ui import DownloadButton, Layout
 
 POP = 400  # small: CI runs the suite on two shared cores
 
@@ -35,7 +35,7 @@ def model(monkeypatch: pytest.MonkeyPatch) -> app.ExploreModel:
 
 
 def render_explore() -> Any:
-    _, rc = solara.render(app.Layout(children=[app.Explore()]), handle_error=False)
+    _, rc = solara.render(Layout(children=[app.Explore()]), handle_error=False)
     return rc
 
 
