@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from oudsim.model.cli_dashboard import register as register_dashboard
 from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_BAD_INPUT,
@@ -487,6 +488,7 @@ def _register_other_commands() -> None:
 
 
 _register_other_commands()
+register_dashboard(app)  # `oudsim dashboard`: model/cli_dashboard.py
 
 
 def main() -> None:  # pragma: no cover - `python -m oudsim.model.cli`

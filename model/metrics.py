@@ -12,6 +12,7 @@ import functools
 import operator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import mesa
 import numpy as np
@@ -79,6 +80,29 @@ CATALOGUE: tuple[Metric, ...] = (
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def label_in_words(name: str, params: Any = None) -> str:
+    """A metric's label for people: a parameter named in it is replaced by its value.
+
+    "Lonely (loneliness at or above social.lonely_threshold)" reads "Lonely (loneliness at or above
+    0.5 on a 0–1 score)" with the default parameters (``params``: a Parameters tree).
+    """
+    import re
+
+    from oudsim.model.parameters import Parameters
+
+    p = params if params is not None else Parameters()
+    social = p.social
+    label = BY_NAME[name].label
+    ties = int(social.isolated_max_ties)
+    label = label.replace("isolated_max_ties ties", f"{ties} {'tie' if ties == 1 else 'ties'}")
+    label = label.replace("social.lonely_threshold", f"{float(social.lonely_threshold):g} on a 0–1 score")
+    if re.search(r"\b[a-z]+_[a-z_]+\b|\b[a-z]+\.[a-z_]+\b", label):  # a name left: a new label needs a rule here
+        raise ValueError(f"metric label names a parameter: {label!r}")
+    return label
+
+
 # Where each metric goes in the array the compiled pass fills: its place in the catalogue, by name
 # (``Slot.oud_prevalence``; compiled code reads the members as constants).
 Slot = IntEnum("Slot", [(name, i) for i, name in enumerate(METRIC_NAMES)])

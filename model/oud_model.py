@@ -146,7 +146,9 @@ class OUDModel(mesa.Model):
         """One step of every process, in the order of docs/ODD.md 1.3 (without recording)."""
         self.week += 1
         reseed_streams(self._stream_states, self._stream_keys, self.week)
-        if self.schedule_of_interventions.items:
+        # Interventions act from week 1: week 0 is the last step of burn-in (start_year 0 means "from
+        # the first reported step", and a scenario's week 0 is its baseline's).
+        if self.week > 0 and self.schedule_of_interventions.items:
             new = self.schedule_of_interventions.parameters_at(self.year)
             if new is not None:
                 self.params = new

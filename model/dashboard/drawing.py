@@ -39,7 +39,7 @@ from oudsim.model.metrics import BY_NAME
 if TYPE_CHECKING:
     from oudsim.model.oud_model import OUDModel
 
-MAX_DRAWN = 2_000  # larger populations get charts only: a drawing of more nodes is unreadable and slow
+MAX_DRAWN = 1_500  # people drawn: larger populations are drawn as a sample (a drawing of more is unreadable and slow)
 
 OKABE_ITO = {
     "black": "#000000",
@@ -179,12 +179,20 @@ NETWORK_PX = 420  # the drawing's size on screen: with the charts beside it on a
 class NetworkView:
     """The drawing of one model's network: layout computed here once, ties and stages per render."""
 
-    def __init__(self, model: OUDModel, size_px: int = NETWORK_PX, seed: int = 0) -> None:
+    def __init__(self, model: OUDModel, size_px: int = NETWORK_PX, seed: int = 0, sample: int = MAX_DRAWN) -> None:
         self.size_px = size_px
         net = model.network
-        self.n = model.population.n
-        self.u = net.u.astype(np.int64)
-        self.v = net.v.astype(np.int64)
+        # A large population is drawn as a sample of connected neighbourhoods: every person in it keeps
+        # the ties among them, so the picture reads as a network (a random sample would show dots).
+        self.rows = sample_rows(net.u, net.v, model.population.n, sample, seed)
+        local = np.full(model.population.n, -1, dtype=np.int64)
+        local[self.rows] = np.arange(self.rows.size)
+        keep = (local[net.u] >= 0) & (local[net.v] >= 0)
+        self.tie_index = np.flatnonzero(keep)  # the network's ties drawn, as indices into its arrays
+        self.n = int(self.rows.size)
+        self.u = local[net.u[keep]]
+        self.v = local[net.v[keep]]
+        self.sampled = self.n < model.population.n
         # Every possible tie (known and latent) shapes the layout, so a tie that forms later already
         # has its ends placed sensibly: positions never move during the run.
         self.pos = force_layout(self.n, self.u, self.v, seed=seed)
@@ -220,15 +228,17 @@ class NetworkView:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]  # e.g. the drawing made with the spare model, for its first page
             net, pop, pos = model.network, model.population, self.pos
-            self._ties.set_data(*self._segments(net.active))
-            if selected_row is not None and 0 <= selected_row < self.n:
-                mine = net.active & ((self.u == selected_row) | (self.v == selected_row))
+            active = net.active[self.tie_index]
+            self._ties.set_data(*self._segments(active))
+            local = self.local_row(selected_row)
+            if local is not None:
+                mine = active & ((self.u == local) | (self.v == local))
                 self._ego.set_data(*self._segments(mine))
-                self._ring.set_data([pos[selected_row, 0]], [pos[selected_row, 1]])
+                self._ring.set_data([pos[local, 0]], [pos[local, 1]])
             else:
                 self._ego.set_data([], [])
                 self._ring.set_data([], [])
-            stage, mh = pop.stage, pop.any_mh
+            stage, mh = pop.stage[self.rows], pop.any_mh[self.rows]
             for (s, has_mh), line in self._marks.items():
                 rows = np.flatnonzero((stage == s) & (mh == has_mh))
                 line.set_data(pos[rows, 0], pos[rows, 1])
@@ -245,9 +255,48 @@ class NetworkView:
         return xy[:, 0], xy[:, 1]
 
     def row_at(self, fx: float, fy: float, radius: float = 0.03) -> int | None:
-        """The person nearest a click at (fx, fy), fractions of the image from its top-left corner."""
-        dist, row = self._tree.query([fx, 1.0 - fy])
-        return int(row) if dist <= radius else None
+        """The person (their population row) nearest a click at (fx, fy), fractions of the image
+        from its top-left corner."""
+        dist, i = self._tree.query([fx, 1.0 - fy])
+        return int(self.rows[i]) if dist <= radius else None
+
+    def local_row(self, row: int | None) -> int | None:
+        """Where a population row is in the drawing (None if not drawn)."""
+        if row is None:
+            return None
+        i = int(np.searchsorted(self.rows, row))
+        return i if i < self.rows.size and self.rows[i] == row else None
+
+
+def sample_rows(u: np.ndarray, v: np.ndarray, n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Up to ``size`` people (sorted rows), in neighbourhoods: breadth-first from random people over
+    all ties (known and latent), so the people drawn keep most of their ties to each other."""
+    if n <= size:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(np.concatenate([u, v]), kind="stable")
+    ends = np.concatenate([v, u])[order]
+    starts = np.searchsorted(np.concatenate([u, v])[order], np.arange(n + 1))
+    taken = np.zeros(n, dtype=bool)
+    chosen: list[int] = []
+    hub_size = max(size // 12, 1)  # a dozen neighbourhoods: the picture is not one person's circle
+    while len(chosen) < size:
+        root = int(rng.integers(n))
+        if taken[root]:
+            continue
+        queue, got = [root], 0
+        taken[root] = True
+        while queue and got < hub_size and len(chosen) < size:
+            r = queue.pop(0)
+            chosen.append(r)
+            got += 1
+            for other in ends[starts[r] : starts[r + 1]]:
+                if not taken[other]:
+                    taken[other] = True
+                    queue.append(int(other))
+        for r in queue:  # met but not drawn: free for another neighbourhood
+            taken[r] = False
+    return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
 @dataclass(frozen=True)

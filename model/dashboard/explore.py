@@ -1,14 +1,13 @@
-"""The Explore page of the dashboard (model/dashboard/app.py serves it).
+"""The Explore page (students): what does a setting change? A paired what-if.
 
-- **Explore** (students, this file): Mesa's ``SolaraViz`` with the model's parameters as sliders and
-  selects (play, step, reset), a drawing of the social network, live charts and an inspector.
-- **Compare** (analysts, model/dashboard/compare.py): replicates of chosen scenarios run in the
-  background; mean and 95% band per scenario for a chosen metric, the summary table, CSV downloads.
+The baseline and "your settings" run in lockstep from one shared week 0 with the same random
+streams (model/dashboard/whatif.py), so the gap between their lines is caused by the setting, not by
+luck. A setting applies *now* (from the next week) or *from week 0*; the charts mark the moment.
+"Repeat over N seeds" runs the same pair as scenario files over N seeds, in the background, and says
+in words whether the difference is beyond chance — the numbers ``oudsim compare`` gives for them.
 
-It renders with no network at all: charts and the network are PNGs drawn by matplotlib on the
-server (model/dashboard/drawing.py), and the page uses only Solara's own front-end, served from
-the ``solara-assets`` package. Altair charts are avoided on purpose: their vega bundles are fetched
-from a CDN at run time, so they stay blank behind a firewall (so does solara.Markdown's KaTeX).
+The page's own controls (Play, Pause, Step, one year) replace Mesa's: Play advances as many weeks
+per frame as keep a simulated year to a few seconds, however long a redraw takes.
 """
 
 from __future__ import annotations
@@ -21,298 +20,138 @@ from typing import Any
 import numpy as np
 import solara
 import solara.lab
-from mesa.visualization import SolaraViz
-from mesa.visualization import solara_viz as mesa_viz
-from mesa.visualization.utils import update_counter
 
 from oudsim.agents.states import DISORDERS, Stage
-from oudsim.model import ParameterError
-from oudsim.model.dashboard import MAX_DRAWN, NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, ChartsView, NetworkView
-from oudsim.model.dashboard.ui import CSS, Img, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
+from oudsim.model.console import DEFAULT_WORKERS
+from oudsim.model.dashboard.drawing import NETWORK_PX, STAGE_COLOURS, STAGE_LABELS, NetworkView
+from oudsim.model.dashboard.paired_charts import QUANTITIES, PairedCharts, Quantity, yearly_table
+from oudsim.model.dashboard.ui import DownloadButton, Img, Notice, PickImage, RawHTML, StyleSheet, png_src, stage_chip
+from oudsim.model.dashboard.whatif import (
+    SETTINGS,
+    Effects,
+    PairedRun,
+    Setup,
+    effect_sentence,
+    scenario_toml,
+)
 from oudsim.model.oud_model import OUDModel
-from oudsim.model.parameters import Parameters, apply_overrides, field_info, get_dotted
 
-try:  # Solara's server reports usage to a web service; behind a firewall that call only hangs.
-    import solara.server.settings as _server_settings
+WEEKS_PER_SECOND = 20.0  # Play's pace when redraws keep up: a simulated year in about 2.6 s
+MAX_FRAME_WEEKS = 8  # ... and at most this many weeks per frame when they do not
+POPULATIONS = [5_000, 10_000, 20_000, 50_000]
+SEED_CHOICES = [5, 10, 20]
 
-    _server_settings.telemetry.mixpanel_enable = False
-except ImportError:  # pragma: no cover - solara without its server (component tests)
-    pass
-
-# -- parameters: Mesa model_params specs, grouped by mechanism with a plain-language explainer ------
-
-DEFAULT_POPULATION = 1_000
-DEFAULT_BURN_IN = 2.0  # years; the engine's default (10) is right for analysis but slow for a reset
-
-
-def _default(alias: str) -> Any:
-    return field_info(alias)["default"]
-
-
-def _slider(alias: str, label: str, lo: float, hi: float, step: float) -> dict[str, Any]:
-    """A Mesa slider spec whose starting value is the engine's default for that parameter."""
-    kind = "SliderInt" if isinstance(step, int) else "SliderFloat"
-    value = _default(alias)
-    return {
-        "type": kind,
-        "value": int(value) if kind == "SliderInt" else value,
-        "min": lo,
-        "max": hi,
-        "step": step,
-        "label": label,
-    }
-
-
-# fmt: off
-MODEL_PARAMS: dict[str, dict[str, Any]] = {
-    "population": {"type": "Select", "value": DEFAULT_POPULATION, "label": "Population (people)",
-                   "values": [200, 500, 1_000, 2_000, 5_000, 10_000]},
-    "network_kind": {"type": "Select", "value": _default("network_kind"), "label": "Network shape",
-                     "values": ["small_world", "scale_free"]},
-    "mean_degree": _slider("mean_degree", "Ties per person (mean number)", 2, 20, 1),
-    "burn_in_years": {"type": "SliderFloat", "value": DEFAULT_BURN_IN, "min": 0.0, "max": 10.0,
-                      "step": 0.5, "label": "Burn-in before week 0 (years)"},
-    "rng": {"type": "InputText", "value": "42", "label": "Random seed (whole number)"},
-    "isolation": _slider("isolation", "Social isolation (× baseline tie loss)", 0.0, 4.0, 0.1),
-    "peer_support": _slider("peer_support", "Peer support (new ties per tie-year)", 0.0, 2.0, 0.1),
-    "mh_risk": _slider("mh_risk", "Mental-health onset (× baseline rate)", 0.0, 4.0, 0.1),
-    "mh_capacity": _slider("mh_capacity", "Mental-health care (slots per 100,000)", 0, 20_000, 500),
-    "capacity": _slider("capacity", "OUD treatment (slots per 100,000)", 0, 4_000, 100),
-    "integrated_share": _slider("integrated_share", "Integrated care (share of OUD slots, 0–1)",
-                                0.0, 1.0, 0.05),
-    "stigma": _slider("stigma", "Community stigma at start (score 0–1)", 0.0, 1.0, 0.05),
-    "campaign": _slider("campaign", "Anti-stigma campaign (strength 0–1)", 0.0, 1.0, 0.05),
-    "naloxone_coverage": _slider("naloxone_coverage", "Naloxone kits (share of people who use carrying one, 0–1)",
-                                 0.0, 1.0, 0.05),
+# Plain-language explainers, one per mechanism a setting acts through.
+EXPLAINERS: dict[str, str] = {
+    "isolation": "People with a mental-health disorder or who use opioids withdraw and lose ties; lost ties "
+    "slowly regrow. Fewer ties mean loneliness, which raises the risk of disorders and of opioid use.",
+    "peer_support": "Peer support helps lonely people make new ties.",
+    "capacity": "Only as many people can be in OUD treatment as there are slots, and a few start each week; "
+    "the rest wait and some give up. Treatment cuts overdose risk and deaths from other causes.",
+    "integrated_share": "Integrated care treats OUD and a mental-health disorder together: fewer drop out.",
+    "mh_capacity": "Mental-health care speeds recovery from depression, anxiety and PTSD.",
+    "mh_risk": "Disorders start more often after childhood adversity, stress and loneliness; a disorder "
+    "makes starting to misuse opioids 2–3 times as likely.",
+    "campaign": "A campaign lowers stigma, which otherwise keeps people from seeking care.",
+    "naloxone_coverage": "A kit makes an overdose less often fatal when someone is there to use it.",
 }
-# fmt: on
 
-MECHANISMS: list[tuple[str, str, list[str]]] = [
-    (
-        "People and their network",
-        "Everyone lives on a network of friends and family. Someone who dies is replaced by a young adult, "
-        "so the population keeps its size. Sliders take effect when you press Reset.",
-        ["population", "network_kind", "mean_degree", "burn_in_years", "rng"],
-    ),
-    (
-        "Social isolation",
-        "People with a mental-health disorder or who use opioids withdraw and lose ties; lost ties slowly "
-        "regrow. Fewer ties mean more loneliness, which raises the risk of disorders and of opioid use: a "
-        "vicious cycle. Peer support helps lonely people make new ties.",
-        ["isolation", "peer_support"],
-    ),
-    (
-        "Mental health",
-        "Depression, anxiety, PTSD and other mental illness start and end. They start more often after "
-        "childhood adversity, "
-        "stressful events, loneliness and opioid use, and a disorder makes starting to misuse opioids 2–3 "
-        "times as likely (self-medication). Mental-health care speeds recovery.",
-        ["mh_risk", "mh_capacity"],
-    ),
-    (
-        "Treatment services",
-        "People with OUD seek treatment (after an overdose some are referred at once), but only as many can "
-        "start as there are slots, a few a week after an intake assessment; the rest wait and some give up. "
-        "Medication cuts overdose risk and deaths from other causes. Integrated dual-diagnosis care treats OUD and a "
-        "mental-health disorder together, so fewer people drop out.",
-        ["capacity", "integrated_share"],
-    ),
-    (
-        "Stigma",
-        "Each person holds an attitude toward people with OUD or mental illness. It drifts toward their "
-        "friends' attitudes and softens when they know someone in recovery. Stigma people sense around them "
-        "turns inward and keeps them from seeking care. A campaign lowers it for everyone.",
-        ["stigma", "campaign"],
-    ),
-    (
-        "Overdose and naloxone",
-        "Overdoses are most likely with untreated OUD and in the weeks after leaving care. One is less often "
-        "fatal when a friend is there and someone has a naloxone kit; kits go to people who use and their "
-        "friends. Isolated or ashamed people more often use alone.",
-        ["naloxone_coverage"],
-    ),
-]
-
-_mesa_user_inputs = mesa_viz.UserInputs
+EXPLORE_CSS = """
+.oud-explore h2 { font-size: 1.3rem; margin: 4px 0 6px; }
+.oud-explore h3, .oud-side h3 { font-size: 1.05rem; margin: 10px 0 4px; }
+.oud-controls { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
+.oud-numbers table, table.oud-data { border-collapse: collapse; font-size: 0.9rem; }
+.oud-numbers th, .oud-numbers td, table.oud-data th, table.oud-data td {
+  padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: right; }
+.oud-numbers th:first-child, table.oud-data th:first-child { text-align: left; }
+.oud-numbers caption, table.oud-data caption { text-align: left; font-weight: 600; padding: 2px 0; }
+.oud-up { color: #A3300B; } .oud-down { color: #005A8C; }
+.oud-panels { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.oud-net-panel { flex: 0 0 auto; }
+.oud-charts-panel { flex: 1 1 400px; min-width: 300px; }
+.oud-charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 8px; }
+.oud-chart img { width: 100%; height: auto; display: block; }
+.oud-chart details { font-size: 0.85rem; }
+.oud-pending { color: #8A4B00; font-weight: 600; font-size: 0.85rem; }
+.oud-setting { padding: 2px 0 6px; border-bottom: 1px solid #eee; }
+.oud-explainer { font-size: 0.85rem; color: #444; }
+.oud-verdict { font-size: 1rem; margin: 6px 0; }
+.oud-summary { font-size: 0.9rem; color: #333; }
+.oud-command { font-family: monospace; font-size: 0.85rem; background: #f4f4f4; padding: 4px 6px; }
+"""
 
 
-@solara.component
-def ParameterInput(name: str, spec: dict[str, Any], on_change: Any) -> None:
-    """One input from a Mesa model_params spec; sliders always show their value (Mesa's only on drag)."""
-    kind = spec.get("type")
-    if kind in ("SliderInt", "SliderFloat"):
-        slider = solara.SliderInt if kind == "SliderInt" else solara.SliderFloat
-        slider(
-            spec["label"],
-            value=spec["value"],
-            min=spec["min"],
-            max=spec["max"],
-            step=spec["step"],
-            thumb_label="always",
-            on_value=lambda v: on_change(name, v),
-        )
-    else:  # Select, InputText ...: Mesa's own rendering
-        _mesa_user_inputs({name: spec}, on_change=on_change)
+# -- what a session holds ------------------------------------------------------------------------
 
 
-@solara.component
-def ExplainedUserInputs(user_params: dict[str, Any], on_change: Any = None) -> None:
-    """The model's inputs a mechanism at a time, each group under its plain-language explainer."""
-    shown: set[str] = set()
-    for title, text, names in MECHANISMS:
-        group = {k: user_params[k] for k in names if k in user_params}
-        if not group:
-            continue
-        with solara.Column(gap="0px", classes=["oud-mechanism"]):
-            RawHTML(
-                "div",
-                f'<div class="oud-mech-title"><b>{html.escape(title)}</b></div>'
-                f'<div class="oud-explainer">{html.escape(text)}</div>',
-            )
-            for name, spec in group.items():
-                ParameterInput(name, spec, on_change)
-        shown.update(group)
-    rest = {k: v for k, v in user_params.items() if k not in shown}
-    if rest:
-        _mesa_user_inputs(rest, on_change=on_change)
+class Session:
+    """One student's paired run with its drawings (a new start makes a new one)."""
 
-
-# SolaraViz draws its "Model Parameters" card with mesa_viz.UserInputs (through ModelCreator, which also
-# feeds the values to Reset); replacing that one function puts each explainer next to its controls.
-mesa_viz.UserInputs = ExplainedUserInputs
-
-
-class ExploreModel(OUDModel):
-    """OUDModel as the Explore page builds it: the seed may arrive as text, and a refused value is
-    reported on the page (``error``) while the defaults run, instead of breaking the page."""
-
-    def __init__(
-        self,
-        population: int = DEFAULT_POPULATION,
-        rng: Any = 42,
-        burn_in_years: float = DEFAULT_BURN_IN,
-        scenario: Any = None,
-        **overrides: Any,
-    ) -> None:
-        # ``scenario``: Mesa's Reset passes a mesa.experimental Scenario to models that take **kwargs;
-        # the validated parameter tree is this model's source of truth, so it is not used.
-        error = None
-        try:
-            seed = int(str(rng).strip())
-            apply_overrides(Parameters(), {"population": population, "burn_in_years": burn_in_years, **overrides})
-        except ValueError as e:  # ParameterError is a ValueError, and so is a bad seed
-            reason = str(e) if isinstance(e, ParameterError) else f"random seed {rng!r} is not a whole number"
-            error = f"Not applied: {reason}. Running the defaults instead."
-            seed, population, burn_in_years, overrides = 42, DEFAULT_POPULATION, DEFAULT_BURN_IN, {}
-        super().__init__(population=int(population), rng=seed, burn_in_years=burn_in_years, **overrides)
-        self.error = error
-        self.seed = seed
-        self.paced = False  # set while a page shows this model
-        self.drawn = threading.Event()
+    def __init__(self, setup: Setup) -> None:
+        self.run = PairedRun(setup)
+        self.charts = PairedCharts()
+        self.network = NetworkView(self.run.arm, seed=setup.seed)
+        self.drawn = threading.Event()  # set when the page has shown the latest step (Play waits for it)
         self.drawn.set()
 
-    def step(self) -> None:
-        # Frame pacing: while a page shows this model, a step waits until the previous one is drawn.
-        # Mesa's Play thread steps every play interval without waiting for the page; when a redraw
-        # takes longer than that (a busy machine), each redraw would be asked to start over before it
-        # ends, and Solara stops such a render loop with an error. The timeout keeps a closed page
-        # from stalling the model.
-        if self.paced:
-            self.drawn.wait(timeout=5.0)
-            self.drawn.clear()
-        spare_pool.last_step = time.monotonic()
-        super().step()
-
-    def settings(self) -> dict[str, Any]:
-        """The value of every slider this run was built with (read back from its parameters)."""
-        return {name: get_dotted(self.base_params, name) for name in MODEL_PARAMS if name != "rng"} | {"rng": self.seed}
-
-
-def initial_kwargs() -> dict[str, Any]:
-    return {k: spec["value"] for k, spec in MODEL_PARAMS.items()}
-
-
-_view_lock = threading.Lock()
-
-
-def network_view(model: OUDModel) -> NetworkView:
-    """The model's network drawing; its layout is computed on first use and kept with the model."""
-    with _view_lock:
-        view = getattr(model, "_dashboard_network", None)
-        if view is None:
-            view = model._dashboard_network = NetworkView(model, seed=getattr(model, "seed", 0))
-        return view
+    def prepare(self) -> Session:
+        self.charts.render(self.run)
+        self.network.render(self.run.arm)
+        return self
 
 
 class SparePool:
-    """One default model built ahead of time, with its layout and first drawings.
+    """One default session built ahead of time, so a new visitor's page shows without waiting for a
+    burn-in and a layout; a replacement is built in the background when the server is quiet."""
 
-    A new visitor takes it, so their first page shows without waiting for a model to be built (burn-in),
-    laid out and drawn; a replacement is built in a background thread when the server is quiet. The pool is filled when
-    the server imports this file, so even the first page load after start-up is quick.
-    """
-
-    REFILL_DELAY_S = 20.0  # a replacement is built this long after a visitor took the spare ...
-    QUIET_S = 3.0  # ... once no page has stepped its model for this long ...
-    MAX_WAIT_S = 60.0  # ... or after this long in any case
+    QUIET_S = 3.0
 
     def __init__(self) -> None:
-        self.last_step = 0.0  # time.monotonic() of the latest step of any visitor's model
         self._lock = threading.Lock()
-        self._ready: tuple[ExploreModel, ChartsView] | None = None
+        self._ready: Session | None = None
         self._builder: threading.Thread | None = None
-        self._building = False
-
-    @staticmethod
-    def build() -> tuple[ExploreModel, ChartsView]:
-        model = ExploreModel(**initial_kwargs())
-        charts = ChartsView(model)
-        charts.render(model)  # draws and caches the chart backgrounds
-        if model.population.n <= MAX_DRAWN:
-            network_view(model).render(model)  # computes the layout
-        return model, charts
-
-    def refill(self, delay: float = 0.0) -> None:
-        with self._lock:
-            if self._ready is not None or (self._builder is not None and self._builder.is_alive()):
-                return
-            self._builder = threading.Thread(target=self._fill, args=(delay,), name="oudsim-spare-model", daemon=True)
-            self._builder.start()
+        self.last_step = 0.0
 
     def fill_now(self) -> None:
-        built = self.build()
+        built = Session(Setup()).prepare()
         with self._lock:
             self._ready = built
 
-    def _fill(self, delay: float) -> None:
-        # Building takes seconds of CPU: while a visitor steps or plays their model, it would slow
-        # each of their steps (the GIL and two cores), so it waits for a pause.
-        start = time.monotonic()
-        time.sleep(delay)
-        while time.monotonic() - self.last_step < self.QUIET_S and time.monotonic() - start < self.MAX_WAIT_S:
+    def _fill(self) -> None:
+        time.sleep(self.QUIET_S)
+        while time.monotonic() - self.last_step < self.QUIET_S:  # not while a visitor plays
             time.sleep(0.5)
-        self._building = True
-        try:
-            built = self.build()
-        finally:
-            self._building = False
+        built = Session(Setup()).prepare()
         with self._lock:
-            if self._ready is None:
-                self._ready = built
+            self._ready = self._ready or built
 
-    def take(self) -> tuple[ExploreModel, ChartsView]:
-        builder = self._builder
-        if builder is not None and self._building:
-            builder.join()  # one is being built: waiting is quicker than building a second
+    def take(self) -> Session:
         with self._lock:
             ready, self._ready = self._ready, None
-        # The next spare waits: building it now would compete for the CPU with the page being sent
-        # to the visitor who just took this one, and with their first steps.
-        self.refill(delay=self.REFILL_DELAY_S)
-        return ready if ready is not None else self.build()
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(target=self._fill, name="oudsim-spare", daemon=True)
+                self._builder.start()
+        return ready if ready is not None else Session(Setup()).prepare()
 
 
 spare_pool = SparePool()
+
+
+@solara.lab.task(prefer_threaded=True)
+def repeat_task(run: PairedRun, seeds: int) -> Effects:
+    """The pair over N seeds in the background (worker processes; the page stays live)."""
+
+    def progress(done: int, total: int) -> None:
+        if not repeat_task.is_current():
+            raise InterruptedError("cancelled")
+        repeat_task.progress = 100.0 * done / max(total, 1)
+
+    return run.repeat(seeds, workers=DEFAULT_WORKERS, progress=progress)
+
+
+@solara.lab.task(prefer_threaded=True)
+def new_start_task(setup: Setup) -> Session:
+    return Session(setup).prepare()
 
 
 def row_of(model: OUDModel, uid: int | None) -> int | None:
@@ -323,104 +162,243 @@ def row_of(model: OUDModel, uid: int | None) -> int | None:
     return int(rows[0]) if rows.size else None
 
 
-# -- Explore ----------------------------------------------------------------------------------------
+def applied_words(run: PairedRun) -> str:
+    """What "your settings" changed, in words."""
+    if not run.items:
+        return "the same as the baseline (change a setting and apply it)"
+    parts = []
+    by_name = {s.name: s for s in SETTINGS}
+    for name, value in run.current().items():
+        base = run.baseline_value(name)
+        if value != base:
+            s = by_name[name]
+            parts.append(f"{s.label.split(' (')[0].lower()} {s.show(base)} → {s.show(value)}")
+    when = ", ".join(f"year {y:.2f}" for y in run.applied_years)
+    return (", ".join(parts) or "back to the baseline values") + f" (applied at {when})"
+
+
+# -- the page -----------------------------------------------------------------------------------
 
 
 @solara.component
 def Explore() -> None:
-    # One model per browser session (use_memo), so students on one server never share a model.
-    first, charts = solara.use_memo(spare_pool.take, [])
-    model = solara.use_reactive(first)
-    selected = solara.use_reactive(None)  # unique_id of the person in the inspector
-    StyleSheet(CSS)
-    # SolaraViz puts its controls in the sidebar and app bar (portals); with no components, what it
-    # leaves in the main area is empty spacing, hidden here. The main area is ExploreMain.
-    with solara.Div(classes=["oud-viz-slot"]):
-        SolaraViz(model, components=[], model_params=MODEL_PARAMS, name="oudsim · Explore", play_interval=50)
-    ExploreMain(model, charts, selected)
+    first = solara.use_memo(spare_pool.take, [])
+    session = solara.use_reactive(first)
+    tick = solara.use_reactive(0)
+    playing = solara.use_reactive(False)
+    pending = solara.use_reactive(first.run.current())
+    selected = solara.use_reactive(None)
+    s = session.value
+    run = s.run
+    solara.Title("oudsim — Explore")
+    StyleSheet(EXPLORE_CSS)
 
+    def bump() -> None:
+        spare_pool.last_step = time.monotonic()
+        tick.set(tick.value + 1)
 
-@solara.component
-def ExploreMain(
-    model: solara.Reactive[ExploreModel], charts: ChartsView, selected: solara.Reactive[int | None]
-) -> None:
-    tick = update_counter.get()  # Mesa's controller bumps this after every step
-    m = model.value
-    solara.use_effect(lambda: selected.set(None), [m])  # a reset makes new people: drop the old choice
+    def step(weeks: int) -> None:
+        run.step(weeks)
+        bump()
 
-    def pace() -> Any:
-        m.paced = True
+    def play(cancel: threading.Event) -> None:
+        if not playing.value:
+            return
+        start, done = time.monotonic(), 0
+        while not cancel.is_set():
+            s.drawn.wait(timeout=2.0)  # the page has shown the last frame (or is gone)
+            if cancel.is_set():
+                return
+            due = int((time.monotonic() - start) * WEEKS_PER_SECOND) - done
+            weeks = max(1, min(due, MAX_FRAME_WEEKS))
+            s.drawn.clear()
+            run.step(weeks)
+            done += weeks
+            bump()
 
-        def stop() -> None:
-            m.paced = False
-            m.drawn.set()
+    solara.use_thread(play, dependencies=[playing.value, s], intrusive_cancel=False)
+    solara.use_effect(s.drawn.set)  # after every render: the latest step is on screen
 
-        return stop
+    def apply(now: bool) -> None:
+        run.apply(dict(pending.value), now=now)
+        _offer_to_compare(run)
+        bump()
 
-    solara.use_effect(pace, [m])
-    solara.use_effect(m.drawn.set)  # after every render: the step just shown has been drawn
-    with solara.Column(gap="8px"):
-        if m.error:
-            Notice("error", m.error)
-        RunSummary(m, tick)
-        # The drawing keeps its size (a click maps to a person through it); the charts take the rest.
+    def adopt(new: Session) -> None:
+        playing.set(False)
+        session.set(new)
+        pending.set(new.run.current())
+        selected.set(None)
+
+    def adopt_new_start() -> None:
+        built = new_start_task.value if new_start_task.finished else None
+        if built is not None and built is not session.value:
+            adopt(built)
+
+    solara.use_effect(adopt_new_start, [new_start_task.value])
+
+    with solara.Sidebar():
+        SettingsPanel(run, pending, apply, tick.value)
+        SetupPanel(run.setup, disabled=new_start_task.pending)
+    with solara.Column(gap="10px", classes=["oud-explore"]):
+        RawHTML("h2", "Explore: what does a setting change?")
+        RawHTML(
+            "p",
+            "Two runs share everything up to the moment you apply a setting: the <b>baseline</b> and "
+            "<b>your settings</b>, with the same people and the same chance events. The gap between their "
+            "lines is what the setting does. Repeat over several seeds to see whether it is beyond chance.",
+            classes=["oud-explainer"],
+        )
+        with solara.Row(classes=["oud-controls"]):
+            if playing.value:
+                solara.Button("Pause", on_click=lambda: playing.set(False), color="primary", icon_name="mdi-pause")
+            else:
+                solara.Button("Play", on_click=lambda: playing.set(True), color="primary", icon_name="mdi-play")
+            solara.Button("Step one week", on_click=lambda: step(1), disabled=playing.value, outlined=True)
+            solara.Button("Run one year", on_click=lambda: step(52), disabled=playing.value, outlined=True)
+        if new_start_task.pending:
+            Notice("info", "Building a new population: a burn-in of the model's history runs first …")
+        RunSummary(run, tick.value)
+        Numbers(run, tick.value)
         with solara.Div(classes=["oud-panels"]):
             with solara.Div(classes=["oud-net-panel"], style={"max-width": f"{NETWORK_PX + 40}px"}):
-                NetworkPanel(m, selected, tick)
+                NetworkPanel(s, selected, tick.value)
             with solara.Div(classes=["oud-charts-panel"]):
-                ChartsPanel(m, charts, tick)
-        Inspector(m, selected, tick)
+                ChartsPanel(s, tick.value)
+        RepeatPanel(run, tick.value)
+        Inspector(run.arm, selected, tick.value)
+
+
+def _offer_to_compare(run: PairedRun) -> None:
+    """The Compare page lists "my Explore settings" once a setting was applied."""
+    from oudsim.model.dashboard import compare
+
+    target = getattr(compare, "explore_scenario", None)
+    if target is not None and run.items:
+        target.set(run.arm_scenario())
 
 
 @solara.component
-def RunSummary(m: ExploreModel, tick: int) -> None:
-    s = m.settings()
-    text = (
-        f"Week {m.week} ({m.year:.1f} years) · {s['population']:,} people · "
-        f"{s['network_kind'].replace('_', '-')} network, {s['mean_degree']:g} ties each · "
-        f"isolation ×{s['isolation']:g} · peer support {s['peer_support']:g} · "
-        f"mental-health onset ×{s['mh_risk']:g} · MH care {s['mh_capacity']:,.0f}/100k · "
-        f"OUD slots {s['capacity']:,.0f}/100k ({s['integrated_share']:.0%} integrated) · "
-        f"stigma {s['stigma']:g} · campaign {s['campaign']:g} · naloxone {s['naloxone_coverage']:.0%} · "
-        f"seed {s['rng']}"
-    )
+def SettingsPanel(run: PairedRun, pending: solara.Reactive[dict[str, float]], apply: Any, tick: int) -> None:
+    current = run.current()
+    changed = {k for k, v in pending.value.items() if v != current[k]}
+    RawHTML("h2", "Your settings")
     RawHTML(
-        "div",
-        "<b>This run:</b> " + html.escape(text),
-        classes=["oud-summary"],
-        attributes={"data-testid": "run-summary"},
+        "p",
+        "Move a slider, then apply it: <b>now</b> (from the next week, both runs keep their history) or "
+        "<b>from week 0</b> (both runs start again).",
+        classes=["oud-explainer"],
     )
-
-
-@solara.component
-def NetworkPanel(m: ExploreModel, selected: solara.Reactive[int | None], tick: int) -> None:
-    with solara.Card("Social network", margin=0):
-        if m.population.n > MAX_DRAWN:
-            Notice(
-                "info",
-                f"The network is drawn for populations of up to {MAX_DRAWN:,} people. This run has "
-                f"{m.population.n:,}, so the page shows the charts only (the inspector still works).",
+    for setting in SETTINGS:
+        value = pending.value[setting.name]
+        with solara.Column(gap="0px", classes=["oud-setting"]):
+            slider = solara.SliderInt if isinstance(setting.step, int) else solara.SliderFloat
+            slider(
+                setting.label,
+                value=value,
+                min=setting.lo,
+                max=setting.hi,
+                step=setting.step,
+                thumb_label="always",
+                on_value=lambda v, name=setting.name: pending.set({**pending.value, name: v}),
             )
-            return
-        NetworkDrawing(m, selected, tick)
-        legend = "".join(f"<span>{stage_chip(s)}</span>" for s in STAGE_COLOURS if s != Stage.DECEASED)
-        legend += (
-            "<span>● no mental-health disorder</span>"
-            "<span>◆ (black edge) depression, anxiety or PTSD</span><span>grey lines: ties</span>"
+            note = f"baseline {setting.show(run.baseline_value(setting.name))}"
+            if setting.name in changed:
+                note = f'<span class="oud-pending">● not applied yet</span> · {note}'
+            RawHTML("div", note + " · " + html.escape(EXPLAINERS[setting.name]), classes=["oud-explainer"])
+    with solara.Row(style={"flex-wrap": "wrap", "gap": "6px"}):
+        solara.Button(
+            f"Apply now (week {run.week})", on_click=lambda: apply(True), disabled=not changed, color="primary"
         )
-        RawHTML("div", legend, classes=["oud-legend"])
+        solara.Button("Apply from week 0", on_click=lambda: apply(False), outlined=True)
+        solara.Button(
+            "Baseline values",
+            on_click=lambda: pending.set({s.name: run.baseline_value(s.name) for s in SETTINGS}),
+            text=True,
+        )
 
 
 @solara.component
-def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick: int) -> None:
-    view = network_view(m)
-    row = row_of(m, selected.value)
-    png = solara.use_memo(lambda: view.render(m, row), [m, tick, row])
+def SetupPanel(setup: Setup, disabled: bool) -> None:
+    population = solara.use_reactive(setup.population)
+    seed = solara.use_reactive(setup.seed)
+    network = solara.use_reactive(setup.network_kind)
+    degree = solara.use_reactive(setup.mean_degree)
+    RawHTML("h2", "People and network")
+    RawHTML(
+        "p",
+        "Both runs share these. A new start builds a new population and runs its history (burn-in) to week 0.",
+        classes=["oud-explainer"],
+    )
+    solara.Select("Population (people)", values=POPULATIONS, value=population)
+    solara.Select("Network shape", values=["small_world", "scale_free"], value=network)
+    solara.SliderInt("Ties per person (mean)", value=degree, min=2, max=20, step=1, thumb_label="always")
+    solara.InputInt("Random seed (whole number)", value=seed)
+
+    def start() -> None:
+        new_start_task(
+            Setup(
+                population=int(population.value),
+                seed=int(seed.value),
+                network_kind=str(network.value),
+                mean_degree=int(degree.value),
+            )
+        )
+
+    solara.Button("New start", on_click=start, disabled=disabled, outlined=True)
+
+
+@solara.component
+def RunSummary(run: PairedRun, tick: int) -> None:
+    setup = run.setup
+    text = (
+        f"<b>Week {run.week}</b> (year {run.year:.1f}) · {setup.population:,} people · "
+        f"{setup.network_kind.replace('_', '-')} network, {setup.mean_degree} ties each · seed {setup.seed}. "
+        f"<b>Your settings:</b> {html.escape(applied_words(run))}."
+    )
+    RawHTML("div", text, classes=["oud-summary"], attributes={"data-testid": "run-summary", "aria-live": "polite"})
+
+
+def _diff_cell(q: Quantity, d: float) -> str:
+    cls = "oud-up" if d > 0 else "oud-down" if d < 0 else ""
+    return f'<td class="{cls}">{q.show(d, signed=True)}</td>'
+
+
+@solara.component
+def Numbers(run: PairedRun, tick: int) -> None:
+    rows = []
+    for q in QUANTITIES:
+        b, a = q.now(run)
+        rows.append(
+            f'<tr><th scope="row">{html.escape(q.title)} <small>({html.escape(q.unit)})</small></th>'
+            f"<td>{q.show(b)}</td><td>{q.show(a)}</td>{_diff_cell(q, a - b)}</tr>"
+        )
+    table = (
+        f"<table><caption>Now, week {run.week}</caption>"
+        '<thead><tr><th scope="col">Quantity</th><th scope="col">Baseline</th>'
+        '<th scope="col">Your settings</th><th scope="col">Difference</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    RawHTML("div", table, classes=["oud-numbers"], attributes={"data-testid": "numbers"})
+
+
+@solara.component
+def NetworkPanel(s: Session, selected: solara.Reactive[int | None], tick: int) -> None:
+    view, model = s.network, s.run.arm
+    row = row_of(model, selected.value)
+    png = solara.use_memo(lambda: view.render(model, row), [model, tick, row])
+    RawHTML("h3", "Social network (your settings)")
+    if view.sampled:
+        RawHTML(
+            "div",
+            f"A sample of {view.n:,} of {model.population.n:,} people, in neighbourhoods; the charts count everyone.",
+            classes=["oud-explainer"],
+        )
 
     def on_pick(x: float, y: float) -> None:
         picked = view.row_at(x, y)
         if picked is not None:
-            selected.set(int(m.uid[picked]))
+            selected.set(int(model.uid[picked]))
 
     PickImage(
         src=png_src(png),
@@ -429,67 +407,189 @@ def NetworkDrawing(m: ExploreModel, selected: solara.Reactive[int | None], tick:
         size_px=view.size_px,
         on_pick=on_pick,
     )
+    legend = "".join(f"<span>{stage_chip(st)}</span>" for st in STAGE_COLOURS if st != Stage.DECEASED)
+    legend += "<span>● no mental-health disorder</span><span>◆ a mental-health disorder</span>"
+    RawHTML("div", legend, classes=["oud-legend"])
+
+
+def _table_html(run: PairedRun, q: Quantity) -> str:
+    rows = "".join(
+        f"<tr><td>{y:.1f}</td><td>{q.show(b)}</td><td>{q.show(a)}</td><td>{q.show(d, signed=True)}</td></tr>"
+        for y, b, a, d in yearly_table(run, q)
+    )
+    return (
+        f"<details><summary>{html.escape(q.title)} as a table</summary><table class='oud-data'>"
+        f"<caption>{html.escape(q.title)} ({html.escape(q.unit)})</caption>"
+        "<thead><tr><th scope='col'>Year</th><th scope='col'>Baseline</th><th scope='col'>Your settings</th>"
+        f"<th scope='col'>Difference</th></tr></thead><tbody>{rows}</tbody></table></details>"
+    )
 
 
 @solara.component
-def ChartsPanel(m: ExploreModel, view: ChartsView, tick: int) -> None:
-    # One ChartsView per session, kept across resets: its cached backgrounds usually still fit.
-    pngs = solara.use_memo(lambda: view.render(m), [m, tick])
-    with solara.Card("Over time", margin=0):
-        with solara.Div(classes=["oud-charts"]):
-            for panel, png in zip(view.panels, pngs, strict=True):
-                Img(
-                    png_src(png),
-                    f"chart-{panel.traces[0].metric}",
-                    f"{panel.title}: " + ", ".join(t.label for t in panel.traces) + f" ({panel.unit})",
-                )
+def ChartsPanel(s: Session, tick: int) -> None:
+    run = s.run
+    pngs = solara.use_memo(lambda: s.charts.render(run), [run, tick, run.version])
+    RawHTML("h3", "Over time: baseline, your settings and the difference")
+    with solara.Div(classes=["oud-charts"], attributes={"data-testid": "charts"}):
+        for q, png in zip(QUANTITIES, pngs, strict=True):
+            b, a = q.now(run)
+            alt = (
+                f"{q.title} ({q.unit}) over {run.year:.1f} years: baseline {q.show(b)}, your settings "
+                f"{q.show(a)}, difference {q.show(a - b, signed=True)}"
+            )
+            with solara.Div(classes=["oud-chart"]):
+                Img(png_src(png), f"chart-{q.key}", alt)
+                RawHTML("div", _table_html(run, q))
+
+
+@solara.component
+def RepeatPanel(run: PairedRun, tick: int) -> None:
+    seeds = solara.use_reactive(10)
+    RawHTML("h3", "Beyond chance? Repeat over seeds")
+    RawHTML(
+        "p",
+        "One pair of runs shows one possible history. The repeat runs both from the start over several seeds "
+        "(other people, other chance events) up to this week, and gives the mean difference with its 95% interval.",
+        classes=["oud-explainer"],
+    )
+    with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.Select("Seeds", values=SEED_CHOICES, value=seeds, style={"max-width": "120px"})
+        solara.Button(
+            f"Repeat over {seeds.value} seeds",
+            on_click=lambda: repeat_task(run, int(seeds.value)),
+            disabled=repeat_task.pending or run.week < 1 or not run.items,
+            color="primary",
+        )
+        if repeat_task.pending:
+            solara.Button("Cancel", on_click=repeat_task.cancel, text=True)
+    if not run.items:
+        RawHTML("div", "Apply a setting and run a while first.", classes=["oud-explainer"])
+    if repeat_task.pending:
+        solara.ProgressLinear(value=repeat_task.progress or True)
+        RawHTML("div", "Running both settings over the seeds in the background …", classes=["oud-explainer"])
+    elif repeat_task.error:
+        Notice("error", f"The repeat failed: {repeat_task.exception}")
+    elif repeat_task.finished and repeat_task.value is not None:
+        RepeatResult(repeat_task.value)
+
+
+_METRIC_OF = {"waitlist_per_100k": "waitlist"}
+
+
+@solara.component
+def RepeatResult(effects: Effects) -> None:
+    main = effects.effect("oud_prevalence")
+    RawHTML(
+        "p",
+        html.escape(effect_sentence(main, effects.seeds, effects.years)),
+        classes=["oud-verdict"],
+        attributes={
+            "data-testid": "repeat-verdict",
+            "data-beyond-chance": str(main.beyond_chance).lower(),
+            "data-diff": repr(main.diff),
+            "data-lo": repr(main.lo),
+            "data-hi": repr(main.hi),
+        },
+    )
+    rows = []
+    for q in QUANTITIES:
+        e = effects.effect(_METRIC_OF.get(q.key, q.key))
+        per = 1e5 / effects.setup.population if q.key == "waitlist_per_100k" else q.scale
+        verdict = "beyond chance" if e.beyond_chance else "could be chance"
+        rows.append(
+            f'<tr><th scope="row">{html.escape(q.title)} <small>({html.escape(q.unit)})</small></th>'
+            f"<td>{q.show(e.base * per)}</td><td>{q.show(e.diff * per, signed=True)}</td>"
+            f"<td>{q.show(e.lo * per, signed=True)} to {q.show(e.hi * per, signed=True)}</td><td>{verdict}</td></tr>"
+        )
+    table = (
+        f"<table class='oud-data'><caption>Mean over {effects.seeds} seeds, final year "
+        f"(year {max(effects.years - 1, 0):.1f} to {effects.years:.1f})</caption>"
+        "<thead><tr><th scope='col'>Quantity</th><th scope='col'>Baseline</th><th scope='col'>Difference</th>"
+        f"<th scope='col'>95% interval</th><th scope='col'>Verdict</th></tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table>"
+    )
+    RawHTML("div", table, attributes={"data-testid": "repeat-table"})
+    RawHTML(
+        "p",
+        "The same numbers from the command line, with the two scenario files below: "
+        f'<span class="oud-command" data-testid="repeat-command">{html.escape(effects.command())}</span>',
+        classes=["oud-explainer"],
+    )
+    base_sc, arm_sc = _scenarios(effects)
+    with solara.Row():
+        DownloadButton.element(
+            label="Download explore_baseline.toml",
+            filename="explore_baseline.toml",
+            mime="application/toml",
+            testid="download-baseline",
+            make=lambda: scenario_toml(base_sc).encode(),
+        )
+        DownloadButton.element(
+            label="Download your_settings.toml",
+            filename="your_settings.toml",
+            mime="application/toml",
+            testid="download-settings",
+            make=lambda: scenario_toml(arm_sc).encode(),
+        )
+
+
+def _scenarios(effects: Effects) -> tuple[Any, Any]:
+    import dataclasses
+
+    base = effects.setup.baseline()
+    arm = dataclasses.replace(
+        base, name="your_settings", description="Your settings from the Explore page.", interventions=effects.items
+    )
+    return base, arm
+
+
+# -- inspector ------------------------------------------------------------------------------------
 
 
 def _kv_table(rows: list[tuple[str, str]], testid: str = "") -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    body = "".join(f'<tr><th scope="row">{html.escape(k)}</th><td>{v}</td></tr>' for k, v in rows)
     return f'<table class="oud-kv" data-testid="{testid}">{body}</table>'
 
 
 @solara.component
-def Inspector(m: ExploreModel, selected: solara.Reactive[int | None], tick: int) -> None:
+def Inspector(m: OUDModel, selected: solara.Reactive[int | None], tick: int) -> None:
     def pick(stages: tuple[Stage, ...]) -> None:
         rows = np.flatnonzero(np.isin(m.population.stage, [int(s) for s in stages]))
         if rows.size:
             selected.set(int(m.uid[int(np.random.default_rng().choice(rows))]))
 
-    with solara.Card("Inspector", margin=0):
-        with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
-            solara.InputInt(
-                "Person id (or click someone in the network)",
-                value=selected.value,
-                on_value=selected.set,
-                optional=True,
-                continuous_update=False,
-                style={"max-width": "320px"},
-            )
-            solara.Button(
-                "Someone with OUD", on_click=lambda: pick((Stage.OUD, Stage.TREATMENT)), outlined=True, size="small"
-            )
-            solara.Button("Someone misusing", on_click=lambda: pick((Stage.MISUSE,)), outlined=True, size="small")
-            solara.Button("Anyone", on_click=lambda: pick(tuple(Stage)), outlined=True, size="small")
-        uid = selected.value
-        if uid is None:
-            solara.Text("No one chosen yet: click a person in the network, type an id, or use a button.")
-            return
-        row = row_of(m, uid)
-        history = m.transitions.for_person(uid)
-        if row is None:
-            Notice(
-                "warning",
-                f"Person {uid} is not in this population now: they died, or the id does not "
-                "exist in this run (Reset gives everyone new ids).",
-            )
-        else:
-            PersonDetails(m, row, history, selected)
+    RawHTML("h3", "Inspector: one person in your settings")
+    with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.InputInt(
+            "Person id (or click someone in the network)",
+            value=selected.value,
+            on_value=selected.set,
+            optional=True,
+            continuous_update=False,
+            style={"max-width": "320px"},
+        )
+        solara.Button(
+            "Someone with OUD", on_click=lambda: pick((Stage.OUD, Stage.TREATMENT)), outlined=True, size="small"
+        )
+        solara.Button("Someone misusing", on_click=lambda: pick((Stage.MISUSE,)), outlined=True, size="small")
+        solara.Button("Anyone", on_click=lambda: pick(tuple(Stage)), outlined=True, size="small")
+    uid = selected.value
+    if uid is None:
+        solara.Text("No one chosen yet: click a person in the network, type an id, or use a button.")
+        return
+    row = row_of(m, uid)
+    if row is None:
+        Notice(
+            "warning",
+            f"Person {uid} is not in this population now: they died, or the id does not exist in this run "
+            "(a new start gives everyone new ids).",
+        )
+    else:
+        PersonDetails(m, row, m.transitions.for_person(uid), selected)
 
 
 @solara.component
-def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Reactive[int | None]) -> None:
+def PersonDetails(m: OUDModel, row: int, history: list, selected: solara.Reactive[int | None]) -> None:
     person = m.people[row]
     s = person.state()
     stage = person.stage
@@ -517,12 +617,6 @@ def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Rea
             f"family support: {'yes' if s['family_support'] else 'no'}",
         ),
         (
-            "Craving and traits",
-            f"craving {s['craving']:.2f} · impulsivity {s['impulsivity']:.2f} · "
-            f"risk appraisal impaired {s['risk_impairment']:.2f} · "
-            f"dysregulation {s['dysregulation']:.2f} (0–1)",
-        ),
-        (
             "Background",
             f"age {s['age']:.0f} · {'woman' if s['female'] else 'man'} · {s['ses']} income · "
             f"{s['ace']} adverse childhood experiences",
@@ -537,22 +631,15 @@ def PersonDetails(m: ExploreModel, row: int, history: list, selected: solara.Rea
             + ("<br>" + "<br>".join(steps) if steps else "<br>no change of stage since week 0"),
         )
     )
-    with solara.Columns([3, 2], gutters_dense=True):
-        RawHTML("div", _kv_table(rows, "inspector-table"))
-        with solara.Column(gap="2px"):
-            ties = person.ties()
-            solara.Text(f"Ties ({len(ties)}), click to inspect:", style={"font-size": "0.85rem"})
-            with solara.Row(gap="4px", style={"flex-wrap": "wrap"}):
-                for other in ties[:40]:
-                    solara.Button(
-                        f"{other.unique_id} · {STAGE_LABELS[other.stage]}",
-                        size="small",
-                        text=True,
-                        style={
-                            "color": STAGE_COLOURS[other.stage] if other.stage != Stage.NONE else "#555",
-                            "text-transform": "none",
-                        },
-                        on_click=lambda uid=other.unique_id: selected.set(int(uid)),
-                    )
-            if len(ties) > 40:
-                solara.Text(f"… and {len(ties) - 40} more")
+    RawHTML("div", _kv_table(rows, "inspector-table"))
+    ties = person.ties()
+    solara.Text(f"Ties ({len(ties)}), click to inspect:", style={"font-size": "0.85rem"})
+    with solara.Row(gap="4px", style={"flex-wrap": "wrap"}):
+        for other in ties[:40]:
+            solara.Button(
+                f"{other.unique_id} · {STAGE_LABELS[other.stage]}",
+                size="small",
+                text=True,
+                style={"text-transform": "none"},
+                on_click=lambda uid=other.unique_id: selected.set(int(uid)),
+            )

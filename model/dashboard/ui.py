@@ -18,9 +18,11 @@ import solara
 import traitlets
 from matplotlib.figure import Figure
 from solara.components.applayout import appbar_portal, apptitle_portal, sidebar_portal
+from solara.components.title import TitleWidget
 
 from oudsim.agents.states import Stage
 from oudsim.model.dashboard.drawing import STAGE_COLOURS, STAGE_LABELS
+from oudsim.model.dashboard.serving import page_title
 
 # -- small widgets ---------------------------------------------------------------------------------
 
@@ -188,17 +190,32 @@ def figure_png(fig: Figure) -> bytes:
 # -- layout -----------------------------------------------------------------------------------------
 
 
+MAIN_ID = "oud-main"
 LAYOUT_CSS = """
 /* No ripple or fade on buttons: each Step click otherwise animates for half a second, and every
    animation frame is re-rasterised in software where there is no GPU (a third of a step's time). */
 .v-ripple__container { display: none !important; }
 .v-btn, .v-btn__overlay, .v-btn__underlay { transition: none !important; }
+/* A focus ring a keyboard user can see on every control (Vuetify's own is a faint overlay or none);
+   white on the dark app bar. */
+:focus-visible { outline: 3px solid #1a5fb4 !important; outline-offset: 2px; }
+.oud-bar :focus-visible { outline-color: #ffffff !important; }
+.oud-main:focus-visible { outline-offset: -3px; }
+.oud-skip { position: absolute; left: 8px; top: -200px; z-index: 10; padding: 8px 14px; border-radius: 4px;
+            background: #ffffff; color: #123B5E; font-weight: 500; }
+.oud-skip:focus { top: 8px; }
+/* Text at least 4.5:1 against its background: Vuetify's field labels are grey at 70% of 70% opacity
+   (3.97:1 on the field) and the slider's value bubble is light grey on mid grey (3.64:1). */
+.v-field .v-label, .v-slider .v-label { opacity: 1; }
+.v-field .v-label { color: #4d4d4d; }
+.v-slider-thumb__label { background: #424242 !important; color: #ffffff !important; }
+.v-slider-thumb__label::before { color: #424242 !important; }
 /* Sidebar sliders: label on its own line above the track (long labels with units), value shown above
    the thumb; Mesa's "Use Threads" checkbox repeats its label inside the box under Vuetify 3. */
 .oud-side .v-slider.v-input--horizontal { grid-template-areas: "prepend" "control" "messages";
-  grid-template-columns: 1fr; margin-top: 0; }
-.oud-side .v-slider .v-input__prepend { margin: 0; }
-.oud-side .v-slider .v-slider__label { font-size: 0.85rem; }
+  grid-template-columns: minmax(0, 1fr); margin-top: 0; }
+.oud-side .v-slider .v-input__prepend { margin: 0; min-width: 0; }
+.oud-side .v-slider .v-slider__label { font-size: 0.85rem; white-space: normal; }
 .oud-side .v-slider .v-input__control { padding-top: 30px; }
 .oud-side .v-selection-control__wrapper { font-size: 0; }
 .oud-side .v-selection-control__wrapper .v-icon { font-size: 24px; }
@@ -206,8 +223,14 @@ LAYOUT_CSS = """
 .oud-app { display: flex; flex-direction: column; height: 100vh; }
 .oud-bar { display: flex; align-items: center; gap: 6px; min-height: 52px; padding: 0 10px;
            background: #123B5E; color: white; flex: none; }
-.oud-bar .oud-title { font-size: 1.15rem; font-weight: 500; margin-right: 12px; white-space: nowrap; }
-.oud-bar .oud-nav, .oud-bar .oud-menu { color: white !important; }
+.oud-bar .oud-title { font-size: 1.15rem; font-weight: 500; line-height: 1.3; margin: 0 12px 0 0;
+                      white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
+.oud-bar .oud-menu { color: white !important; }
+.oud-pages { display: flex; gap: 4px; margin-left: auto; }
+.oud-nav { color: white !important; text-decoration: none; text-transform: uppercase; font-size: 0.875rem;
+           font-weight: 400; letter-spacing: 0.09em; padding: 8px 12px; border-bottom: 2px solid transparent; }
+.oud-nav:hover { background: rgba(255, 255, 255, 0.12); }
+.oud-nav[aria-current="page"] { font-weight: 700; border-bottom-color: white; }
 .oud-body { display: flex; flex: 1; min-height: 0; }
 .oud-side { width: 360px; flex: none; overflow-y: auto; padding: 8px; border-right: 1px solid #ddd; }
 .oud-main { flex: 1; min-width: 0; overflow: auto; padding: 8px 12px; }
@@ -218,6 +241,36 @@ LAYOUT_CSS = """
   .oud-main { overflow: visible; }
 }
 """
+
+
+def Landmark(
+    tag: str, children: list, classes: list[str], label: str | None = None, attributes: dict[str, str] | None = None
+) -> Any:
+    """A ``<header>``, ``<nav>``, ``<aside>`` or ``<main>``: screen readers list them as the page's regions."""
+    attributes = {**({"aria-label": label} if label else {}), **(attributes or {})}
+    return ipyvue.Html.element(tag=tag, children=children, class_=" ".join(classes), attributes=attributes)
+
+
+@solara.component
+def NavLink(route: solara.Route, active: bool) -> None:
+    """A link to one page: a real ``<a href>`` (named by its text, one Tab stop), followed in the app."""
+    path = solara.resolve_path(route)
+    router = solara.use_router()
+    attributes = {"href": path, "data-testid": f"nav-{route.label}"}
+    if active:
+        attributes["aria-current"] = "page"
+    link = ipyvue.Html.element(tag="a", children=[route.label], class_="oud-nav", attributes=attributes)
+    solara.v.use_event(link, "click.prevent.stop", lambda *_: router.push(path))
+
+
+def PageTitle(title: str) -> Any:
+    """The browser tab's title, e.g. "oudsim — Explore".
+
+    Solara's router puts a ``solara.Title`` with the route's bare label ("Explore") in every page; of
+    several titles the browser shows the one with the highest level (the most deeply nested), and
+    this one claims a level no page nests to.
+    """
+    return TitleWidget.element(title=title, level=1_000)
 
 
 @solara.component
@@ -234,38 +287,38 @@ def Layout(children: list | None = None) -> None:
     titles = apptitle_portal.use_portal()
     show_side, set_show_side = solara.use_state(True)
     StyleSheet(LAYOUT_CSS)
+    PageTitle(page_title(current.label if current is not None else None))
     with solara.Div(classes=["oud-app"]):
-        with solara.Div(classes=["oud-bar"]):
-            solara.Button(
-                icon_name="mdi-menu",
-                icon=True,
-                text=True,
-                classes=["oud-menu"],
-                on_click=lambda: set_show_side(not show_side),
-                attributes={"aria-label": "Show or hide the controls", "title": "Show or hide the controls"},
-            )
-            solara.Div(children=titles or ["oudsim"], classes=["oud-title"])
-            solara.v.Spacer()
-            for page in pages:
-                active = page is current
-                with solara.Link(solara.resolve_path(page)):
-                    solara.Button(
-                        page.label,
-                        text=True,
-                        classes=["oud-nav"],
-                        attributes={"data-testid": f"nav-{page.label}"},
-                        style={
-                            "font-weight": "700" if active else "400",
-                            "border-bottom": "2px solid white" if active else "none",
-                        },
-                    )
-            for child in appbar:
-                # SolaraViz adds a dark-theme toggle: the charts and drawings are made for a light page,
-                # and the toggle is a Vue template (a compiler download and ~0.6 s at first load).
-                if getattr(child, "component", None) is not solara.lab.ThemeToggle:
-                    solara.display(child)
+        # The first stop of the Tab key, shown only when focused: past the app bar and the sidebar's
+        # controls to the page itself (where the Explore page's Play and Step are).
+        RawHTML("a", "Skip to the page", classes=["oud-skip"], attributes={"href": f"#{MAIN_ID}"})
+        menu = solara.Button(
+            icon_name="mdi-menu",
+            icon=True,
+            text=True,
+            classes=["oud-menu"],
+            on_click=lambda: set_show_side(not show_side),
+            attributes={
+                "aria-label": "Show or hide the controls",
+                "title": "Show or hide the controls",
+                "aria-expanded": "true" if show_side else "false",
+            },
+        )
+        # The app's name (with the page's, from SolaraViz's or the page's AppBarTitle) is the page's h1.
+        heading = ipyvue.Html.element(tag="h1", children=titles or ["oudsim"], class_="oud-title")
+        nav = Landmark(
+            "nav",
+            [NavLink(page, page is current) for page in pages if page.label],
+            ["oud-pages"],
+            label="Pages",
+        )
+        # SolaraViz adds a dark-theme toggle: the charts and drawings are made for a light page, and the
+        # toggle is a Vue template (a compiler download and ~0.6 s at first load).
+        extras = [c for c in appbar if getattr(c, "component", None) is not solara.lab.ThemeToggle]
+        Landmark("header", [menu, heading, nav, *extras], ["oud-bar"])
         with solara.Div(classes=["oud-body"]):
             # Always mounted, hidden by a class: the inputs keep their state and the main area its place.
             hidden = [] if (sidebar and show_side) else ["oud-hidden"]
-            solara.Div(children=sidebar, classes=["oud-side", *hidden]).key("oud-side")
-            solara.Div(children=children or [], classes=["oud-main"]).key("oud-main")
+            Landmark("aside", sidebar, ["oud-side", *hidden], label="Controls").key("oud-side")
+            main_attributes = {"id": MAIN_ID, "tabindex": "-1"}  # the skip link's target
+            Landmark("main", children or [], ["oud-main"], attributes=main_attributes).key("oud-main")
