@@ -515,32 +515,16 @@ def RepeatResult(effects: Effects) -> None:
         f'<span class="oud-command" data-testid="repeat-command">{html.escape(effects.command())}</span>',
         classes=["oud-explainer"],
     )
-    base_sc, arm_sc = _scenarios(effects)
     with solara.Row():
-        DownloadButton.element(
-            label="Download explore_baseline.toml",
-            filename="explore_baseline.toml",
-            mime="application/toml",
-            testid="download-baseline",
-            make=lambda: scenario_toml(base_sc).encode(),
-        )
-        DownloadButton.element(
-            label="Download your_settings.toml",
-            filename="your_settings.toml",
-            mime="application/toml",
-            testid="download-settings",
-            make=lambda: scenario_toml(arm_sc).encode(),
-        )
-
-
-def _scenarios(effects: Effects) -> tuple[Any, Any]:
-    import dataclasses
-
-    base = effects.setup.baseline()
-    arm = dataclasses.replace(
-        base, name="your_settings", description="Your settings from the Explore page.", interventions=effects.items
-    )
-    return base, arm
+        for scenario, testid in zip(effects.scenarios, ("download-baseline", "download-settings"), strict=True):
+            filename = f"{scenario.name}.toml"
+            DownloadButton.element(
+                label=f"Download {filename}",
+                filename=filename,
+                mime="application/toml",
+                testid=testid,
+                make=lambda sc=scenario: scenario_toml(sc).encode(),
+            )
 
 
 # -- inspector ------------------------------------------------------------------------------------

@@ -240,7 +240,7 @@ class PairedRun:
             [base, arm], replicates=seeds, years=years, seed=self.setup.seed, workers=workers, progress=progress
         )
         table = compare(final_year_means(frame), base.name, [arm.name])
-        return Effects(table=table, seeds=seeds, years=years, setup=self.setup, items=tuple(self.items))
+        return Effects(table=table, seeds=seeds, years=years, setup=self.setup, scenarios=(base, arm))
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ class Effects:
     seeds: int
     years: float
     setup: Setup
-    items: tuple[Intervention, ...]
+    scenarios: tuple[Scenario, Scenario]  # the baseline and your settings, as run
 
     def effect(self, metric: str) -> Effect:
         row = self.table[self.table["metric"] == metric].iloc[0]
@@ -273,10 +273,11 @@ class Effects:
             metric, float(row["diff"]), float(row["lo"]), float(row["hi"]), float(row["base_mean"]), int(row["n"])
         )
 
-    def command(self, base_file: str = "explore_baseline.toml", arm_file: str = "your_settings.toml") -> str:
-        """The command line that reproduces these numbers."""
+    def command(self) -> str:
+        """The command line that reproduces these numbers, on the scenario files named after them."""
+        base, arm = self.scenarios
         return (
-            f"oudsim compare {base_file} {arm_file} -n {self.seeds} -y {self.years:g} "
+            f"oudsim compare {base.name}.toml {arm.name}.toml -n {self.seeds} -y {self.years:g} "
             f"-p {self.setup.population} --seed {self.setup.seed}"
         )
 
