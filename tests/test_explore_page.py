@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import ipyvue
@@ -28,11 +29,14 @@ SMALL = Setup(population=1_200, seed=3, burn_in_years=1.0)
 
 
 @pytest.fixture()
-def session(monkeypatch: pytest.MonkeyPatch) -> explore.Session:
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[explore.Session]:
     """The session the next Explore page gets (instead of a default one from the spare pool)."""
+    from oudsim.model.dashboard import compare
+
     s = explore.Session(SMALL).prepare()
     monkeypatch.setattr(explore.spare_pool, "take", lambda: s)
-    return s
+    yield s
+    compare.explore_scenario.set(None)  # an applied setting offers itself to Compare: not to later tests
 
 
 def render_explore() -> Any:
@@ -95,6 +99,34 @@ def test_step_advances_both_runs_and_redraws(session: explore.Session) -> None:
     assert src(rc, "chart-oud_prevalence") != chart and src(rc, "network") != network
     click(rc, "Run one year")
     assert week(rc) == 53
+
+
+def test_a_step_re_renders_only_what_shows_the_week(monkeypatch: pytest.MonkeyPatch, session: explore.Session) -> None:
+    rendered: list[str] = []
+    parts = ["Explore", "SettingsPanel", "SetupPanel", "ApplyButtons", "RunSummary", "Numbers"]
+    parts += ["NetworkPanel", "ChartsPanel", "RepeatPanel", "Inspector"]
+    for name in parts:
+        component = getattr(explore, name)
+        monkeypatch.setattr(component, "f", lambda *a, _f=component.f, _n=name, **k: rendered.append(_n) or _f(*a, **k))
+    rc = render_explore()
+    rendered.clear()
+    click(rc, "Step one week")
+    shows_the_week = {
+        "ApplyButtons",
+        "RunSummary",
+        "Numbers",
+        "NetworkPanel",
+        "ChartsPanel",
+        "RepeatPanel",
+        "Inspector",
+    }
+    assert set(rendered) == shows_the_week
+    assert len(rendered) == len(shows_the_week)  # one render pass
+    assert button(rc, "Apply now (week 1)") is not None
+    rendered.clear()
+    move_slider(rc, SETTINGS[0].label, 3.0)  # isolation
+    assert "SettingsPanel" in rendered
+    assert "Explore" not in rendered and "ChartsPanel" not in rendered  # a slider does not redraw the charts
 
 
 def test_a_moved_slider_is_pending_until_applied_now(session: explore.Session) -> None:
@@ -238,3 +270,57 @@ def test_network_view_layout_is_computed_once(monkeypatch: pytest.MonkeyPatch, s
     for _ in range(3):
         click(rc, "Step one week")
     assert isinstance(session.network, NetworkView)
+
+
+def _agg_ties(pos: np.ndarray, u: np.ndarray, v: np.ndarray, size: int, width_pt: float) -> np.ndarray:
+    """The same ties stroked by Agg, as an RGBA array (the reference TieRaster stands in for)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size / 100, size / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    for a, b in zip(u, v, strict=True):
+        ax.plot(pos[[a, b], 0], pos[[a, b], 1], color="#D0D0D0", lw=width_pt, solid_capstyle="butt")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def test_ties_painted_as_pixels_look_like_agg_lines() -> None:
+    from oudsim.model.dashboard.drawing import TIE_GREY, TieRaster
+
+    rng = np.random.default_rng(4)
+    size, n = 200, 40
+    pos = rng.uniform(0.05, 0.95, (n, 2))
+    u, v = rng.integers(0, n, 60), rng.integers(0, n, 60)
+    keep = u != v
+    u, v = u[keep], v[keep]
+    raster = TieRaster(pos, u, v, size, width_px=0.6 * 100 / 72)
+    white = np.full((size, size, 4), 255, dtype=np.uint8)
+
+    none = white.copy()
+    raster.paint(none, np.zeros(u.size, dtype=bool), TIE_GREY)
+    assert (none == white).all()  # no active tie, nothing painted
+
+    ours = white.copy()
+    raster.paint(ours, np.ones(u.size, dtype=bool), TIE_GREY)
+    agg = _agg_ties(pos, u, v, size, 0.6)
+    dark_ours = 255.0 - ours[..., 0].astype(float)
+    dark_agg = 255.0 - agg[..., 0].astype(float)
+    assert abs(dark_ours.sum() / dark_agg.sum() - 1) < 0.1  # as much ink
+    assert np.corrcoef(dark_ours.ravel(), dark_agg.ravel())[0, 1] > 0.8  # in the same places
+    assert ours[..., 0].min() >= TIE_GREY[0]  # never darker than the tie colour
+
+    one = white.copy()
+    only = np.zeros(u.size, dtype=bool)
+    only[0] = True
+    raster.paint(one, only, TIE_GREY)
+    changed = np.argwhere(one[..., 0] < 255)  # (row, column) of painted pixels
+    ends = np.array([[(1 - pos[w, 1]) * size, pos[w, 0] * size] for w in (u[0], v[0])])
+    d = ends[1] - ends[0]
+    rel = changed + 0.5 - ends[0]
+    off_line = np.abs(d[0] * rel[:, 1] - d[1] * rel[:, 0]) / np.hypot(*d)
+    assert changed.size and off_line.max() < 1.5  # one tie paints only pixels along its own line

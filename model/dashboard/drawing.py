@@ -8,7 +8,9 @@ things keep it short (measured in docs/dashboard.md):
   costs well under a second at 1,000 people where networkx's ``spring_layout`` takes several;
 - figures are blitted: axes, ticks, labels and legends are drawn once and cached as a background
   (redrawn only when an axis limit grows); each step draws only the lines and markers over it and
-  encodes the pixels as PNG directly. Text layout is the costly part of a matplotlib draw.
+  encodes the pixels as PNG directly. Text layout is the costly part of a matplotlib draw;
+- the network's ties are painted as pixels from a sparse matrix built with the layout
+  (``TieRaster``), which is ten times quicker than stroking thousands of thin lines.
 
 Colours are the Okabe–Ito palette (safe for the common colour-vision deficiencies); the network also
 marks mental-health state by marker shape, so no information is carried by colour alone.
@@ -20,7 +22,7 @@ import io
 import math
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,10 +124,13 @@ PALETTE_COLOURS = 64
 class BlitFigure:
     """An Agg figure whose static parts are cached: only ``animated`` artists are drawn per frame."""
 
-    def __init__(self, fig: Figure, animated: Sequence[Artist]) -> None:
+    def __init__(
+        self, fig: Figure, animated: Sequence[Artist], underlay: Callable[[np.ndarray], None] | None = None
+    ) -> None:
         self.fig = fig
         self.canvas = FigureCanvasAgg(fig)
         self.animated = list(animated)
+        self.underlay = underlay  # paints into the RGBA pixels before the animated artists
         for a in self.animated:
             a.set_animated(True)  # canvas.draw() skips them; we draw them over the background
         self._background = None
@@ -141,6 +146,8 @@ class BlitFigure:
             self.full_draws += 1
         else:
             self.canvas.restore_region(self._background)
+        if self.underlay is not None:
+            self.underlay(np.asarray(self.canvas.buffer_rgba()))
         for a in self.animated:
             if a.get_visible():
                 self.fig.draw_artist(a)
@@ -171,6 +178,62 @@ def nice_ceiling(x: float, minimum: float) -> float:
 def series(model: OUDModel, name: str) -> np.ndarray:
     """One metric's values so far (the DataCollector's lists, read without building a DataFrame)."""
     return np.asarray(model.datacollector.model_vars[name], dtype=float)
+
+
+TIE_GREY = (208, 208, 208)  # #D0D0D0: ties recede behind the people
+
+
+class TieRaster:
+    """The network's ties as pixels: a sparse matrix from every tie that can be drawn to the pixels its
+    line covers, built once with the layout. A frame's ties are then one matrix-vector product and a
+    blend, ~1 ms, where Agg takes ~10 ms to stroke 3,000 thin anti-aliased lines (the larger part of a
+    network redraw).
+
+    Each line is sampled every half pixel and each sample's share of the line's area (its length times
+    the line width) is spread over the four nearest pixel centres; a pixel's coverage, capped at 1, is
+    the opacity of the tie colour there.
+    """
+
+    def __init__(self, pos: np.ndarray, u: np.ndarray, v: np.ndarray, size_px: int, width_px: float) -> None:
+        from scipy.sparse import csr_matrix
+
+        self.size = size_px
+        x = pos[:, 0] * size_px
+        y = (1.0 - pos[:, 1]) * size_px  # image rows run from the top
+        x0, y0 = x[u], y[u]
+        dx, dy = x[v] - x0, y[v] - y0
+        length = np.hypot(dx, dy)
+        k = np.maximum(1, np.ceil(length * 2.0)).astype(np.int64)
+        tie = np.repeat(np.arange(u.size), k)
+        first = np.cumsum(k) - k
+        t = (np.arange(tie.size) - first[tie] + 0.5) / k[tie]
+        fx = x0[tie] + t * dx[tie] - 0.5  # pixel (i, j) has its centre at (i + 0.5, j + 0.5)
+        fy = y0[tie] + t * dy[tie] - 0.5
+        area = (length / k * width_px)[tie]
+        ix, iy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+        ax, ay = fx - ix, fy - iy
+        rows, cols, weights = [], [], []
+        for ox, oy, w in ((0, 0, (1 - ax) * (1 - ay)), (1, 0, ax * (1 - ay)), (0, 1, (1 - ax) * ay), (1, 1, ax * ay)):
+            px, py = ix + ox, iy + oy
+            ok = (px >= 0) & (px < size_px) & (py >= 0) & (py < size_px)
+            rows.append(py[ok] * size_px + px[ok])
+            cols.append(tie[ok])
+            weights.append((area * w)[ok].astype(np.float32))
+        self.matrix = csr_matrix(
+            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(size_px * size_px, max(int(u.size), 1)),
+        )  # repeated (pixel, tie) pairs are summed
+
+    def paint(self, rgba: np.ndarray, active: np.ndarray, colour: tuple[int, int, int]) -> None:
+        """Blend the active ties into an RGBA image of ``size`` × ``size`` pixels, in place."""
+        if not active.any():
+            return
+        cover = self.matrix @ active.astype(np.float32)
+        hit = np.flatnonzero(cover)
+        alpha = np.minimum(cover[hit], 1.0)[:, None]
+        flat = rgba.reshape(-1, 4)
+        rgb = flat[hit, :3].astype(np.float32)
+        flat[hit, :3] = (rgb + (np.asarray(colour, dtype=np.float32) - rgb) * alpha + 0.5).astype(np.uint8)
 
 
 NETWORK_PX = 420  # the drawing's size on screen: with the charts beside it on a 1366-px laptop
@@ -205,7 +268,9 @@ class NetworkView:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ms = max(2.3, min(6.5, 110 / math.sqrt(self.n))) * size_px / 480  # marker size follows the picture's
-        self._ties = Line2D([], [], color="#D0D0D0", lw=0.35 if self.n > 500 else 0.6, solid_capstyle="butt")
+        tie_width_px = (0.35 if self.n > 500 else 0.6) * dpi / 72
+        self._ties = TieRaster(self.pos, self.u, self.v, size_px, tie_width_px)
+        self._active = np.zeros(self.u.size, dtype=bool)
         self._ego = Line2D([], [], color=OKABE_ITO["black"], lw=1.3)
         self._marks: dict[tuple[int, bool], Line2D] = {}
         for stage, colour in STAGE_COLOURS.items():
@@ -215,10 +280,10 @@ class NetworkView:
                 [], [], ls="none", marker="D", ms=ms * 1.05, mfc=colour, mec=OKABE_ITO["black"], mew=0.6
             )
         self._ring = Line2D([], [], ls="none", marker="o", ms=ms * 3.2, mfc="none", mec=OKABE_ITO["black"], mew=2.0)
-        artists: list[Artist] = [self._ties, self._ego, *self._marks.values(), self._ring]
+        artists: list[Artist] = [self._ego, *self._marks.values(), self._ring]
         for a in artists:
             ax.add_line(a)
-        self.blit = BlitFigure(fig, artists)
+        self.blit = BlitFigure(fig, artists, underlay=lambda rgba: self._ties.paint(rgba, self._active, TIE_GREY))
         self._last: tuple[object, bytes] | None = None  # (week, chosen row), PNG: a page asks again
 
     def render(self, model: OUDModel, selected_row: int | None = None) -> bytes:
@@ -228,8 +293,7 @@ class NetworkView:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]  # e.g. the drawing made with the spare model, for its first page
             net, pop, pos = model.network, model.population, self.pos
-            active = net.active[self.tie_index]
-            self._ties.set_data(*self._segments(active))
+            active = self._active = net.active[self.tie_index]
             local = self.local_row(selected_row)
             if local is not None:
                 mine = active & ((self.u == local) | (self.v == local))
@@ -248,6 +312,7 @@ class NetworkView:
 
     def _segments(self, ties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # One polyline with NaN breaks: a single path draws much faster than a LineCollection.
+        # (For the few ties of a chosen person; all ties are painted by TieRaster.)
         idx = np.flatnonzero(ties)
         xy = np.full((idx.size * 3, 2), np.nan)
         xy[0::3] = self.pos[self.u[idx]]

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
+import reacton.core
 import solara
 import solara.lab
 
@@ -39,6 +40,9 @@ from oudsim.model.oud_model import OUDModel
 WEEKS_PER_SECOND = 20.0  # Play's pace when redraws keep up: a simulated year in about 2.6 s
 MAX_FRAME_WEEKS = 8  # ... and at most this many weeks per frame when they do not
 POPULATIONS = [5_000, 10_000, 20_000, 50_000]
+# The page's step counter. Only the parts that show the current week read it, so a step re-renders
+# them and not the sliders and the set-up around them.
+Tick = solara.Reactive[int]
 SEED_CHOICES = [5, 10, 20]
 
 # Plain-language explainers, one per mechanism a setting acts through.
@@ -184,7 +188,8 @@ def applied_words(run: PairedRun) -> str:
 def Explore() -> None:
     first = solara.use_memo(spare_pool.take, [])
     session = solara.use_reactive(first)
-    tick = solara.use_reactive(0)
+    tick = solara.use_memo(lambda: solara.reactive(0), [])  # read only by the parts that show the week
+    applied = solara.use_memo(lambda: solara.reactive(0), [])  # counts applications, for the sliders' notes
     playing = solara.use_reactive(False)
     pending = solara.use_reactive(first.run.current())
     selected = solara.use_reactive(None)
@@ -193,9 +198,12 @@ def Explore() -> None:
     solara.Title("oudsim — Explore")
     StyleSheet(EXPLORE_CSS)
 
+    render_context = reacton.core.get_render_context()
+
     def bump() -> None:
         spare_pool.last_step = time.monotonic()
-        tick.set(tick.value + 1)
+        with render_context:  # one render pass for all the parts that show the week
+            tick.set(tick.value + 1)
 
     def step(weeks: int) -> None:
         run.step(weeks)
@@ -217,12 +225,13 @@ def Explore() -> None:
             bump()
 
     solara.use_thread(play, dependencies=[playing.value, s], intrusive_cancel=False)
-    solara.use_effect(s.drawn.set)  # after every render: the latest step is on screen
 
     def apply(now: bool) -> None:
         run.apply(dict(pending.value), now=now)
         _offer_to_compare(run)
-        bump()
+        with render_context:
+            applied.set(applied.value + 1)
+            bump()
 
     def adopt(new: Session) -> None:
         playing.set(False)
@@ -238,7 +247,8 @@ def Explore() -> None:
     solara.use_effect(adopt_new_start, [new_start_task.value])
 
     with solara.Sidebar():
-        SettingsPanel(run, pending, apply, tick.value)
+        SettingsPanel(run, pending, applied)
+        ApplyButtons(run, pending, apply, tick, run.version)
         SetupPanel(run.setup, disabled=new_start_task.pending)
     with solara.Column(gap="10px", classes=["oud-explore"]):
         RawHTML("h2", "Explore: what does a setting change?")
@@ -258,15 +268,15 @@ def Explore() -> None:
             solara.Button("Run one year", on_click=lambda: step(52), disabled=playing.value, outlined=True)
         if new_start_task.pending:
             Notice("info", "Building a new population: a burn-in of the model's history runs first …")
-        RunSummary(run, tick.value)
-        Numbers(run, tick.value)
+        RunSummary(run, tick)
+        Numbers(run, tick)
         with solara.Div(classes=["oud-panels"]):
             with solara.Div(classes=["oud-net-panel"], style={"max-width": f"{NETWORK_PX + 40}px"}):
-                NetworkPanel(s, selected, tick.value)
+                NetworkPanel(s, selected, tick)
             with solara.Div(classes=["oud-charts-panel"]):
-                ChartsPanel(s, tick.value)
-        RepeatPanel(run, tick.value)
-        Inspector(run.arm, selected, tick.value)
+                ChartsPanel(s, tick)
+        RepeatPanel(run, tick)
+        Inspector(run.arm, selected, tick)
 
 
 def _offer_to_compare(run: PairedRun) -> None:
@@ -279,7 +289,8 @@ def _offer_to_compare(run: PairedRun) -> None:
 
 
 @solara.component
-def SettingsPanel(run: PairedRun, pending: solara.Reactive[dict[str, float]], apply: Any, tick: int) -> None:
+def SettingsPanel(run: PairedRun, pending: solara.Reactive[dict[str, float]], applied: Tick) -> None:
+    applied.value  # noqa: B018 - an application changes what counts as pending
     current = run.current()
     changed = {k for k, v in pending.value.items() if v != current[k]}
     RawHTML("h2", "Your settings")
@@ -306,10 +317,18 @@ def SettingsPanel(run: PairedRun, pending: solara.Reactive[dict[str, float]], ap
             if setting.name in changed:
                 note = f'<span class="oud-pending">● not applied yet</span> · {note}'
             RawHTML("div", note + " · " + html.escape(EXPLAINERS[setting.name]), classes=["oud-explainer"])
+
+
+@solara.component
+def ApplyButtons(
+    run: PairedRun, pending: solara.Reactive[dict[str, float]], apply: Any, tick: Tick, version: int
+) -> None:
+    tick.value  # noqa: B018 - the button names the week: re-render after each step
+    week = run.week
+    current = run.current()
+    changed = any(v != current[k] for k, v in pending.value.items())
     with solara.Row(style={"flex-wrap": "wrap", "gap": "6px"}):
-        solara.Button(
-            f"Apply now (week {run.week})", on_click=lambda: apply(True), disabled=not changed, color="primary"
-        )
+        solara.Button(f"Apply now (week {week})", on_click=lambda: apply(True), disabled=not changed, color="primary")
         solara.Button("Apply from week 0", on_click=lambda: apply(False), outlined=True)
         solara.Button(
             "Baseline values",
@@ -349,7 +368,8 @@ def SetupPanel(setup: Setup, disabled: bool) -> None:
 
 
 @solara.component
-def RunSummary(run: PairedRun, tick: int) -> None:
+def RunSummary(run: PairedRun, tick: Tick) -> None:
+    tick.value  # noqa: B018 - re-render after each step
     setup = run.setup
     text = (
         f"<b>Week {run.week}</b> (year {run.year:.1f}) · {setup.population:,} people · "
@@ -365,7 +385,8 @@ def _diff_cell(q: Quantity, d: float) -> str:
 
 
 @solara.component
-def Numbers(run: PairedRun, tick: int) -> None:
+def Numbers(run: PairedRun, tick: Tick) -> None:
+    tick.value  # noqa: B018 - re-render after each step
     rows = []
     for q in QUANTITIES:
         b, a = q.now(run)
@@ -383,10 +404,10 @@ def Numbers(run: PairedRun, tick: int) -> None:
 
 
 @solara.component
-def NetworkPanel(s: Session, selected: solara.Reactive[int | None], tick: int) -> None:
+def NetworkPanel(s: Session, selected: solara.Reactive[int | None], tick: Tick) -> None:
     view, model = s.network, s.run.arm
     row = row_of(model, selected.value)
-    png = solara.use_memo(lambda: view.render(model, row), [model, tick, row])
+    png = solara.use_memo(lambda: view.render(model, row), [model, tick.value, row])
     RawHTML("h3", "Social network (your settings)")
     if view.sampled:
         RawHTML(
@@ -426,9 +447,10 @@ def _table_html(run: PairedRun, q: Quantity) -> str:
 
 
 @solara.component
-def ChartsPanel(s: Session, tick: int) -> None:
+def ChartsPanel(s: Session, tick: Tick) -> None:
     run = s.run
-    pngs = solara.use_memo(lambda: s.charts.render(run), [run, tick, run.version])
+    pngs = solara.use_memo(lambda: s.charts.render(run), [run, tick.value, run.version])
+    solara.use_effect(s.drawn.set)  # after every render: the latest step is on screen (Play waits for it)
     RawHTML("h3", "Over time: baseline, your settings and the difference")
     with solara.Div(classes=["oud-charts"], attributes={"data-testid": "charts"}):
         for q, png in zip(QUANTITIES, pngs, strict=True):
@@ -443,7 +465,8 @@ def ChartsPanel(s: Session, tick: int) -> None:
 
 
 @solara.component
-def RepeatPanel(run: PairedRun, tick: int) -> None:
+def RepeatPanel(run: PairedRun, tick: Tick) -> None:
+    ready = tick.value >= 0 and run.week >= 1 and bool(run.items)
     seeds = solara.use_reactive(10)
     RawHTML("h3", "Beyond chance? Repeat over seeds")
     RawHTML(
@@ -457,7 +480,7 @@ def RepeatPanel(run: PairedRun, tick: int) -> None:
         solara.Button(
             f"Repeat over {seeds.value} seeds",
             on_click=lambda: repeat_task(run, int(seeds.value)),
-            disabled=repeat_task.pending or run.week < 1 or not run.items,
+            disabled=repeat_task.pending or not ready,
             color="primary",
         )
         if repeat_task.pending:
@@ -536,7 +559,9 @@ def _kv_table(rows: list[tuple[str, str]], testid: str = "") -> str:
 
 
 @solara.component
-def Inspector(m: OUDModel, selected: solara.Reactive[int | None], tick: int) -> None:
+def Inspector(m: OUDModel, selected: solara.Reactive[int | None], tick: Tick) -> None:
+    tick.value  # noqa: B018 - the person's state changes each step
+
     def pick(stages: tuple[Stage, ...]) -> None:
         rows = np.flatnonzero(np.isin(m.population.stage, [int(s) for s in stages]))
         if rows.size:

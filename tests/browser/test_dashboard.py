@@ -127,19 +127,47 @@ def test_explore_loads_offline_with_both_runs(page: Any, server: Server, watch: 
     assert seconds < LOAD_BUDGET_S, f"first page load took {seconds:.2f} s"
 
 
+# Click to new image, timed inside the page: from the click event to the animation frame that first
+# shows the chart's new picture. (Timed from Python, Playwright's own checks before a click and its
+# polling add ~50 ms that a student never waits for; that figure is recorded too.)
+ARM_CLICK_TIMER = """([sel]) => {
+  window.__clickAt = null; window.__shownAt = null;
+  const old = document.querySelector(sel).getAttribute('src');
+  document.addEventListener('click', () => { window.__clickAt = performance.now(); }, {capture: true, once: true});
+  const watch = new MutationObserver(() => {
+    const e = document.querySelector(sel);
+    if (e && e.getAttribute('src') !== old && window.__shownAt === null) {
+      window.__shownAt = -1;
+      watch.disconnect();
+      requestAnimationFrame(() => { window.__shownAt = performance.now(); });
+    }
+  });
+  watch.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def click_to_new_image_ms(page: Any, name: str, testid: str) -> tuple[float, float]:
+    """(in the page, from Python) milliseconds from clicking a button to the image's next picture."""
+    page.evaluate(ARM_CLICK_TIMER, [f"[data-testid={testid}]"])
+    t0 = time.perf_counter()
+    button(page, name).click()
+    page.wait_for_function("() => window.__shownAt > 0")
+    outside = (time.perf_counter() - t0) * 1000
+    return page.evaluate("() => window.__shownAt - window.__clickAt"), outside
+
+
 def test_step_and_play_redraw_quickly(page: Any, server: Server, watch: Any) -> None:
     open_explore(page, server)
-    times = []
-    for i in range(1, 8):
-        old = src(page, "chart-oud_prevalence")
-        t0 = time.perf_counter()
-        button(page, "Step one week").click()
-        wait_src_change(page, "chart-oud_prevalence", old)
-        times.append((time.perf_counter() - t0) * 1000)
+    times, outside = [], []
+    for i in range(1, 12):
+        in_page, from_python = click_to_new_image_ms(page, "Step one week", "chart-oud_prevalence")
+        times.append(in_page)
+        outside.append(from_python)
         wait_week(page, f"w >= {i}")
     median = statistics.median(times)
     record_timing("browser_step_redraw_ms", median, samples=[round(t) for t in times])
-    assert week(page) == 7
+    record_timing("browser_step_redraw_ms_from_playwright", statistics.median(outside))
+    assert week(page) == 11
 
     # Play: a simulated year, however long each redraw takes (it steps several weeks a frame if needed).
     start = week(page)
