@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from oudsim.agents.states import Care, Stage, with_oud
+from oudsim.model import accounting
 from oudsim.model.binding import bind
 from oudsim.model.jit import njit, total
 from oudsim.model.rates import per_parameters
@@ -77,7 +78,23 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     Metric("cumulative_overdose_deaths", "Overdose deaths since week 0", "per 100,000", "count"),
     Metric("cumulative_oud_deaths", "Deaths of people with OUD, all causes, since week 0", "per 100,000", "count"),
+    # Health economics of the step (model.accounting): amounts per person of the population.
+    Metric("cost_medication", "Cost of medication for OUD", "US$ per person in the step", "cost"),
+    Metric("cost_integrated", "Cost of integrated dual-diagnosis care", "US$ per person in the step", "cost"),
+    Metric("cost_mh_care", "Cost of mental-health care", "US$ per person in the step", "cost"),
+    Metric("cost_untreated_oud", "Excess health care of untreated OUD", "US$ per person in the step", "cost"),
+    Metric(
+        "cost_overdose", "Cost of overdose response (EMS, emergency, hospital)", "US$ per person in the step", "cost"
+    ),
+    Metric("cost_naloxone", "Cost of naloxone kits handed out", "US$ per person in the step", "cost"),
+    Metric("cost_societal", "Lost productivity and criminal justice", "US$ per person in the step", "cost"),
+    Metric("cost_total", "Cost in the chosen perspective", "US$ per person in the step", "cost"),
+    Metric("qalys_lived", "Quality-adjusted life lived", "QALYs per person in the step", "health"),
+    Metric("life_years_lost", "Life-years lost to the step's deaths (discounted)", "years per person", "health"),
+    Metric("qalys_lost", "QALYs lost to the step's deaths (discounted)", "QALYs per person", "health"),
+    Metric("overdoses_per_100k", "Overdoses in the step", "per 100,000 people", "count"),
 )
+ECONOMIC_NAMES: tuple[str, ...] = accounting.METRICS  # filled by model.accounting, not by _metrics
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
 
@@ -116,7 +133,9 @@ def compute(model) -> dict[str, float]:
         *args, *_step_flows(model.flows), model.week, model.total_deaths, model.total_alone_deaths,
         model.total_oud_deaths,
     )  # fmt: skip
-    return dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
+    values = dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
+    values.update(accounting.step_values(model))  # the economics slots, left unset by _metrics
+    return values
 
 
 # Handed over at each call: the step's flows, the week, the overdose deaths since week 0.

@@ -14,7 +14,7 @@ import pandas as pd
 from oudsim.agents.person import Person
 from oudsim.agents.population import FIELD_NAMES, NewcomerPool, Population
 from oudsim.agents.states import ACTIVE_USE, HAS_OUD, RECOVERING, Care, Stage
-from oudsim.model import metrics
+from oudsim.model import accounting, metrics
 from oudsim.model.interventions import Intervention, InterventionSchedule
 from oudsim.model.jit import new_stream, reseed_streams
 from oudsim.model.network import build_network
@@ -223,6 +223,9 @@ class OUDModel(mesa.Model):
         self.died.fill(0)
         rows = self.dead_rows[:k]
         rows.sort()  # in row order (the step's deaths come in two ascending runs)
+        years, qalys = accounting.life_lost(self.params.economics, self.population.age[rows])
+        self.flows["life_years_lost"] += years
+        self.flows["qalys_lost"] += qalys
         pool, idx = self._newcomers.take(rows.size, self.params, self.rng)
         self.population.replace(rows, pool, idx, self.week)
         self.newcomer_rows = rows.copy()  # their ties end in the next social step; theirs form anew

@@ -256,6 +256,48 @@ class Initial(Section):
     mh_risk_weight: float = P(2.5, 1, 50, "ratio", "E9 (direction)", "Weight of an active disorder in drawing who starts with OUD.")
 
 
+class Economics(Section):
+    """Costs (US$ at the sources' prices, 2016-2023, not inflated) and utility weights: what each state and service costs a week and how it is
+    lived (model.accounting). They change no dynamics: a run is the same with any of them."""
+
+    perspective: Literal["health_sector", "societal"] = Field(
+        "health_sector",
+        description="Whose costs count: the health sector's (medical care, overdose response, naloxone), or society's (adds lost productivity and criminal justice).",
+        json_schema_extra={"unit": "", "source": "E29 (the Second Panel's two reference cases)", "range": None},
+    )
+    discount_rate: float = P(0.03, 0, 0.2, "per year", "E29", "Annual rate at which future costs and health are discounted.")
+    medication_care_per_week: float = P(120.0, 0, 10_000, "US$ per person-week", "E30 (methadone 126, buprenorphine 115 a week)", "Medication for OUD (methadone or buprenorphine with its visits).")
+    integrated_care_per_week: float = P(180.0, 0, 10_000, "US$ per person-week", "assumption: E30 medication + E31 mental-health care + care coordination (no published US figure)", "Integrated dual-diagnosis care.")
+    mh_care_per_week: float = P(45.0, 0, 10_000, "US$ per person-week", "E31", "Mental-health care outside integrated care.")
+    untreated_oud_per_week: float = P(290.0, 0, 10_000, "US$ per person-week", "E32 (about 15,000 a year)", "Excess health-care spending of a person with untreated OUD (emergency, inpatient and other care beyond a person without OUD).")
+    ems_per_call: float = P(750.0, 0, 1_000_000, "US$ per call", "E33", "Emergency medical services response to an overdose.")
+    ed_per_visit: float = P(1_500.0, 0, 1_000_000, "US$ per visit", "E33 (secondary: unverified figure)", "Emergency department visit for an overdose (treated and released).")
+    hospital_per_stay: float = P(15_000.0, 0, 10_000_000, "US$ per stay", "E33", "Hospital admission after an overdose.")
+    ems_share: float = P(0.6, 0, 1, "share of non-fatal overdoses", "E33; assumption (many are reversed by bystanders without a call)", "Non-fatal overdoses that get an EMS response.")
+    ed_share: float = P(0.5, 0, 1, "share of non-fatal overdoses", "E33; assumption", "Non-fatal overdoses seen in an emergency department.")
+    hospital_share: float = P(0.1, 0, 1, "share of non-fatal overdoses", "E33; assumption", "Non-fatal overdoses admitted to hospital.")
+    fatal_ems_share: float = P(0.5, 0, 1, "share of fatal overdoses", "assumption", "Fatal overdoses with an EMS response.")
+    naloxone_kit: float = P(75.0, 0, 10_000, "US$ per kit", "E34 (45 a two-dose kit over the counter, plus training and distribution: assumption)", "A naloxone kit handed out, with its distribution.")
+    societal_untreated_per_week: float = P(440.0, 0, 100_000, "US$ per person-week", "E35 (criminal justice 142 + lost productivity 301 a week)", "Lost productivity and criminal-justice costs of a person with untreated OUD (societal perspective only).")
+    societal_treated_per_week: float = P(220.0, 0, 100_000, "US$ per person-week", "E35; assumption (half while in care)", "The same while in OUD care (societal perspective only).")
+    utility_no_oud: float = P(0.87, 0, 1, "utility 0-1", "E36 (US EQ-5D adult norm, ages 45-54; one value for all ages: assumption)", "Quality of life without opioid misuse or OUD and without a disorder (US adult norm).")
+    utility_misuse: float = P(0.84, 0, 1, "utility 0-1", "assumption (the norm minus 0.03; E36)", "Quality of life while misusing opioids without OUD.")
+    utility_untreated_oud: float = P(0.60, 0, 1, "utility 0-1", "E36 (injecting 0.574, non-injecting 0.63)", "Quality of life with untreated OUD.")
+    utility_in_care: float = P(0.72, 0, 1, "utility 0-1", "E36", "Quality of life with OUD in medication or integrated care.")
+    utility_early_remission: float = P(0.76, 0, 1, "utility 0-1", "assumption (between in care and sustained remission; E36)", "Quality of life in the first year of remission.")
+    utility_sustained_remission: float = P(0.83, 0, 1, "utility 0-1", "assumption (the norm x 0.95; E36)", "Quality of life in remission of a year or more.")
+    mh_utility_factor: float = P(0.88, 0, 1, "ratio", "E37", "Quality of life with an active mental-health disorder, relative to the same state without one.")
+    life_expectancy: list[float] = Vec([59.6, 50.2, 40.9, 31.8, 23.5, 15.9, 9.3, 4.5], 0, 120, "years", "E38 (ages 80 and 90: secondary)", "Remaining life expectancy at ages 20, 30, ..., 90 (interpolated between, and held beyond): the life lost at a death.")
+
+
+    @field_validator("life_expectancy")
+    @classmethod
+    def _falls_with_age(cls, v: list[float]) -> list[float]:
+        if any(b > a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("remaining life expectancy must not rise with age")
+        return v
+
+
 class Parameters(Section):
     """Every parameter of the model, grouped by mechanism."""
 
@@ -270,6 +312,7 @@ class Parameters(Section):
     treatment: Treatment = Field(default_factory=Treatment)
     overdose: Overdose = Field(default_factory=Overdose)
     initial: Initial = Field(default_factory=Initial)
+    economics: Economics = Field(default_factory=Economics)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Parameters:

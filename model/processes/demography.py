@@ -21,7 +21,8 @@ from oudsim.model.jit import gap, log_skip, njit, prob, uniform
 from oudsim.model.rates import log_hr, per_parameters, upper_bound
 
 STREAMS = ("demography",)
-FLOWS = ("deaths", "oud_deaths")  # counted as the dead are replaced (OUDModel.replace_deceased)
+# Counted as the dead are replaced (OUDModel.replace_deceased), with the life they lose (model.accounting).
+FLOWS = ("deaths", "oud_deaths", "life_years_lost", "qalys_lost")
 
 
 @njit(inline=True)

@@ -18,7 +18,7 @@ from oudsim.model.jit import gap, log_skip, njit, prob, uniform
 from oudsim.model.rates import per_parameters, upper_bound
 
 STREAMS = ("naloxone",)
-FLOWS = ()
+FLOWS = ("kits_handed_out",)
 
 
 @njit(inline=True)
@@ -35,7 +35,7 @@ def kit_hazard(carrying, loss, rate, reached, tie_share, tie_using):
 
 
 def step(m) -> None:
-    _kits(*_arguments(m))
+    m.flows["kits_handed_out"] += _kits(*_arguments(m))
 
 
 @per_parameters
@@ -55,8 +55,9 @@ def _arguments(m) -> tuple:
 def _kits(naloxone_stream, naloxone, stage, using_ties, loss, rate, tie_share, p_max, dt):
     s = naloxone_stream
     n = stage.size
+    given = 0
     if p_max <= 0.0:
-        return
+        return given
     lq = log_skip(p_max)
     i = gap(s, lq)
     while i < n:
@@ -64,5 +65,7 @@ def _kits(naloxone_stream, naloxone, stage, using_ties, loss, rate, tie_share, p
         reached = is_using(st) or st == Stage.TREATMENT
         h = kit_hazard(naloxone[i], loss, rate, reached, tie_share, using_ties[i] > 0)
         if uniform(s) * p_max < prob(h, dt):
+            given += not naloxone[i]
             naloxone[i] = not naloxone[i]
         i += 1 + gap(s, lq)
+    return given
