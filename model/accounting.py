@@ -4,7 +4,8 @@ lost to its deaths (docs/ODD.md 3.3.10). Nothing here changes the dynamics.
 Per step, each as an amount per person of the population (N people, a step of w weeks, y = w/52 years):
 
     cost of a service   = weekly cost x people in it x w / N           (medication care, integrated care,
-                                                                         mental-health care, untreated OUD)
+                                                                         mental-health care, and the excess
+                                                                         health care of everyone with OUD)
     cost of overdoses   = [non-fatal x (ems_share x EMS + ed_share x ED + hospital_share x stay)
                            + fatal x fatal_ems_share x EMS] / N
     cost of naloxone    = kits handed out x kit cost / N
@@ -43,7 +44,7 @@ COST_SERVICES = (
     "cost_medication",
     "cost_integrated",
     "cost_mh_care",
-    "cost_untreated_oud",
+    "cost_oud_health_care",
     "cost_overdose",
     "cost_naloxone",
 )
@@ -99,7 +100,7 @@ def step_values(model) -> dict[str, float]:
         "cost_medication": med * e.medication_care_per_week * w,
         "cost_integrated": integrated * e.integrated_care_per_week * w,
         "cost_mh_care": mh_care * e.mh_care_per_week * w,
-        "cost_untreated_oud": untreated * e.untreated_oud_per_week * w,
+        "cost_oud_health_care": (untreated + treated) * e.oud_health_care_per_week * w,
         "cost_overdose": nonfatal * (e.ems_share * e.ems_per_call + e.ed_share * e.ed_per_visit)
         + nonfatal * e.hospital_share * e.hospital_per_stay
         + fatal * e.fatal_ems_share * e.ems_per_call,

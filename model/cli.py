@@ -314,8 +314,17 @@ def compare_command(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    wtp: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--wtp",
+            help="Willingness to pay, US$ per QALY, for net monetary benefit (repeatable; "
+            "default 50,000, 100,000 and 150,000).",
+        ),
+    ] = None,
 ) -> None:
-    """Paired difference of each scenario from BASE per metric, with a 95% interval."""
+    """Paired difference of each scenario from BASE per metric, with a 95% interval; costs, QALYs,
+    ICERs and net monetary benefit against BASE (cost_effectiveness.csv, ce_plane.png)."""
     from oudsim.model.experiments import atomic_write, compare, read_finals
 
     with _clear_errors():
@@ -359,8 +368,85 @@ def compare_command(
         )
     )
     out_console.print(f"Wrote {out}/comparison.csv.")
+    with _clear_errors():
+        _economic_outputs(from_dir or out, out, names[0], wtp)
     if result is not None:
         _finish(result, out)
+
+
+def _economic_outputs(source: Path, out: Path, comparator: str, wtp: list[float] | None) -> None:
+    """Costs, QALYs, ICERs and NMB against the comparator, from the folder's time series."""
+    from oudsim.model import decision
+    from oudsim.model.experiments import atomic_write
+
+    rate = _discount_rate(comparator)
+    try:
+        outcomes = decision.from_folder(source, comparator, rate)
+    except (FileNotFoundError, ValueError) as e:
+        err_console.print(f"No cost-effectiveness table: {e}.")
+        return
+    try:
+        table = decision.decision_table(outcomes, comparator, wtp or decision.WTP)
+    except ValueError as e:
+        fail(f"--wtp: {e}" if "willingness" in str(e) else str(e))
+    atomic_write(out / "outcomes.csv", lambda tmp: outcomes.to_csv(tmp, index=False))
+    atomic_write(out / "cost_effectiveness.csv", lambda tmp: table.to_csv(tmp, index=False))
+    if len(table) > 1:
+        fig = decision.plane_figure(outcomes, comparator, (wtp or decision.WTP)[len(wtp or decision.WTP) // 2])
+        atomic_write(out / "ce_plane.png", lambda tmp: fig.savefig(tmp, format="png"))
+    out_console.print(_economics_table(table, rate, wtp or decision.WTP))
+    out_console.print(f"Wrote {out}/cost_effectiveness.csv, {out}/outcomes.csv and {out}/ce_plane.png.")
+
+
+def _discount_rate(comparator: str) -> float:
+    from oudsim.model.parameters import Parameters
+    from oudsim.scenarios import load_scenario
+
+    try:
+        return float(load_scenario(comparator).params.economics.discount_rate)
+    except Exception:  # noqa: BLE001 - a folder's own scenario may no longer load: the default rate
+        return float(Parameters().economics.discount_rate)
+
+
+def _economics_table(table: Any, rate: float, wtp: Any) -> Table:
+    from oudsim.model.decision import describe_icer
+
+    def interval(row: Any, name: str, digits: int = 0) -> str:
+        v, lo, hi = row.get(name), row.get(f"{name}_lo"), row.get(f"{name}_hi")
+        if v is None or v != v:
+            return "—"
+        shown = f"{v:+,.{digits}f}"
+        return shown if lo != lo else f"{shown} ({lo:+,.{digits}f} to {hi:+,.{digits}f})"
+
+    mid = float(sorted(wtp)[len(wtp) // 2])
+    t = Table(
+        title=f"Costs and health per 100,000 people over the horizon, discounted at {rate:.0%} a year; "
+        f"differences from {table['comparator'].iloc[0]} with 95% intervals over paired replicates",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in ("scenario", "cost (US$)", "QALYs", "Δ cost (US$)", "Δ QALYs", "ICER (US$/QALY)"):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    t.add_column(f"net benefit at {mid:,.0f}/QALY", justify="right")
+    t.add_column("overdose deaths averted", justify="right")
+    t.add_column("frontier")
+    for _, row in table.iterrows():
+        r = row.to_dict()
+        icer = describe_icer(r.get("icer", float("nan")), str(r.get("quadrant", "")))
+        if r.get("icer_lo") == r.get("icer_lo") and r.get("icer_lo") is not None:
+            icer += f" ({r['icer_lo']:,.0f} to {r['icer_hi']:,.0f})"
+        t.add_row(
+            str(r["scenario"]),
+            f"{r['cost']:,.0f}",
+            f"{r['qalys']:,.1f}",
+            interval(r, "incremental_cost"),
+            interval(r, "incremental_qalys", 1),
+            icer if r["scenario"] != r["comparator"] else "comparator",
+            interval(r, f"inmb_{mid:.0f}"),
+            interval(r, "overdose_deaths_averted", 1),
+            str(r["frontier"]),
+        )
+    return t
 
 
 @app.command()

@@ -82,7 +82,7 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("cost_medication", "Cost of medication for OUD", "US$ per person in the step", "cost"),
     Metric("cost_integrated", "Cost of integrated dual-diagnosis care", "US$ per person in the step", "cost"),
     Metric("cost_mh_care", "Cost of mental-health care", "US$ per person in the step", "cost"),
-    Metric("cost_untreated_oud", "Excess health care of untreated OUD", "US$ per person in the step", "cost"),
+    Metric("cost_oud_health_care", "Excess health care of people with OUD", "US$ per person in the step", "cost"),
     Metric(
         "cost_overdose", "Cost of overdose response (EMS, emergency, hospital)", "US$ per person in the step", "cost"
     ),

@@ -269,7 +269,7 @@ class Economics(Section):
     medication_care_per_week: float = P(120.0, 0, 10_000, "US$ per person-week", "E30 (methadone 126, buprenorphine 115 a week)", "Medication for OUD (methadone or buprenorphine with its visits).")
     integrated_care_per_week: float = P(180.0, 0, 10_000, "US$ per person-week", "assumption: E30 medication + E31 mental-health care + care coordination (no published US figure)", "Integrated dual-diagnosis care.")
     mh_care_per_week: float = P(45.0, 0, 10_000, "US$ per person-week", "E31", "Mental-health care outside integrated care.")
-    untreated_oud_per_week: float = P(290.0, 0, 10_000, "US$ per person-week", "E32 (about 15,000 a year)", "Excess health-care spending of a person with untreated OUD (emergency, inpatient and other care beyond a person without OUD).")
+    oud_health_care_per_week: float = P(290.0, 0, 10_000, "US$ per person-week", "E32 (about 15,000 a year per person with OUD)", "Excess health-care spending of a person with OUD, in OUD care or not (emergency, inpatient and other care beyond a person without OUD; OUD care is costed on its own).")
     ems_per_call: float = P(750.0, 0, 1_000_000, "US$ per call", "E33", "Emergency medical services response to an overdose.")
     ed_per_visit: float = P(1_500.0, 0, 1_000_000, "US$ per visit", "E33 (secondary: unverified figure)", "Emergency department visit for an overdose (treated and released).")
     hospital_per_stay: float = P(15_000.0, 0, 10_000_000, "US$ per stay", "E33", "Hospital admission after an overdose.")

@@ -34,8 +34,9 @@ def test_service_costs_are_people_in_care_times_their_weekly_cost():
     assert v["cost_integrated"] == pytest.approx(np.sum(pop.care == Care.INTEGRATED) * e.integrated_care_per_week / n)
     mh_only = pop.in_mh_care & (pop.care != Care.INTEGRATED)
     assert v["cost_mh_care"] == pytest.approx(mh_only.sum() * e.mh_care_per_week / n)
-    assert v["cost_untreated_oud"] == pytest.approx(np.sum(pop.stage == Stage.OUD) * e.untreated_oud_per_week / n)
-    assert v["cost_medication"] > 0 and v["cost_untreated_oud"] > 0
+    with_oud = np.isin(pop.stage, (Stage.OUD, Stage.TREATMENT)).sum()
+    assert v["cost_oud_health_care"] == pytest.approx(with_oud * e.oud_health_care_per_week / n)
+    assert v["cost_medication"] > 0 and v["cost_oud_health_care"] > 0
 
 
 def test_qalys_lived_weigh_each_person_by_state_and_disorder():
