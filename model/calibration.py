@@ -361,8 +361,15 @@ def _ignore_sigint() -> None:
 
 
 @contextlib.contextmanager
-def executor(workers: int) -> Iterator[cf.Executor]:
-    """In-process for one worker, else a process pool (reused across trials)."""
+def executor(workers: int, scheduler: Any = None) -> Iterator[cf.Executor]:
+    """In-process for one worker, else a process pool (reused across trials); with ``scheduler`` (a
+    Dask address), the cluster's workers (as ``oudsim run --scheduler``)."""
+    if scheduler:
+        from oudsim.model.experiments import _executor
+
+        with _executor(workers, scheduler) as (ex, _slots):
+            yield ex
+        return
     if workers <= 1:
         yield _Inline()
         return
@@ -490,6 +497,7 @@ def calibrate(
     pull: float = 1.0,
     progress: Progress | None = None,
     on_trial: Callable[[int, float, dict[str, float]], None] | None = None,
+    scheduler: Any = None,
 ) -> CalibrationResult:
     """Fit the free parameters to the targets with a seeded Optuna TPE study.
 
@@ -546,7 +554,7 @@ def calibrate(
         summary = summarise(reps)
         return loss(summary, pull), summary, reps
 
-    with executor(workers) as pool:
+    with executor(workers, scheduler) as pool:
         if trials == 0:
             value, summary, reps = score({}, pool)
             records.append({"trial": 0, "loss": value, **start})
@@ -735,3 +743,88 @@ def write_outputs(result: CalibrationResult, out: str | Path, command: str = "")
     ]
     paths["markdown"].write_text("\n".join(md))
     return paths
+
+
+# -- parameter uncertainty: accepted parameter sets (model.posterior) -------------------------------
+
+
+def sample_posterior(
+    params: Parameters,
+    free: Sequence[FreeParameter] = FREE_PARAMETERS,
+    *,
+    steps: int,
+    population: int = 10_000,
+    replicates: int = 4,
+    years: float = 10.0,
+    burn_in_years: float | None = None,
+    seed: int = 1,
+    workers: int = 1,
+    scheduler: Any = None,
+    step: float | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> Any:
+    """Accepted parameter sets by ABC-MCMC from ``params``' values (model.posterior): ``steps`` states,
+    each scored like a calibration trial; with ``out``, the chain is written after every step to
+    ``out/chain.parquet`` (``resume`` continues it) and the posterior to ``out/posterior.parquet``."""
+    from oudsim.model import posterior as post
+
+    for p in free:
+        p.check()
+    if steps < 1:
+        raise ParameterError("the posterior needs at least 1 step")
+    fixed: dict[str, Any] = {"simulation.population": population}
+    if burn_in_years is not None:
+        fixed["simulation.burn_in_years"] = burn_in_years
+    base = apply_overrides(params, fixed)
+    start = {p.name: min(max(p.value_in(params), p.lo), p.hi) for p in free}
+    settings = dict(
+        population=population,
+        replicates=replicates,
+        years=years,
+        burn_in_years=base.simulation.burn_in_years,
+        seed=seed,
+        step=step or post.DEFAULT_STEP,
+        free=[(p.name, p.lo, p.hi, p.log) for p in free],
+        start=start,
+    )
+    chain_path = Path(out) / "chain.parquet" if out is not None else None
+    chain = None
+    if resume and chain_path is not None and chain_path.is_file():
+        chain = pd.read_parquet(chain_path)
+        if list(chain.columns) != ["step", *[p.name for p in free], "accepted", "loss"]:
+            raise ParameterError(f"{chain_path}: a chain of other free parameters; start afresh without --resume")
+    done_before = 0 if chain is None else len(chain)
+
+    def write(df: pd.DataFrame) -> None:
+        if chain_path is not None:
+            from oudsim.model.experiments import atomic_write
+
+            chain_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(chain_path, lambda tmp: df.to_parquet(tmp, index=False))
+        if progress is not None:
+            progress(len(df), steps)
+
+    with executor(workers, scheduler) as pool:
+
+        def judge(values: dict[str, float]) -> tuple[bool, float]:
+            reps = evaluate(
+                apply_overrides(base, overrides_for(values)), replicates=replicates, years=years, seed=seed, pool=pool
+            )
+            summary = summarise(reps)
+            return bool(summary["inside"].all()), loss(summary)
+
+        chain = post.abc_mcmc(
+            free, start, judge, steps=steps, seed=seed, step=settings["step"], chain=chain, on_step=write
+        )
+    accepted = float(chain["accepted"].iloc[1:].mean()) if len(chain) > 1 else float("nan")
+    result = post.Posterior(
+        chain.reset_index(drop=True),
+        {"method": "ABC-MCMC (Marjoram et al. 2003), accepted = every target inside its band", "settings": settings,
+         "acceptance_rate": accepted, "resumed_from_step": done_before,
+         "targets": [(t.metric, t.lo, t.hi, t.source) for t in TARGETS]},
+    )  # fmt: skip
+    if out is not None:
+        result.save(Path(out) / "posterior.parquet")
+    return result

@@ -93,6 +93,14 @@ Scheduler = Annotated[
     ),
 ]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder. [default: results]")]
+PosteriorOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--posterior",
+        help="A posterior file (oudsim calibrate --posterior): replicate i of every scenario takes its "
+        "parameter draw i, so intervals include parameter uncertainty.",
+    ),
+]
 Sets = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."),
@@ -142,8 +150,12 @@ def _run(
     sets: dict[str, Any],
     resume: bool,
     extra_manifest: dict[str, Any] | None = None,
+    posterior: Path | None = None,
 ) -> Any:
     from oudsim.model.experiments import connect, resolve_scenarios, run_experiment
+    from oudsim.model.posterior import load as load_posterior
+
+    draws = load_posterior(posterior) if posterior is not None else None  # refused before anything runs
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
     if out.exists() and not out.is_dir():
@@ -167,6 +179,7 @@ def _run(
                 overrides=sets,
                 progress=update,
                 extra_manifest={"command": sys.argv, **(extra_manifest or {})},
+                posterior=draws,
             )
     finally:
         if client is not None:
@@ -260,6 +273,7 @@ def run(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    posterior: PosteriorOpt = None,
 ) -> None:
     """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
     out = out or Path("results")
@@ -276,6 +290,7 @@ def run(
             out=out,
             sets=sets,
             resume=resume,
+            posterior=posterior,
         )
     names = [s.name for s in result.scenarios]
     if result.finals.empty:  # nothing finished: no table to show
@@ -314,6 +329,7 @@ def compare_command(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    posterior: PosteriorOpt = None,
     wtp: Annotated[
         list[float] | None,
         typer.Option(
@@ -353,6 +369,7 @@ def compare_command(
                 out=out,
                 sets=sets,
                 resume=resume,
+                posterior=posterior,
             )
             finals = result.finals
             names = [s.name for s in result.scenarios]
@@ -446,6 +463,97 @@ def _economics_table(table: Any, rate: float, wtp: Any) -> Table:
             interval(r, "overdose_deaths_averted", 1),
             str(r["frontier"]),
         )
+    return t
+
+
+@app.command()
+def psa(
+    base: Annotated[str, typer.Argument(help="The comparator scenario (e.g. baseline).")],
+    others: Annotated[list[str], typer.Argument(help="Scenarios to evaluate against it.")],
+    posterior: Annotated[
+        Path,
+        typer.Option(
+            "--posterior", help="The posterior file to draw parameter sets from (oudsim calibrate --posterior)."
+        ),
+    ],
+    draws: Annotated[
+        int, typer.Option("--draws", "-d", min=2, help="Parameter draws; every scenario runs on each.")
+    ] = 200,
+    years: Years = 10.0,
+    population: Population = 10_000,
+    seed: Seed = 1,
+    workers: Workers = DEFAULT_WORKERS,
+    scheduler: Scheduler = None,
+    out: Out = None,
+    set_: Sets = None,
+    resume: Resume = False,
+    wtp: Annotated[
+        list[float] | None,
+        typer.Option("--wtp", help="Willingness to pay for the tables, US$ per QALY (repeatable)."),
+    ] = None,
+) -> None:
+    """Probabilistic sensitivity analysis: every scenario on each parameter draw, paired (draw i and
+    seed i shared); writes psa.parquet, ceac.csv, evpi.csv, ceac.png and the decision table."""
+    import pandas as pd
+
+    from oudsim.model import decision
+    from oudsim.model.experiments import atomic_write
+
+    out = out or Path("results/psa")
+    with _clear_errors():
+        sets = _parse_sets(set_)
+        result = _run(
+            [base, *others],
+            replicates=draws,
+            years=years,
+            population=population,
+            seed=seed,
+            workers=workers,
+            scheduler=scheduler,
+            out=out,
+            sets=sets,
+            resume=resume,
+            posterior=posterior,
+            extra_manifest={"psa": {"draws": draws, "posterior": str(posterior)}},
+        )
+        names = [s.name for s in result.scenarios]
+        if not result.finals.empty:
+            outcomes = decision.from_folder(out, names[0], _discount_rate(names[0]))
+            from oudsim.model.posterior import load as load_posterior
+
+            drawn = load_posterior(posterior)
+            values = pd.DataFrame([{"replicate": r, **drawn.values(r)} for r in range(draws)])
+            per_draw = outcomes.merge(values, on="replicate").rename(columns={"replicate": "draw"})
+            atomic_write(out / "psa.parquet", lambda tmp: per_draw.to_parquet(tmp, index=False))
+            complete = outcomes.groupby("replicate")["scenario"].transform("count") == len(names)
+            curves, value = decision.acceptability(outcomes[complete])
+            atomic_write(out / "ceac.csv", lambda tmp: curves.to_csv(tmp, index=False))
+            atomic_write(out / "evpi.csv", lambda tmp: value.to_csv(tmp, index=False))
+            fig = decision.psa_figure(curves, value)
+            atomic_write(out / "ceac.png", lambda tmp: fig.savefig(tmp, format="png"))
+            table = decision.decision_table(outcomes, names[0], wtp or decision.WTP)
+            atomic_write(out / "cost_effectiveness.csv", lambda tmp: table.to_csv(tmp, index=False))
+            out_console.print(_economics_table(table, _discount_rate(names[0]), wtp or decision.WTP))
+            out_console.print(_acceptability_table(curves, value, wtp or decision.WTP))
+            out_console.print(f"Wrote {out}/psa.parquet, ceac.csv, evpi.csv, ceac.png and cost_effectiveness.csv.")
+    _finish(result, out)
+
+
+def _acceptability_table(curves: Any, value: Any, wtp: Any) -> Table:
+    import numpy as np
+
+    t = Table(title="Probability of the highest net benefit, and EVPI per 100,000 people", title_justify="left")
+    t.add_column("US$ per QALY", justify="right")
+    scenarios = list(dict.fromkeys(curves["scenario"]))
+    for sc in scenarios:
+        t.add_column(str(sc), justify="right")
+    t.add_column("EVPI (US$)", justify="right")
+    grid = np.sort(curves["wtp"].unique())
+    for w in wtp:
+        at = float(grid[np.abs(grid - w).argmin()])
+        row = curves[curves["wtp"] == at].set_index("scenario")["probability"]
+        evpi = float(value.loc[value["wtp"] == at, "evpi"].iloc[0])
+        t.add_row(f"{at:,.0f}", *[f"{row[sc]:.0%}" for sc in scenarios], f"{evpi:,.0f}")
     return t
 
 

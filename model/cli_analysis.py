@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -124,6 +125,10 @@ Seed = Annotated[
     typer.Option("--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."),
 ]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786): the replicates run on that cluster."),
+]
 ScenarioOpt = Annotated[
     str,
     typer.Option("--scenario", help="Scenario to start from (its parameters; no interventions)."),
@@ -173,8 +178,29 @@ def calibrate(
         "results/calibration"
     ),
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if any target mean is outside its band.")] = False,
+    posterior: Annotated[
+        int,
+        typer.Option(
+            "--posterior",
+            min=0,
+            help="Then sample accepted parameter sets: this many ABC-MCMC steps from the fitted values "
+            "(every target inside its band), written to posterior.parquet for run/compare/psa --posterior.",
+        ),
+    ] = 0,
+    step: Annotated[
+        float,
+        typer.Option("--step", min=0.001, max=1.0, help="ABC-MCMC proposal SD, as a share of each prior's range."),
+    ] = 0.05,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the posterior chain in --out (chain.parquet) instead of starting afresh."
+        ),
+    ] = False,
+    scheduler: Scheduler = None,
 ) -> None:
-    """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml."""
+    """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml (and, with
+    --posterior, a sample of accepted parameter sets)."""
     from oudsim.model import calibration as cal
 
     command = _command_line("calibrate")
@@ -203,8 +229,28 @@ def calibrate(
                 pull=pull,
                 progress=update,
                 on_trial=on_trial,
+                scheduler=scheduler,
             )
         paths = cal.write_outputs(result, out, command=command)
+        sample = None
+        if posterior and not result.interrupted:
+            with progress_bar("sampling the posterior", "steps") as update:
+                sample = cal.sample_posterior(
+                    result.params,
+                    chosen,
+                    steps=posterior,
+                    population=population,
+                    replicates=replicates,
+                    years=years,
+                    burn_in_years=burn_in,
+                    seed=seed,
+                    workers=workers,
+                    scheduler=scheduler,
+                    step=step,
+                    out=out,
+                    resume=resume,
+                    progress=update,
+                )
     out_console.print(_target_table(result))
     if trials:
         fitted = Table(title="Fitted values", title_justify="left")
@@ -220,10 +266,29 @@ def calibrate(
         f"{'yes' if result.all_inside else 'no'}. Wrote {paths['table']}, {paths['fitted'].name}, "
         f"{paths['trials'].name}, {paths['replicates'].name}, {paths['markdown'].name}."
     )
+    if sample is not None:
+        out_console.print(_posterior_table(sample))
+        out_console.print(
+            f"Posterior: {len(sample)} states, {sample.meta['acceptance_rate']:.0%} of proposals accepted. "
+            f"Wrote {out / 'posterior.parquet'} (use it with run, compare or psa --posterior)."
+        )
     if result.interrupted:
         exit_interrupted()
     if check and not result.all_inside:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _posterior_table(sample: Any) -> Table:
+    t = Table(title="Accepted parameter sets (ABC-MCMC states)", title_justify="left")
+    for col in ("parameter", "2.5%", "median", "97.5%", "prior"):
+        t.add_column(col, justify="left" if col in ("parameter", "prior") else "right")
+    priors = {name: (lo, hi, log) for name, lo, hi, log in sample.meta["settings"]["free"]}
+    for name in sample.names:
+        v = sample.draws[name].to_numpy(dtype=float)
+        lo, mid, hi = np.percentile(v, [2.5, 50, 97.5])
+        p_lo, p_hi, log = priors[name]
+        t.add_row(name, f"{lo:.4g}", f"{mid:.4g}", f"{hi:.4g}", f"{'log-' if log else ''}uniform [{p_lo:g}, {p_hi:g}]")
+    return t
 
 
 def _target_table(result: Any) -> Table:
@@ -311,6 +376,7 @@ def sensitivity(
     replicates: Replicates = 1,
     seed: Seed = 1,
     workers: Workers = DEFAULT_WORKERS,
+    scheduler: Scheduler = None,
     scenario: ScenarioOpt = "baseline",
     params_file: ParamsFile = None,
     set_: Sets = None,
@@ -348,6 +414,7 @@ def sensitivity(
                 workers=workers,
                 out=out,
                 progress=update,
+                scheduler=scheduler,
             )
     command = _command_line("sensitivity")
     for res in results.values():

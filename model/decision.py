@@ -174,3 +174,41 @@ def from_folder(folder: str | Path, comparator: str, discount_rate: float) -> pd
         raise FileNotFoundError(f"{path}: no time series to compute costs and QALYs from")
     ts = pd.read_parquet(path)
     return accounting.horizon_outcomes(ts, discount_rate)
+
+
+# -- probabilistic sensitivity analysis --------------------------------------------------------------
+
+WTP_GRID = np.linspace(5_000.0, 200_000.0, 40)  # US$ per QALY: where acceptability curves are drawn
+
+
+def acceptability(outcomes: pd.DataFrame, wtp: Sequence[float] = WTP_GRID) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cost-effectiveness acceptability curves and the expected value of perfect information (per
+    100,000 people, in US$) over the draws of a PSA (one replicate per draw)."""
+    draws = outcomes.rename(columns={"replicate": "draw", "qalys": "qaly"})[["scenario", "draw", "cost", "qaly"]]
+    return economics.ceac(draws, np.asarray(wtp)), economics.evpi(draws, np.asarray(wtp))
+
+
+def psa_figure(curves: pd.DataFrame, value: pd.DataFrame):
+    """Acceptability curves above, EVPI below, against willingness to pay."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 6.5), dpi=120)
+    ax, bx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    for i, (scenario, g) in enumerate(curves.groupby("scenario", sort=False)):
+        ax.plot(
+            g["wtp"], g["probability"], color=economics.OKABE_ITO[i % len(economics.OKABE_ITO)], lw=2, label=scenario
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("Probability of the highest net benefit")
+    ax.set_title("Cost-effectiveness acceptability curves (share of parameter draws)", fontsize=10)
+    ax.legend(frameon=False, fontsize=9)
+    ax.grid(True, color="#E5E5E5")
+    bx.plot(value["wtp"], value["evpi"], color="#000000", lw=2)
+    bx.set_ylabel("EVPI (US$ per 100,000 people)")
+    bx.set_xlabel("Willingness to pay (US$ per QALY)")
+    bx.grid(True, color="#E5E5E5")
+    for a in (ax, bx):
+        a.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
+    bx.yaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
+    fig.tight_layout()
+    return fig

@@ -508,6 +508,7 @@ def run_experiment(
     progress: Progress | None = None,
     keep_frames: bool = False,
     extra_manifest: dict[str, Any] | None = None,
+    posterior: Any = None,
 ) -> ExperimentResult:
     """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write outputs.
 
@@ -525,7 +526,19 @@ def run_experiment(
     resolved = resolve_scenarios(scenarios, population, overrides)
     seeds = replicate_seeds(seed, replicates)
     # Replicate-major order: an interrupted run has whole pairs of scenarios to compare.
-    tasks = [ReplicateTask(s, r, seeds[r], years) for r in range(replicates) for s in resolved]
+    # With a posterior (model.posterior), replicate r of every scenario takes parameter draw r (cycling):
+    # the pairs share the draw as well as the seed, so differences carry parameter uncertainty.
+    draws = [posterior.overrides(r) if posterior is not None else {} for r in range(replicates)]
+    tasks = [ReplicateTask(s.with_overrides(draws[r]), r, seeds[r], years) for r in range(replicates) for s in resolved]
+    if posterior is not None:
+        extra_manifest = {
+            **(extra_manifest or {}),
+            "posterior": {
+                "file": str(posterior.path),
+                "draws": len(posterior),
+                "used": min(replicates, len(posterior)),
+            },
+        }
     total = len(tasks)
 
     out = Path(out_dir) if out_dir is not None else None

@@ -211,6 +211,7 @@ def run_sensitivity_metrics(
     workers: int = 1,
     out: str | Path | None = None,
     progress: Progress | None = None,
+    scheduler: Any = None,
 ) -> dict[str, SensitivityResult]:
     """One sample design run once; the indices of every metric in ``metrics`` from those runs.
 
@@ -255,7 +256,7 @@ def run_sensitivity_metrics(
     seeds = replicate_seeds(seed, replicates)
     total = len(points) * replicates
     values = np.zeros((len(metrics), len(points), replicates))
-    with executor(workers) as pool:
+    with executor(workers, scheduler) as pool:
         futures = {
             pool.submit(run_replicate, params, s, years, average_years): (i, j)
             for i, params in enumerate(points)
