@@ -498,6 +498,7 @@ def calibrate(
     progress: Progress | None = None,
     on_trial: Callable[[int, float, dict[str, float]], None] | None = None,
     scheduler: Any = None,
+    storage: str | None = None,
 ) -> CalibrationResult:
     """Fit the free parameters to the targets with a seeded Optuna TPE study.
 
@@ -564,8 +565,21 @@ def calibrate(
             with warnings.catch_warnings():  # multivariate TPE is marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, trials), multivariate=True)
-            study = optuna.create_study(direction="minimize", sampler=sampler)
-            study.enqueue_trial(start)
+            # With a storage (an Optuna RDB URL such as sqlite:///study.db, or a journal file), the study
+            # outlives the process: a rerun continues it, and processes on several machines that share
+            # the storage add trials to the one study.
+            study = optuna.create_study(
+                direction="minimize",
+                sampler=sampler,
+                storage=_storage(storage),
+                study_name=_study_name(settings, base) if storage else None,
+                load_if_exists=True,
+            )
+            finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+            for t in finished:  # earlier trials count toward the best
+                records.append({"trial": t.number, "loss": t.value, **t.params})
+            if not study.trials:
+                study.enqueue_trial(start)
 
             def objective(trial: Any) -> float:
                 values = {p.name: trial.suggest_float(p.name, p.lo, p.hi, log=p.log) for p in free}
@@ -584,13 +598,18 @@ def calibrate(
                 return value
 
             try:
-                study.optimize(objective, n_trials=trials, gc_after_trial=False)
+                study.optimize(objective, n_trials=max(trials - len(finished), 0), gc_after_trial=False)
             except KeyboardInterrupt:
                 interrupted = True
                 if not evaluated:
                     raise
-    best_trial = min(records, key=lambda r: r["loss"])["trial"]
-    summary, reps, values = evaluated[best_trial]
+    best = min(records, key=lambda r: r["loss"])
+    if best["trial"] not in evaluated:  # the best is a trial of an earlier process: score it here
+        with executor(workers, scheduler) as pool:
+            values = {p.name: best[p.name] for p in free}
+            _, summary, reps = score(values, pool)
+            evaluated[best["trial"]] = (summary, reps, values)
+    summary, reps, values = evaluated[best["trial"]]
     overrides = overrides_for(values)
     return CalibrationResult(
         values=dict(values),
@@ -603,6 +622,27 @@ def calibrate(
         settings=settings,
         interrupted=interrupted,
     )
+
+
+def _storage(storage: str | None) -> Any:
+    """An Optuna storage: a URL (sqlite:///..., postgresql://...) as is, a path as a journal file."""
+    if not storage:
+        return None
+    if "://" in storage:
+        return storage
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def _study_name(settings: dict[str, Any], base: Parameters) -> str:
+    """One study per fit (settings and fixed parameters): a storage may hold studies of other fits."""
+    import hashlib
+    import json
+
+    key = {**{k: v for k, v in settings.items() if k != "trials"}, "base": base.model_dump(mode="json")}
+    return "oudsim-" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 # -- output -------------------------------------------------------------------------------------

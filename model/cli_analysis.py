@@ -198,6 +198,14 @@ def calibrate(
         ),
     ] = False,
     scheduler: Scheduler = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Keep the Optuna study here (a journal file path, or an RDB URL such as sqlite:///study.db): "
+            "a rerun continues it, and processes on several machines sharing it add to one study.",
+        ),
+    ] = None,
 ) -> None:
     """Fit the free parameters to the calibration targets with Optuna; writes fitted.toml (and, with
     --posterior, a sample of accepted parameter sets)."""
@@ -230,6 +238,7 @@ def calibrate(
                 progress=update,
                 on_trial=on_trial,
                 scheduler=scheduler,
+                storage=storage,
             )
         paths = cal.write_outputs(result, out, command=command)
         sample = None

@@ -40,6 +40,7 @@ from oudsim.model.parameters import ParameterError, Parameters
 
 METADATA_KEY = b"oudsim_posterior"
 FORMAT = 1
+SHUFFLE_SEED = 0  # the order in which runs take a file's draws (fixed: a file gives the same runs)
 DEFAULT_STEP = 0.05  # proposal SD in the unit cube: ~5% of a prior's range per step
 
 
@@ -76,8 +77,10 @@ class Posterior:
         return len(self.draws)
 
     def values(self, i: int) -> dict[str, float]:
-        """Draw ``i`` (cycling through the draws) as free-parameter values."""
-        row = self.draws.iloc[i % len(self.draws)]
+        """Draw ``i`` as free-parameter values: the row at place ``i`` (cycling) of a fixed shuffle of
+        the rows, so any first k draws spread over the whole chain rather than its first k states."""
+        order = np.random.default_rng(SHUFFLE_SEED).permutation(len(self.draws))
+        row = self.draws.iloc[order[i % len(self.draws)]]
         return {name: float(row[name]) for name in self.names}
 
     def overrides(self, i: int) -> dict[str, Any]:

@@ -150,3 +150,18 @@ def load_baseline_with(overrides):
     from oudsim.scenarios import load_scenario
 
     return load_scenario("baseline").with_overrides(overrides)
+
+
+def test_a_calibration_study_in_storage_is_continued_by_the_next_run(tmp_path):
+    from oudsim.model import calibration as cal
+
+    free = [cal.free_parameter("treatment.seek_rate"), cal.free_parameter("use.initiation_rate")]
+    tiny = dict(population=300, replicates=1, years=0.3, burn_in_years=0.3, seed=2, workers=1)
+    storage = str(tmp_path / "study.journal")
+    first = cal.calibrate(free=free, trials=3, storage=storage, **tiny)
+    second = cal.calibrate(free=free, trials=5, storage=storage, **tiny)
+    assert sorted(second.trials["trial"]) == [0, 1, 2, 3, 4]  # three kept, two added
+    kept = second.trials.set_index("trial").loc[[0, 1, 2], "loss"]
+    assert list(kept) == list(first.trials.set_index("trial").loc[[0, 1, 2], "loss"])
+    other = cal.calibrate(free=free, trials=2, storage=storage, **{**tiny, "seed": 3})  # another fit: its own study
+    assert sorted(other.trials["trial"]) == [0, 1]
