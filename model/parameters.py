@@ -489,9 +489,18 @@ def markdown_table() -> str:
         "Generated from `model/parameters.py` by `python -m oudsim.model.parameters > docs/parameters.md`;",
         "a test keeps it in step with the code. Sources cite rows of `docs/evidence.md` (E1 ..., M1 ...).",
         "",
-        "| parameter | default | unit | allowed range | source | meaning |",
-        "|---|---|---|---|---|---|",
+        "The prior column gives the calibration's prior of each free parameter (`model/calibration.py`,",
+        "FREE_PARAMETERS): what `oudsim calibrate --posterior` samples accepted values within.",
+        "",
+        "| parameter | default | unit | allowed range | source | meaning | prior (calibration) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    from oudsim.model.calibration import FREE_PARAMETERS  # here: calibration imports this module
+
+    priors = {
+        p.name: f"{'log-' if p.log else ''}uniform [{p.lo:g}, {p.hi:g}]{' (a scale factor)' if p.is_vector else ''}; {p.why}"
+        for p in FREE_PARAMETERS
+    }
     for name, info in flat_fields().items():
         extra = info.json_schema_extra or {}
         rng = extra.get("range")
@@ -501,7 +510,7 @@ def markdown_table() -> str:
             default = ", ".join(f"{v:g}" for v in default)
         lines.append(
             f"| `{name}` | {default} | {extra.get('unit', '')} | {shown_range} | {extra.get('source', '')} "
-            f"| {info.description or ''} |"
+            f"| {info.description or ''} | {priors.get(name, '')} |"
         )
     lines.append("")
     lines.append("Short names accepted by `OUDModel(...)`, `mesa.batch_run` and the dashboard:")

@@ -95,9 +95,55 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
         _plot(bands, metric, scenarios, png)
         images.append((metric, png.relative_to(out).as_posix()))
 
+    economics = None
+    if (out / "cost_effectiveness.csv").is_file():  # written by `oudsim compare` (and `psa`)
+        economics = pd.read_csv(out / "cost_effectiveness.csv")
     page = out / "report.html"
-    atomic_write_text(page, _html(manifest, summary, comparison, images, scenarios))
+    atomic_write_text(page, _html(manifest, summary, comparison, images, scenarios, economics, out))
     return page
+
+
+def _nmb_columns(table: pd.DataFrame) -> list[str]:
+    """The net-benefit columns (inmb_<wtp>), by willingness to pay."""
+    names = [c for c in table.columns if c.startswith("inmb_") and not c.endswith(("_lo", "_hi"))]
+    return sorted(names, key=lambda c: float(c[5:]))
+
+
+def economics_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The cost-effectiveness table as text: per scenario, cost and QALYs, the differences from the
+    comparator with their 95% intervals, the ICER, net benefit and the frontier status."""
+    from oudsim.model.decision import describe_icer
+
+    def interval(r: Any, name: str, scale: float = 1.0, digits: int = 0) -> str:
+        v = r.get(name)
+        if v is None or v != v:
+            return "—"
+        lo, hi = r.get(f"{name}_lo"), r.get(f"{name}_hi")
+        text = f"{v / scale:+,.{digits}f}"
+        return text if lo is None or lo != lo else f"{text} ({lo / scale:+,.{digits}f} to {hi / scale:+,.{digits}f})"
+
+    nmb = _nmb_columns(table)
+    rows = []
+    for _, row in table.iterrows():
+        r = row.to_dict()
+        comparator = r["scenario"] == r["comparator"]
+        icer = "comparator" if comparator else describe_icer(r.get("icer", float("nan")), str(r.get("quadrant", "")))
+        if not comparator and r.get("icer_lo") == r.get("icer_lo") and r.get("icer_lo") is not None:
+            icer += f" ({r['icer_lo']:,.0f} to {r['icer_hi']:,.0f})"
+        rows.append(
+            [
+                str(r["scenario"]),
+                f"{r['cost'] / 1e6:,.1f}",
+                f"{r['qalys']:,.0f}",
+                interval(r, "incremental_cost", 1e6, 1),
+                interval(r, "incremental_qalys"),
+                icer,
+                *[interval(r, c, 1e6, 1) for c in nmb],
+                interval(r, "overdose_deaths_averted", digits=1),
+                str(r["frontier"]),
+            ]
+        )
+    return rows
 
 
 def metric_bands(series_path: Path, metric: str) -> pd.DataFrame:
@@ -199,6 +245,8 @@ def _html(
     comparison: pd.DataFrame | None,
     images: list[tuple[str, str]],
     scenarios: list[str],
+    economics: pd.DataFrame | None = None,
+    out: Path | None = None,
 ) -> str:
     opts = manifest.get("options", {})
     n = summary["n"].max() if len(summary) else 0
@@ -248,6 +296,26 @@ def _html(
                 comparison_rows(comparison),
             ),
         ]
+    if economics is not None and len(economics):
+        nmb = _nmb_columns(economics)
+        parts += [
+            f"<h2>Costs and health against {html.escape(str(economics['comparator'].iloc[0]))}</h2>",
+            "<p>Per 100,000 people over the horizon, discounted; differences with the 95% interval of the "
+            "mean over paired replicates (docs/economics.md).</p>",
+            _table(
+                ["scenario", "cost (US$ M)", "QALYs", "Δ cost (US$ M)", "Δ QALYs", "ICER (US$/QALY)"]
+                + [f"net benefit at {int(c[5:]):,}/QALY (US$ M)" for c in nmb]
+                + ["overdose deaths averted", "frontier"],
+                economics_rows(economics),
+                text_columns=1,
+            ),
+        ]
+        if out is not None and (out / "ce_plane.png").is_file():
+            parts.append(
+                "<figure><img src='ce_plane.png' style='max-width:760px' alt='Cost-effectiveness plane: each "
+                "scenario's incremental cost against its incremental QALYs'><figcaption>Cost-effectiveness "
+                "plane</figcaption></figure>"
+            )
     parts.append("<h2>Over time</h2><p>Mean and 2.5th–97.5th percentile band across replicates.</p>")
     parts.append("<div class='figs'>")
     for metric, src in images:

@@ -95,7 +95,8 @@ def test_run_compare_report_end_to_end(tmp_path: Path) -> None:
     assert reported.returncode == 0, reported.stderr
     page = (out / "report.html").read_text()
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == len(METRIC_NAMES)
+    assert len([i for i in images if i.startswith("report/")]) == len(METRIC_NAMES)
+    assert "ce_plane.png" in images  # compare wrote the cost-effectiveness plane, shown with its table
     for src in images:
         assert (out / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Difference from baseline" in page and "expand_moud" in page

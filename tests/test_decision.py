@@ -119,3 +119,8 @@ def test_compare_writes_the_cost_effectiveness_table_and_plane(tmp_path):
     assert "inmb_30000" in pd.read_csv(out / "cost_effectiveness.csv").columns
     bad = CliRunner().invoke(app, ["compare", "baseline", "expand_moud", "--from", str(out), "--wtp", "0"])
     assert bad.exit_code == 2 and "willingness to pay" in bad.output
+    report = CliRunner().invoke(app, ["report", str(out), "--metric", "oud_prevalence"])
+    assert report.exit_code == 0, report.output
+    page = (out / "report.html").read_text()
+    assert "Costs and health against baseline" in page and "net benefit at 30,000/QALY" in page
+    assert "ce_plane.png" in page
