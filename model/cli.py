@@ -22,6 +22,7 @@ from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    MAX_REPLICATES,
     err_console,
     exit_interrupted,
     fail,
@@ -77,9 +78,11 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
         fail(str(e) if str(e).startswith("--set") else f"--set: {e}")
 
 
-Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per scenario.")]
+Replicates = Annotated[
+    int, typer.Option("--replicates", "-n", min=1, max=MAX_REPLICATES, help="Replicates per scenario.")
+]
 Years = Annotated[float, typer.Option("--years", "-y", min=0, max=500, help="Years to simulate after burn-in.")]
-Population = Annotated[int, typer.Option("--population", "-p", min=50, help="Number of people.")]
+Population = Annotated[int, typer.Option("--population", "-p", min=50, max=50_000_000, help="Number of people.")]
 Seed = Annotated[
     int,
     typer.Option("--seed", "-s", min=0, help="Root seed; replicate i gets child i of SeedSequence(seed)."),
@@ -161,6 +164,8 @@ def _run(
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    if scheduler is not None and not scheduler.strip():
+        fail("--scheduler is empty: give the Dask scheduler's address (tcp://host:8786), or leave the option out")
     where = f"on {scheduler}" if scheduler else f"{workers} worker{'s' * (workers > 1)}"
     # Connect first, so a wrong address is one clear error rather than a stalled progress bar.
     client = connect(scheduler) if scheduler else None

@@ -25,6 +25,7 @@ from rich.text import Text
 from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_FAILED,
+    MAX_REPLICATES,
     err_console,
     exit_interrupted,
     fail,
@@ -110,8 +111,10 @@ def _base(scenario: str, params_file: Path | None, sets: list[str] | None = None
 
 # -- shared options ----------------------------------------------------------------------------
 
-Population = Annotated[int, typer.Option("--population", "-p", min=50, help="Number of people.")]
-Replicates = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Replicates per evaluated point.")]
+Population = Annotated[int, typer.Option("--population", "-p", min=50, max=50_000_000, help="Number of people.")]
+Replicates = Annotated[
+    int, typer.Option("--replicates", "-n", min=1, max=MAX_REPLICATES, help="Replicates per evaluated point.")
+]
 Years = Annotated[
     float,
     typer.Option("--years", "-y", min=0.02, max=500, help="Years recorded after burn-in."),

@@ -23,6 +23,7 @@ from rich.text import Text
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+MAX_REPLICATES = 100_000  # per scenario: beyond it the task list alone would fill memory
 
 
 def terminal_width(stream: Any) -> int | None:

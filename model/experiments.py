@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oudsim.model.console import MAX_REPLICATES
 from oudsim.model.metrics import METRIC_NAMES
 from oudsim.scenarios import Scenario, ScenarioError, load_scenario
 
@@ -109,6 +110,7 @@ class ReplicateTask:
     def fingerprint(self) -> str:
         """What determines this replicate's output; a resumed part is reused only if it matches."""
         spec = {
+            "name": self.scenario.name,  # two names with one file-name slug (arm/1, arm_1) get two files
             "params": self.scenario.params.model_dump(mode="json"),
             "interventions": [i.model_dump(mode="json") for i in self.scenario.interventions],
             "seed": self.seed,
@@ -517,8 +519,8 @@ def run_experiment(
     kept so ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished,
     and returns with ``interrupted=True``.
     """
-    if replicates < 1:
-        raise ScenarioError(f"replicates = {replicates}: need at least 1")
+    if not (1 <= replicates <= MAX_REPLICATES):
+        raise ScenarioError(f"replicates = {replicates}: allowed range [1, {MAX_REPLICATES:,}]")
     if not (0 <= years <= 500):
         raise ScenarioError(f"years = {years}: allowed range [0, 500]")
     started = datetime.now(UTC)
@@ -896,11 +898,20 @@ def run_replicates(
     return frame
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV this package wrote: names such as "NA" or "None" stay names (pandas would read them as
+    missing values), and a broken file is one clear error naming it."""
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"scenario": str, "base": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise ScenarioError(f"{path}: not a table oudsim can read ({type(e).__name__}: {str(e)[:120]})") from None
+
+
 def read_finals(out_dir: str | Path) -> pd.DataFrame:
     """Final-year means per replicate from a run folder (``replicates.csv``, else the series)."""
     out = Path(out_dir)
     if (out / "replicates.csv").is_file():
-        return pd.read_csv(out / "replicates.csv")
+        return read_table(out / "replicates.csv")
     if (out / "timeseries.parquet").is_file():
         return final_year_means(pd.read_parquet(out / "timeseries.parquet"))
     raise ScenarioError(f"{out}: no replicates.csv or timeseries.parquet here; run `oudsim run ... --out {out}` first")

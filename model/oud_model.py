@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any
 
@@ -134,6 +135,15 @@ class OUDModel(mesa.Model):
         return new
 
     # -- stepping -------------------------------------------------------------------------
+    def run_for(self, duration: float | int) -> None:
+        """Mesa's run_for: ``duration`` steps. A negative, fractional or non-finite duration is refused
+        (Mesa would silently do nothing, or run the whole steps below it)."""
+        if isinstance(duration, bool) or not isinstance(duration, int | float | np.integer | np.floating):
+            raise TypeError(f"run_for({duration!r}): the number of steps must be a number")
+        if not math.isfinite(duration) or duration < 0 or duration != int(duration):
+            raise ValueError(f"run_for({duration!r}): the number of steps must be a whole number >= 0")
+        super().run_for(int(duration))
+
     def step(self) -> None:
         self._advance()
         self.total_deaths += self.flows["overdose_deaths"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oudsim.model.experiments import atomic_write, atomic_write_text
+from oudsim.model.experiments import atomic_write, atomic_write_text, read_table
 from oudsim.model.metrics import BY_NAME, METRIC_NAMES
 from oudsim.scenarios import ScenarioError
 
@@ -81,8 +81,11 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
     if unknown:
         raise ScenarioError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_NAMES)}")
 
-    summary = pd.read_csv(summary_path)
-    comparison = pd.read_csv(out / "comparison.csv") if (out / "comparison.csv").is_file() else None
+    summary = read_table(summary_path)
+    missing = sorted({"scenario", "metric", "mean", "lo", "hi", "n"} - set(summary.columns))
+    if missing:
+        raise ScenarioError(f"{summary_path}: no column {', '.join(missing)}; is it a summary.csv of oudsim run?")
+    comparison = read_table(out / "comparison.csv") if (out / "comparison.csv").is_file() else None
     manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
     scenarios = list(dict.fromkeys(summary["scenario"]))
 
@@ -97,7 +100,7 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
 
     economics = None
     if (out / "cost_effectiveness.csv").is_file():  # written by `oudsim compare` (and `psa`)
-        economics = pd.read_csv(out / "cost_effectiveness.csv")
+        economics = read_table(out / "cost_effectiveness.csv")
     page = out / "report.html"
     atomic_write_text(page, _html(manifest, summary, comparison, images, scenarios, economics, out))
     return page

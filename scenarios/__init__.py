@@ -24,15 +24,13 @@ Every error is a ``ParameterError`` (``ScenarioError``) naming the file and the 
 from __future__ import annotations
 
 import dataclasses
-import re
-import tomllib
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oudsim.model.interventions import Intervention, InterventionSchedule, parse_intervention
-from oudsim.model.parameters import ALIASES, ParameterError, Parameters, apply_overrides
+from oudsim.model.parameters import ALIASES, ParameterError, Parameters, apply_overrides, read_toml
 
 if TYPE_CHECKING:
     from oudsim.model.oud_model import OUDModel
@@ -113,6 +111,8 @@ def scenario_names() -> list[str]:
 def list_scenarios(directory: str | Path | None = None) -> list[Scenario]:
     """Every scenario in a directory (default: the shipped ones), loaded and validated, by name."""
     folder = Path(directory) if directory is not None else SCENARIO_DIR
+    if not folder.is_dir():
+        raise ScenarioError(f"{folder}: no such folder")
     return [load_scenario(p) for p in sorted(folder.glob("*.toml"))]
 
 
@@ -149,20 +149,7 @@ def _locate(ref: str | Path, base: Path | None) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        # Python 3.12's message ends "(at line L, column C)": lead with the line, as compilers do.
-        msg = str(e)
-        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
-        if m:
-            reason = msg[: m.start()].strip()
-            raise ScenarioError(f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}") from None
-        raise ScenarioError(f"{path}: TOML syntax error: {msg}") from None
+    return read_toml(path, ScenarioError)
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -184,6 +171,24 @@ def _check_interventions(items: tuple[Intervention, ...], params: Parameters, wh
         raise ScenarioError(f"{where}: {e}") from None
 
 
+MAX_NAME = 100
+
+
+def check_name(name: str, where: Path | str = "scenario") -> str:
+    """A scenario name is written into files, tables and terminals: refuse an empty one, one with
+    control characters, or one longer than MAX_NAME characters."""
+    if not name.strip():
+        raise ScenarioError(f"{where}: the scenario name is empty")
+    bad = [c for c in name if not c.isprintable()]
+    if bad:
+        raise ScenarioError(
+            f"{where}: the scenario name {name.encode('unicode_escape').decode()!r} has control characters"
+        )
+    if len(name) > MAX_NAME:
+        raise ScenarioError(f"{where}: the scenario name is {len(name)} characters long (at most {MAX_NAME})")
+    return name
+
+
 def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
     if path in chain:
         cycle = " -> ".join(p.name for p in (*chain, path))
@@ -197,6 +202,8 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Scenario:
     for key in ("name", "description", "extends"):
         if key in data and not isinstance(data[key], str):
             raise ScenarioError(f"{path}: '{key}' must be a string, not {data[key]!r}")
+    if "name" in data:
+        check_name(data["name"], path)
 
     parent: Scenario | None = None
     if "extends" in data:

@@ -1,0 +1,117 @@
+"""Adversarial input (issue 17): each case once ended in a traceback or lost data; now it gets one
+clear message (exit 2) naming what is wrong, or works."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from oudsim.model import cli
+from oudsim.model.cli import app
+from oudsim.model.experiments import ReplicateTask, read_finals, run_experiment
+from oudsim.model.oud_model import OUDModel
+from oudsim.model.parameters import ParameterError, Parameters
+from oudsim.scenarios import ScenarioError, load_scenario
+
+runner = CliRunner()
+TINY = ["-p", "200", "-n", "2", "-y", "0.2", "--set", "simulation.burn_in_years=0", "-w", "1"]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.out_console, "width", 600)
+    monkeypatch.setattr(cli.err_console, "width", 600)
+
+
+def clean_error(result, *needles: str) -> None:  # noqa: ANN001
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "latin"\nextends = "baseline"\ndescription = "caf\xe9"\n')
+    clean_error(runner.invoke(app, ["validate", str(latin)]), "latin.toml:3", "not UTF-8")
+    clean_error(runner.invoke(app, ["run", str(latin), *TINY, "-o", str(tmp_path / "o")]), "not UTF-8")
+    child = tmp_path / "child.toml"
+    child.write_text('name = "child"\nextends = "latin.toml"\n')
+    clean_error(runner.invoke(app, ["validate", str(child)]), "extends 'latin.toml'", "not UTF-8")
+    clean_error(runner.invoke(app, ["scenarios", "--dir", str(tmp_path)]), "not UTF-8")
+    params = tmp_path / "params.toml"
+    params.write_bytes(b"[parameters]\n# \xff\n")
+    with pytest.raises(ParameterError, match="params.toml:2: not UTF-8"):
+        Parameters.from_file(params)
+
+
+def test_tables_nested_thousands_deep_are_refused(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    clean_error(runner.invoke(app, ["validate", str(deep)]), "nested too deeply")
+
+
+@pytest.mark.parametrize(("name", "message"), [("", "name is empty"), ("a\x1b[31mb", "control characters")])
+def test_empty_names_and_control_characters_are_refused(tmp_path, name, message):
+    path = tmp_path / "s.toml"
+    path.write_text(f'name = "{name.encode("unicode_escape").decode().replace(chr(92) + "x1b", chr(92) + "u001b")}"\n')
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(path)
+
+
+def test_a_scenario_named_NA_stays_a_name_through_compare_and_report(tmp_path):
+    na = tmp_path / "na.toml"
+    na.write_text('name = "NA"\nextends = "baseline"\n')
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["compare", "baseline", str(na), *TINY, "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    assert set(read_finals(out)["scenario"]) == {"baseline", "NA"}
+    again = runner.invoke(app, ["compare", "baseline", "NA", "--from", str(out)])
+    assert again.exit_code == 0, again.output
+    assert runner.invoke(app, ["report", str(out), "--metric", "oud_prevalence"]).exit_code == 0
+
+
+def test_a_summary_without_its_columns_is_named(tmp_path):
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", "baseline", *TINY, "-o", str(run)]).exit_code == 0
+    (run / "summary.csv").write_text("x,y\n1,2\n")
+    clean_error(runner.invoke(app, ["report", str(run)]), "summary.csv", "no column")
+
+
+def test_replicates_are_capped_before_anything_is_allocated(tmp_path):
+    for n in ("100000000000000000000", "100000000"):
+        result = runner.invoke(app, ["run", "baseline", "-n", n, "-o", str(tmp_path / "o")])
+        assert result.exit_code == 2 and "less than or equal to 100000" in result.output
+    with pytest.raises(ScenarioError, match="allowed range"):
+        run_experiment(["baseline"], replicates=10**20)
+
+
+def test_names_with_one_file_slug_get_their_own_part_files(tmp_path):
+    a = load_scenario("baseline").with_overrides({}, name="arm/1")
+    b = load_scenario("baseline").with_overrides({}, name="arm_1")
+    assert ReplicateTask(a, 0, 1, 1.0).part_name != ReplicateTask(b, 0, 1, 1.0).part_name
+    result = run_experiment(
+        [a, b], replicates=1, years=0.1, population=200, overrides={"simulation.burn_in_years": 0}, out_dir=tmp_path
+    )
+    assert result.ok
+    series = pd.read_parquet(tmp_path / "timeseries.parquet")
+    assert series.groupby("scenario").size().to_dict() == {"arm/1": 6, "arm_1": 6}
+
+
+@pytest.mark.parametrize("duration", [-1, float("nan"), 2.5, "3", True])
+def test_run_for_refuses_what_mesa_would_silently_skip_or_truncate(duration):
+    m = OUDModel(population=100, rng=1, burn_in_years=0)
+    with pytest.raises((ValueError, TypeError), match="run_for"):
+        m.run_for(duration)
+    m.run_for(2)
+    m.run_for(1.0)
+    assert m.week == 3
+
+
+def test_missing_folders_and_empty_scheduler_addresses_are_refused(tmp_path):
+    clean_error(runner.invoke(app, ["scenarios", "--dir", str(tmp_path / "nowhere")]), "no such folder")
+    clean_error(
+        runner.invoke(app, ["run", "baseline", *TINY, "--scheduler", "", "-o", str(tmp_path / "o")]),
+        "--scheduler is empty",
+    )
