@@ -52,6 +52,10 @@ _KEYS = (
 )
 
 
+# Sections a running model cannot change: they shape its arrays, clock and network at construction.
+FIXED_SECTIONS = ("simulation", "network")
+
+
 class Change(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: str = Field(pattern="^(to|scale)$")
@@ -102,6 +106,13 @@ class Intervention(BaseModel):
             raise ValueError(f"intervention '{kind}' changes nothing: give `set`, `scale` or `changes`")
         # Aliases ("capacity") name the same field as their dotted name: store the dotted name.
         data["changes"] = {ALIASES.get(name, name): ch for name, ch in changes.items()}
+        fixed = [n for n in data["changes"] if n.split(".")[0] in FIXED_SECTIONS]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)}: an intervention cannot change the simulation or the network once it runs "
+                "(the step length, population, burn-in and ties are set when the model is built); set them in "
+                "[parameters] instead"
+            )
         return data
 
     def fraction(self, year: float) -> float:

@@ -60,6 +60,13 @@ class OUDModel(mesa.Model):
     ) -> None:
         # Mesa's SolaraViz passes its own `scenario=` on reset; parameters come from params and overrides.
         del scenario
+        if params is not None and not isinstance(params, Parameters):
+            raise TypeError(
+                f"params must be a Parameters tree, not {type(params).__name__}: use Parameters.build({{...}}) "
+                "or pass dotted names as keywords (OUDModel(**{'treatment.seek_rate': 2.0}))"
+            )
+        if graph is not None and not isinstance(graph, nx.Graph):
+            raise TypeError(f"graph must be a networkx graph, not {type(graph).__name__}")
         super().__init__(rng=rng)
         if population is not None:
             overrides["simulation.population"] = population

@@ -60,7 +60,7 @@ def Vec(default: list[float], lo: float, hi: float, unit: str, source: str, doc:
 class Section(BaseModel):
     # Frozen: a parameter set is a value. A change is a new set (apply_overrides), which is how a
     # running model notices it (processes cache what they derive from the parameters per set).
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @field_validator("*")
     @classmethod
@@ -435,8 +435,12 @@ def get_dotted(params: BaseModel, dotted: str) -> Any:
 def apply_overrides(params: Parameters, overrides: dict[str, Any]) -> Parameters:
     """A copy of params with dotted-name (or alias) overrides, validated as a whole."""
     data = params.model_dump()
+    given: dict[str, str] = {}
     for key, value in overrides.items():
         dotted = _resolve_name(key)
+        if dotted in given:  # an alias and its dotted name, say: which value was meant?
+            raise ParameterError(f"'{dotted}' is given twice, as '{given[dotted]}' and as '{key}'; give it once")
+        given[dotted] = key
         node = data
         *path, leaf = dotted.split(".")
         for part in path:

@@ -115,3 +115,38 @@ def test_missing_folders_and_empty_scheduler_addresses_are_refused(tmp_path):
         runner.invoke(app, ["run", "baseline", *TINY, "--scheduler", "", "-o", str(tmp_path / "o")]),
         "--scheduler is empty",
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("treatment.seek_rate", True, "valid number"),
+        ("simulation.population", "5000", "valid integer"),
+        ("simulation.population", 5000.5, "valid integer"),
+    ],
+)
+def test_numbers_must_be_numbers(field, value, message):
+    with pytest.raises(ParameterError, match=message):
+        Parameters.build(**{field: value})
+    assert Parameters.build(**{"treatment.seek_rate": 2}).treatment.seek_rate == 2.0  # an int is a number
+
+
+def test_an_alias_and_its_dotted_name_together_are_refused():
+    with pytest.raises(ParameterError, match="given twice"):
+        Parameters.build(**{"isolation": 2.0, "social.isolation_multiplier": 3.0})
+
+
+def test_a_model_refuses_a_dict_for_params_and_a_list_for_a_graph():
+    with pytest.raises(TypeError, match="params must be a Parameters tree"):
+        OUDModel(population=100, params={"treatment": {"seek_rate": 2.0}})
+    with pytest.raises(TypeError, match="graph must be a networkx graph"):
+        OUDModel(population=100, graph=[(0, 1)])
+
+
+@pytest.mark.parametrize(
+    "setting", ["simulation = { dt_weeks = 4 }", "simulation = { population = 500 }", "mean_degree = 4"]
+)
+def test_an_intervention_cannot_change_the_clock_the_population_or_the_network(tmp_path, setting):
+    path = tmp_path / "s.toml"
+    path.write_text(f'name = "s"\nextends = "baseline"\n[[interventions]]\nkind = "custom"\nset = {{ {setting} }}\n')
+    clean_error(runner.invoke(app, ["validate", str(path)]), "cannot change the simulation or the network")
