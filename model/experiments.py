@@ -567,13 +567,25 @@ def run_experiment(
             for old in parts_dir.glob("*.parquet"):
                 old.unlink()
         todo = []
+        damaged = []
         for task in tasks:
             part = parts_dir / task.part_name
-            if resume and part.is_file():
-                adopt(task, pd.read_parquet(part))
+            frame = read_part(part, task) if resume and part.is_file() else None
+            if frame is not None:
+                adopt(task, frame)
                 resumed += 1
             else:
+                if resume and part.is_file():
+                    damaged.append(part.name)
+                    part.unlink()
                 todo.append(task)
+        if damaged:
+            import warnings
+
+            warnings.warn(
+                f"{len(damaged)} damaged or foreign part(s) in {parts_dir} are run again: {', '.join(damaged[:5])}",
+                stacklevel=2,
+            )
 
     done = resumed
     if progress is not None:
@@ -596,7 +608,7 @@ def run_experiment(
         else:
             frame = outcome.frame
             if parts_dir is not None:  # on disk before it counts as done
-                atomic_write(parts_dir / task.part_name, lambda tmp: frame.to_parquet(tmp, index=False))
+                atomic_write(parts_dir / task.part_name, lambda tmp: write_part(tmp, frame, task))
             adopt(task, frame)
         done += 1
         if progress is not None:
@@ -618,7 +630,9 @@ def run_experiment(
             for task in todo:
                 part = parts_dir / task.part_name
                 if (task.scenario.name, task.replicate) not in finals_rows and part.is_file():
-                    adopt(task, pd.read_parquet(part))
+                    frame = read_part(part, task)
+                    if frame is not None:
+                        adopt(task, frame)
 
     finals = pd.DataFrame(
         [
@@ -895,6 +909,56 @@ def run_replicates(
         raise KeyboardInterrupt
     if result.failures:
         raise ReplicatesFailed(result.failures, frame)
+    return frame
+
+
+PART_KEY = b"oudsim_part"
+
+
+def _checksum(frame: pd.DataFrame) -> str:
+    """A hash of a replicate's values (and its column names): a flipped byte changes it."""
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes() + "|".join(frame.columns).encode()).hexdigest()[:32]
+
+
+def write_part(path: Path, frame: pd.DataFrame, task: ReplicateTask) -> None:
+    """A replicate's frame as Parquet, with what it is (scenario, replicate, seed, fingerprint) and a
+    checksum of its values in the file's metadata, so that a resumed run can trust it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {
+        "scenario": task.scenario.name,
+        "replicate": task.replicate,
+        "seed": task.seed,
+        "fingerprint": task.fingerprint,
+        "checksum": _checksum(frame),
+    }
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), PART_KEY: json.dumps(meta)}), path)
+
+
+def read_part(path: Path, task: ReplicateTask) -> pd.DataFrame | None:
+    """The part's frame if it is this task's replicate, whole and unchanged; None otherwise (truncated,
+    empty, garbage, another replicate's file, or values changed since it was written)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {})[PART_KEY])
+        frame = table.to_pandas()
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is run again
+        return None
+    expected = {
+        "scenario": task.scenario.name,
+        "replicate": task.replicate,
+        "seed": task.seed,
+        "fingerprint": task.fingerprint,
+    }
+    if any(meta.get(k) != v for k, v in expected.items()) or meta.get("checksum") != _checksum(frame):
+        return None
+    if len(frame) != task.steps + 1:
+        return None
     return frame
 
 

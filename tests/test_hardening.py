@@ -150,3 +150,37 @@ def test_an_intervention_cannot_change_the_clock_the_population_or_the_network(t
     path = tmp_path / "s.toml"
     path.write_text(f'name = "s"\nextends = "baseline"\n[[interventions]]\nkind = "custom"\nset = {{ {setting} }}\n')
     clean_error(runner.invoke(app, ["validate", str(path)]), "cannot change the simulation or the network")
+
+
+def test_resume_runs_again_a_part_that_is_damaged_swapped_truncated_or_garbage(tmp_path):
+    args = dict(
+        replicates=4, years=0.2, population=200, overrides={"simulation.burn_in_years": 0}, seed=4
+    )  # fmt: skip
+    clean = run_experiment(["baseline"], out_dir=tmp_path / "clean", **args)
+    expected = pd.read_parquet(tmp_path / "clean" / "timeseries.parquet")
+    out = tmp_path / "run"
+    run_experiment(["baseline"], out_dir=out, **args)
+    parts = sorted((out / "parts").glob("*.parquet"))
+    assert len(parts) == 4
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Values changed inside a valid file (the checksum no longer matches) ...
+    table = pq.read_table(parts[0])
+    column = table.column("untreated_oud_prevalence").to_numpy().copy()
+    column[3:10] = 2.1e-07
+    changed = table.set_column(
+        table.schema.get_field_index("untreated_oud_prevalence"), "untreated_oud_prevalence", pa.array(column)
+    )
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), parts[0])
+    # ... another replicate's file under this one's name, a truncated file, and garbage.
+    parts[1].write_bytes(parts[2].read_bytes())
+    parts[2].write_bytes(parts[2].read_bytes()[:200])
+    parts[3].write_bytes(b"not parquet at all")
+    with pytest.warns(UserWarning, match="4 damaged or foreign part"):
+        resumed = run_experiment(["baseline"], out_dir=out, resume=True, **args)
+    assert resumed.ok and resumed.resumed == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "timeseries.parquet"), expected, check_exact=True)
+    assert clean.ok
+    again = run_experiment(["baseline"], out_dir=out, resume=True, **args)
+    assert again.resumed == 4  # whole parts are trusted and reused
