@@ -283,16 +283,44 @@ class _ProcessPool(cf.Executor):
                 proc.join(timeout=5)
 
 
+CONNECT_GRACE_S = 5.0  # beyond the Client's own timeout, for the handshake
+
+
 def connect(address: str, timeout: str = "10s") -> Any:
     """A Dask ``distributed.Client`` for a scheduler address, or a ScenarioError saying why not."""
     try:
         from distributed import Client
     except ImportError:
         raise ScenarioError("--scheduler needs Dask distributed: pip install 'oudsim[distributed]'") from None
-    try:
-        return Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    import threading
+
+    from dask.utils import parse_timedelta
+
+    # The Client's own timeout covers the connection, not the handshake after it: a listener that
+    # accepts and never answers (or an HTTP server) would hold it for ever. Wait for it in a thread.
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            outcome["client"] = Client(address, timeout=timeout)
+        except BaseException as e:  # noqa: BLE001 - reported below, in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=start, name="oudsim-dask-connect", daemon=True)
+    thread.start()
+    seconds = parse_timedelta(timeout) + CONNECT_GRACE_S
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ScenarioError(
+            f"cannot reach the Dask scheduler at {address}: nothing answered as a Dask scheduler within "
+            f"{seconds:g} s (is it the scheduler's address, tcp://host:8786?)"
+        )
+    error = outcome.get("error")
+    if isinstance(error, OSError | TimeoutError | ValueError):
+        raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+    if error is not None:
+        raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {type(error).__name__}: {error}") from None
+    return outcome["client"]
 
 
 def _stop_now(executor: cf.Executor) -> None:

@@ -184,3 +184,23 @@ def test_resume_runs_again_a_part_that_is_damaged_swapped_truncated_or_garbage(t
     assert clean.ok
     again = run_experiment(["baseline"], out_dir=out, resume=True, **args)
     assert again.resumed == 4  # whole parts are trusted and reused
+
+
+def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang():
+    import socket
+    import time
+
+    from oudsim.model.experiments import connect
+
+    pytest.importorskip("distributed")
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(5)
+    port = mute.getsockname()[1]
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ScenarioError, match="nothing answered as a Dask scheduler"):
+            connect(f"tcp://127.0.0.1:{port}", timeout="1s")
+    finally:
+        mute.close()
+    assert time.monotonic() - t0 < 30
