@@ -514,6 +514,12 @@ def resolve_scenarios(
     for ref in scenarios:
         s = load_scenario(ref)
         resolved.append(s.with_overrides(extra) if extra else s)
+    for s in resolved:  # an edge-list file is input: a bad one is refused here, not in every replicate
+        net = s.params.network
+        if net.kind == "edgelist":
+            from oudsim.model.network import read_edgelist
+
+            read_edgelist(net.edgelist_path, s.params.simulation.population)
     names = [s.name for s in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

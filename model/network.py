@@ -81,7 +81,7 @@ def read_edgelist(path: str | Path, population: int) -> np.ndarray:
             if parts and len(parts) < 2:
                 raise ParameterError(
                     f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), "
-                    f"got {line.strip()!r}"
+                    f"got {line.strip()[:60].encode('unicode_escape').decode()!r}"
                 )
     try:
         g = nx.read_edgelist(path, nodetype=str, data=False, comments="#")

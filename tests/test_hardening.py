@@ -204,3 +204,25 @@ def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang():
     finally:
         mute.close()
     assert time.monotonic() - t0 < 30
+
+
+def test_a_bad_edge_list_is_bad_input_before_any_replicate_runs(tmp_path):
+    edges = tmp_path / "edges.txt"
+    edges.write_text("0 1\n2\n")
+    out = tmp_path / "o"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "baseline",
+            *TINY,
+            "--set",
+            "network.kind=edgelist",
+            "--set",
+            f"network.edgelist_path={edges}",
+            "-o",
+            str(out),
+        ],
+    )
+    clean_error(result, "edges.txt, line 2", "expected two node names")
+    assert not (out / "parts").exists() or not list((out / "parts").iterdir())
