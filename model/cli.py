@@ -403,7 +403,7 @@ def _economic_outputs(source: Path, out: Path, comparator: str, wtp: list[float]
 
     rate = _discount_rate(comparator)
     try:
-        outcomes = decision.from_folder(source, comparator, rate)
+        outcomes = decision.from_folder(source, rate)
     except (FileNotFoundError, ValueError) as e:
         err_console.print(f"No cost-effectiveness table: {e}.")
         return
@@ -523,10 +523,9 @@ def psa(
         )
         names = [s.name for s in result.scenarios]
         if not result.finals.empty:
-            outcomes = decision.from_folder(out, names[0], _discount_rate(names[0]))
-            from oudsim.model.posterior import load as load_posterior
-
-            drawn = load_posterior(posterior)
+            rate = _discount_rate(names[0])
+            outcomes = decision.from_folder(out, rate)
+            drawn = result.posterior  # the draws the run used (loaded and checked once, in _run)
             values = pd.DataFrame([{"replicate": r, **drawn.values(r)} for r in range(draws)])
             per_draw = outcomes.merge(values, on="replicate").rename(columns={"replicate": "draw"})
             atomic_write(out / "psa.parquet", lambda tmp: per_draw.to_parquet(tmp, index=False))
@@ -538,7 +537,7 @@ def psa(
             atomic_write(out / "ceac.png", lambda tmp: fig.savefig(tmp, format="png"))
             table = decision.decision_table(outcomes, names[0], wtp or decision.WTP)
             atomic_write(out / "cost_effectiveness.csv", lambda tmp: table.to_csv(tmp, index=False))
-            out_console.print(_economics_table(table, _discount_rate(names[0]), wtp or decision.WTP))
+            out_console.print(_economics_table(table, rate, wtp or decision.WTP))
             out_console.print(_acceptability_table(curves, value, wtp or decision.WTP))
             out_console.print(f"Wrote {out}/psa.parquet, ceac.csv, evpi.csv, ceac.png and cost_effectiveness.csv.")
     _finish(result, out)

@@ -167,7 +167,7 @@ def plane_figure(outcomes: pd.DataFrame, comparator: str, wtp: float | None = WT
     return fig
 
 
-def from_folder(folder: str | Path, comparator: str, discount_rate: float) -> pd.DataFrame:
+def from_folder(folder: str | Path, discount_rate: float) -> pd.DataFrame:
     """Each replicate's horizon outcomes from a results folder's timeseries.parquet."""
     path = Path(folder) / "timeseries.parquet"
     if not path.is_file():

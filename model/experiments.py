@@ -486,6 +486,7 @@ class ExperimentResult:
     wall_seconds: float
     frames: list[pd.DataFrame] = field(default_factory=list)  # only with keep_frames=True
     manifest: dict[str, Any] = field(default_factory=dict)
+    posterior: Any = None  # the parameter draws replicate i took (model.posterior), if any
 
     @property
     def ok(self) -> bool:
@@ -687,6 +688,7 @@ def run_experiment(
         out_dir=out,
         resumed=resumed,
         wall_seconds=time.perf_counter() - t0,
+        posterior=posterior,
     )
     if keep_frames:
         result.frames = [

@@ -25,6 +25,7 @@ parameter schema it was made with. A file from another version or schema is refu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -76,11 +77,14 @@ class Posterior:
     def __len__(self) -> int:
         return len(self.draws)
 
+    @functools.cached_property
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng(SHUFFLE_SEED).permutation(len(self.draws))
+
     def values(self, i: int) -> dict[str, float]:
         """Draw ``i`` as free-parameter values: the row at place ``i`` (cycling) of a fixed shuffle of
         the rows, so any first k draws spread over the whole chain rather than its first k states."""
-        order = np.random.default_rng(SHUFFLE_SEED).permutation(len(self.draws))
-        row = self.draws.iloc[order[i % len(self.draws)]]
+        row = self.draws.iloc[self._order[i % len(self.draws)]]
         return {name: float(row[name]) for name in self.names}
 
     def overrides(self, i: int) -> dict[str, Any]:
