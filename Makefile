@@ -43,7 +43,7 @@ compile: $(STAMP)
 	@$(PY) -m oudsim.model.jit
 
 run: compile
-	$(VENV)/bin/oudsim run baseline
+	$(VENV)/bin/oudsim run baseline --out results/baseline --overwrite  # again and again: it replaces its own results
 
 test: compile browser-deps
 	$(PY) -m pytest -n 2 -q

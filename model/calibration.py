@@ -35,7 +35,6 @@ import concurrent.futures as cf
 import contextlib
 import math
 import os
-import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -355,11 +354,6 @@ class _Inline(cf.Executor):
         return fut
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the parent reacts (it stops the workers).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @contextlib.contextmanager
 def executor(workers: int, scheduler: Any = None) -> Iterator[cf.Executor]:
     """In-process for one worker, else a process pool (reused across trials); with ``scheduler`` (a
@@ -377,9 +371,13 @@ def executor(workers: int, scheduler: Any = None) -> Iterator[cf.Executor]:
 
     # forkserver (as model.experiments): forking a threaded parent can deadlock, and spawn would
     # import the model in every worker.
+    from oudsim.model.experiments import start_worker
+
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["oudsim.model.calibration", "oudsim.model.oud_model"])
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=start_worker, initargs=(os.getpid(),)
+    )
     try:
         yield pool
     except BaseException:  # Ctrl-C, SIGTERM, an error: end the workers now, not after their runs
@@ -839,7 +837,7 @@ def sample_posterior(
 
     def write(df: pd.DataFrame) -> None:
         if chain_path is not None:
-            from oudsim.model.experiments import atomic_write
+            from oudsim.model.results_folder import atomic_write
 
             chain_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(chain_path, lambda tmp: df.to_parquet(tmp, index=False))

@@ -27,7 +27,9 @@ from oudsim.model.console import (
     exit_interrupted,
     fail,
     out_console,
+    printable,
     progress_bar,
+    sigterm_as_interrupt,
 )
 from oudsim.model.parameters import ParameterError, parse_assignments, parse_value
 
@@ -55,9 +57,11 @@ KEY_METRICS = (
 
 @contextlib.contextmanager
 def _clear_errors() -> Iterator[None]:
-    """Bad input becomes one message and exit 2; Ctrl-C outside a run becomes exit 130."""
+    """Bad input becomes one message and exit 2; Ctrl-C or SIGTERM outside a run becomes exit 130 (a run
+    catches them itself: it keeps and writes what finished)."""
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
     except ParameterError as e:  # ScenarioError is one too
         fail(str(e))
     except OSError as e:  # e.g. --out names a file, or a folder we may not write to
@@ -95,7 +99,16 @@ Scheduler = Annotated[
         help="Dask scheduler address (tcp://host:8786); runs the replicates on that cluster.",
     ),
 ]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder. [default: results]")]
+
+
+def _folder(value: str) -> Path:
+    # Path("") is the current folder: an empty --out (an unset shell variable) must not mean "here".
+    if not value.strip():
+        raise typer.BadParameter("empty: name the folder the results go to (e.g. --out results)")
+    return Path(value)
+
+
+Out = Annotated[Path | None, typer.Option("--out", "-o", parser=_folder, help="Output folder. [default: results]")]
 PosteriorOpt = Annotated[
     Path | None,
     typer.Option(
@@ -109,6 +122,10 @@ Sets = Annotated[
     typer.Option("--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."),
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already finished in --out.")]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace the results already in --out (otherwise a run refuses to delete them)."),
+]
 
 
 # -- tables --------------------------------------------------------------------------
@@ -141,6 +158,7 @@ def _comparison_table(comparison: Any, title: str) -> Table:
 
 
 def _run(
+    command: typer.Context | None,
     scenarios: list[Any],
     *,
     replicates: int,
@@ -152,18 +170,21 @@ def _run(
     out: Path,
     sets: dict[str, Any],
     resume: bool,
+    overwrite: bool = False,
     extra_manifest: dict[str, Any] | None = None,
     posterior: Path | None = None,
 ) -> Any:
     from oudsim.model.experiments import connect, resolve_scenarios, run_experiment
     from oudsim.model.posterior import load as load_posterior
+    from oudsim.model.results_folder import claim
 
     draws = load_posterior(posterior) if posterior is not None else None  # refused before anything runs
 
     resolve_scenarios(scenarios, population, sets)  # every scenario checked before the bar appears
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    # The folder is this command's until it ends (its own tables written after the run included): a
+    # second run on it is refused, finished results are kept unless --overwrite (model.results_folder).
+    if command is not None:
+        command.with_resource(claim(out, resume=resume, overwrite=overwrite))
     if scheduler is not None and not scheduler.strip():
         fail("--scheduler is empty: give the Dask scheduler's address (tcp://host:8786), or leave the option out")
     where = f"on {scheduler}" if scheduler else f"{workers} worker{'s' * (workers > 1)}"
@@ -181,6 +202,7 @@ def _run(
                 scheduler=client,
                 out_dir=out,
                 resume=resume,
+                overwrite=overwrite,
                 overrides=sets,
                 progress=update,
                 extra_manifest={"command": sys.argv, **(extra_manifest or {})},
@@ -197,7 +219,7 @@ def _run(
 def _finish(result: Any, out: Path) -> None:
     """Report failures and interruption, then exit with the code that says how the run went."""
     for f in result.failures:
-        err_console.print(Text("failed: ", style="bold red") + Text(str(f)), soft_wrap=True)
+        err_console.print(Text("failed: ", style="bold red") + Text(printable(str(f))), soft_wrap=True)
     done, total = len(result.finals), result.manifest["replicates"]["total"]
     if result.interrupted:
         err_console.print(
@@ -250,7 +272,7 @@ def validate(
         try:
             s = load_scenario(path if path.suffix == ".toml" or path.exists() else str(path))
         except ScenarioError as e:
-            err_console.print(Text("error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+            err_console.print(Text("error: ", style="bold red") + Text(printable(str(e))), soft_wrap=True)
             bad += 1
             continue
         out_console.print(
@@ -265,6 +287,7 @@ def validate(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenarios: Annotated[
         list[str],
         typer.Argument(metavar="SCENARIO", help="Scenario names (see `oudsim scenarios`) or .toml paths."),
@@ -278,6 +301,7 @@ def run(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
     posterior: PosteriorOpt = None,
 ) -> None:
     """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
@@ -285,6 +309,7 @@ def run(
     with _clear_errors():
         sets = _parse_sets(set_)
         result = _run(
+            ctx,
             scenarios,
             replicates=replicates,
             years=years,
@@ -295,6 +320,7 @@ def run(
             out=out,
             sets=sets,
             resume=resume,
+            overwrite=overwrite,
             posterior=posterior,
         )
     names = [s.name for s in result.scenarios]
@@ -316,6 +342,7 @@ def run(
 
 @app.command("compare")
 def compare_command(
+    ctx: typer.Context,
     base: Annotated[str, typer.Argument(help="The scenario to compare against (e.g. baseline).")],
     others: Annotated[list[str], typer.Argument(help="Scenarios to compare with the base.")],
     from_dir: Annotated[
@@ -334,6 +361,7 @@ def compare_command(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
     posterior: PosteriorOpt = None,
     wtp: Annotated[
         list[float] | None,
@@ -346,7 +374,8 @@ def compare_command(
 ) -> None:
     """Paired difference of each scenario from BASE per metric, with a 95% interval; costs, QALYs,
     ICERs and net monetary benefit against BASE (cost_effectiveness.csv, ce_plane.png)."""
-    from oudsim.model.experiments import atomic_write, compare, read_finals
+    from oudsim.model.experiments import compare, read_finals
+    from oudsim.model.results_folder import atomic_write
 
     with _clear_errors():
         if from_dir is not None:
@@ -364,6 +393,7 @@ def compare_command(
             out = out or Path("results")
             sets = _parse_sets(set_)
             result = _run(
+                ctx,
                 [base, *others],
                 replicates=replicates,
                 years=years,
@@ -374,6 +404,7 @@ def compare_command(
                 out=out,
                 sets=sets,
                 resume=resume,
+                overwrite=overwrite,
                 posterior=posterior,
             )
             finals = result.finals
@@ -399,7 +430,7 @@ def compare_command(
 def _economic_outputs(source: Path, out: Path, comparator: str, wtp: list[float] | None) -> None:
     """Costs, QALYs, ICERs and NMB against the comparator, from the folder's time series."""
     from oudsim.model import decision
-    from oudsim.model.experiments import atomic_write
+    from oudsim.model.results_folder import atomic_write
 
     rate = _discount_rate(comparator)
     try:
@@ -473,6 +504,7 @@ def _economics_table(table: Any, rate: float, wtp: Any) -> Table:
 
 @app.command()
 def psa(
+    ctx: typer.Context,
     base: Annotated[str, typer.Argument(help="The comparator scenario (e.g. baseline).")],
     others: Annotated[list[str], typer.Argument(help="Scenarios to evaluate against it.")],
     posterior: Annotated[
@@ -492,6 +524,7 @@ def psa(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
     wtp: Annotated[
         list[float] | None,
         typer.Option("--wtp", help="Willingness to pay for the tables, US$ per QALY (repeatable)."),
@@ -502,12 +535,13 @@ def psa(
     import pandas as pd
 
     from oudsim.model import decision
-    from oudsim.model.experiments import atomic_write
+    from oudsim.model.results_folder import atomic_write
 
     out = out or Path("results/psa")
     with _clear_errors():
         sets = _parse_sets(set_)
         result = _run(
+            ctx,
             [base, *others],
             replicates=draws,
             years=years,
@@ -518,6 +552,7 @@ def psa(
             out=out,
             sets=sets,
             resume=resume,
+            overwrite=overwrite,
             posterior=posterior,
             extra_manifest={"psa": {"draws": draws, "posterior": str(posterior)}},
         )
@@ -563,6 +598,7 @@ def _acceptability_table(curves: Any, value: Any, wtp: Any) -> Table:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="The scenario to vary.")],
     grid: Annotated[
         list[str],
@@ -581,12 +617,14 @@ def sweep(
     out: Out = None,
     set_: Sets = None,
     resume: Resume = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Full factorial sweep of one scenario over parameter grids (files of `run`, and sweep.csv)."""
     import pandas as pd
 
-    from oudsim.model.experiments import atomic_write, grid_variants
+    from oudsim.model.experiments import grid_variants
     from oudsim.model.metrics import METRIC_NAMES
+    from oudsim.model.results_folder import atomic_write
 
     out = out or Path("results")
     with _clear_errors():
@@ -607,6 +645,7 @@ def sweep(
         except ParameterError as e:
             fail(f"--grid: {e}")
         result = _run(
+            ctx,
             [v for v, _ in variants],
             replicates=replicates,
             years=years,
@@ -617,6 +656,7 @@ def sweep(
             out=out,
             sets={},
             resume=resume,
+            overwrite=overwrite,
             extra_manifest={"sweep": {"scenario": scenario, "grid": axes}},
         )
         values = pd.DataFrame([{"scenario": v.name, **vals} for v, vals in variants])

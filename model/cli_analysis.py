@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shlex
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,36 +30,24 @@ from oudsim.model.console import (
     fail,
     out_console,
     progress_bar,
+    sigterm_as_interrupt,
 )
 from oudsim.model.parameters import ParameterError, Parameters, parse_assignments
 
 __all__ = ["calibrate", "register", "sensitivity"]
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # stop like Ctrl-C: the worker processes are ended too
-
-
 @contextlib.contextmanager
 def _clear_errors() -> Iterator[None]:
     """Bad input becomes one message and exit 2; Ctrl-C (or SIGTERM) becomes exit 130."""
-    previous = signal.signal(signal.SIGTERM, _sigterm) if _main_thread() else None
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
     except ParameterError as e:  # ScenarioError is one too
         fail(str(e))
     except KeyboardInterrupt:
         err_console.print("interrupted")
         exit_interrupted()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 Sets = Annotated[

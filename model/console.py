@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -31,8 +32,16 @@ def terminal_width(stream: Any) -> int | None:
     return None if os.environ.get("COLUMNS") or stream.isatty() else 150
 
 
-out_console = Console(highlight=False, width=terminal_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=terminal_width(sys.stderr))
+class _Console(Console):
+    """Rich's console for text that may hold what a user typed (paths, names): no markup is read in it
+    ("[red]" in a folder's name stays as typed) and control characters are shown as escapes."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+out_console = _Console(highlight=False, markup=False, width=terminal_width(sys.stdout))
+err_console = _Console(stderr=True, highlight=False, markup=False, soft_wrap=True, width=terminal_width(sys.stderr))
 
 
 def exit_interrupted() -> NoReturn:
@@ -59,10 +68,36 @@ def exit_interrupted() -> NoReturn:
     raise typer.Exit(EXIT_INTERRUPTED)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (\\x1b ...): a name or a line of a file
+    echoed in a message cannot move the cursor, recolour or clear the user's terminal."""
+    return text.translate(_CONTROL)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """One red line on stderr and the exit code: bad input is a message, not a traceback."""
-    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)  # unbroken lines
+    err_console.print(Text("error: ", style="bold red") + Text(printable(message)), soft_wrap=True)  # unbroken
     raise typer.Exit(code)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # stop as Ctrl-C does: finished work is kept, the worker processes ended
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a batch system's time limit) stops a command as Ctrl-C does: its message, its
+    manifest, its exit code 130, no worker left behind."""
+    in_main = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    previous = signal.signal(signal.SIGTERM, _sigterm) if in_main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ import pandas as pd
 
 from oudsim.model.console import MAX_REPLICATES
 from oudsim.model.metrics import METRIC_NAMES
+from oudsim.model.results_folder import PARTS, atomic_write, atomic_write_text, claim, read_part, write_part
 from oudsim.scenarios import Scenario, ScenarioError, load_scenario
 
 __all__ = [
@@ -73,10 +74,10 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "rel_diff",
     "n",
 )
-PARTS = "parts"
 # Test hook: "scenario:replicate[,...]" makes those replicates raise; "scenario:replicate:exit"
 # ends the worker process running it instead (as an out-of-memory kill would).
 FAIL_HOOK_ENV = "OUDSIM_FAIL_REPLICATES"
+EXIT_ORPHANED = 75  # a worker whose run is gone (its exit code, should anything wait for it)
 
 ScenarioRef = str | Path | Scenario
 Progress = Callable[[int, int], None]
@@ -203,9 +204,41 @@ class _InlineExecutor(cf.Executor):
         return fut
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the parent should react (it stops the workers).
+ORPHAN_CHECK_S = 0.5  # how often a worker process looks whether the run it works for still exists
+
+
+def start_worker(run: int) -> None:
+    """What every local worker process does first (the pool's initializer; ``run``: the run's pid).
+
+    Ctrl-C reaches the whole process group; only the run reacts (it stops the workers). And a worker
+    never outlives its run: a run killed outright (kill -9, the out-of-memory killer) cannot stop its
+    workers, and they would wait for work forever (with the forkserver they started from, which they
+    keep alive), so a thread in each ends it once the run is gone.
+    """
+    import threading
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while _running(run):
+            time.sleep(ORPHAN_CHECK_S)
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="oudsim-orphan-watch", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie, killed and not yet reaped, has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: the state after the command's name; "Z" is a zombie, "X" dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 @contextlib.contextmanager
@@ -251,7 +284,9 @@ class _ProcessPool(cf.Executor):
         self._pool = self._new()
 
     def _new(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=self._ctx, initializer=_ignore_sigint)
+        return cf.ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=self._ctx, initializer=start_worker, initargs=(os.getpid(),)
+        )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         from concurrent.futures.process import BrokenProcessPool
@@ -329,31 +364,6 @@ def _stop_now(executor: cf.Executor) -> None:
         executor.terminate()
     else:
         executor.shutdown(wait=False)  # a Dask ClientExecutor cancels its futures on shutdown
-
-
-# -- atomic files --------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)``, then move tmp onto ``path``; on any failure tmp is removed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    for tmp in folder.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # -- summaries -----------------------------------------------------------------------------------
@@ -541,6 +551,7 @@ def run_experiment(
     scheduler: Any = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
     keep_frames: bool = False,
@@ -579,143 +590,140 @@ def run_experiment(
     total = len(tasks)
 
     out = Path(out_dir) if out_dir is not None else None
-    parts_dir = out / PARTS if out is not None else None
-    finals_rows: dict[tuple[str, int], dict[str, Any]] = {}
-    frames: dict[tuple[str, int], pd.DataFrame] = {}
-    timings: dict[tuple[str, int], float] = {}
-    failures: list[ReplicateFailure] = []
-    todo = tasks
-    resumed = 0
+    with contextlib.ExitStack() as owner:
+        if out is not None:  # one run at a time; finished results are kept unless overwrite (model.results_folder)
+            owner.enter_context(claim(out_dir, resume=resume, overwrite=overwrite))  # out_dir: "" is not "."
+        parts_dir = out / PARTS if out is not None else None
+        finals_rows: dict[tuple[str, int], dict[str, Any]] = {}
+        frames: dict[tuple[str, int], pd.DataFrame] = {}
+        timings: dict[tuple[str, int], float] = {}
+        failures: list[ReplicateFailure] = []
+        todo = tasks
+        resumed = 0
 
-    def adopt(task: ReplicateTask, frame: pd.DataFrame) -> None:
-        """Count a finished replicate: its final-year means (and frame, if asked for)."""
-        key = (task.scenario.name, task.replicate)
-        finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
-        if keep_frames:
-            frames[key] = frame
+        def adopt(task: ReplicateTask, frame: pd.DataFrame) -> None:
+            """Count a finished replicate: its final-year means (and frame, if asked for)."""
+            key = (task.scenario.name, task.replicate)
+            finals_rows[key] = final_year_means(frame).iloc[0].to_dict()
+            if keep_frames:
+                frames[key] = frame
 
-    if parts_dir is not None:
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(out)
-        _remove_stale_temporaries(parts_dir)
-        if not resume:  # a fresh run: earlier parts in this folder belong to another run
-            for old in parts_dir.glob("*.parquet"):
-                old.unlink()
-        todo = []
-        damaged = []
-        for task in tasks:
-            part = parts_dir / task.part_name
-            frame = read_part(part, task) if resume and part.is_file() else None
-            if frame is not None:
-                adopt(task, frame)
-                resumed += 1
-            else:
-                if resume and part.is_file():
-                    damaged.append(part.name)
-                    part.unlink()
-                todo.append(task)
-        if damaged:
-            import warnings
+        if parts_dir is not None:
+            todo = []
+            damaged = []
+            for task in tasks:
+                part = parts_dir / task.part_name
+                frame = read_part(part, task) if resume and part.is_file() else None
+                if frame is not None:
+                    adopt(task, frame)
+                    resumed += 1
+                else:
+                    if resume and part.is_file():
+                        damaged.append(part.name)
+                        part.unlink()
+                    todo.append(task)
+            if damaged:
+                import warnings
 
-            warnings.warn(
-                f"{len(damaged)} damaged or foreign part(s) in {parts_dir} are run again: {', '.join(damaged[:5])}",
-                stacklevel=2,
-            )
-
-    done = resumed
-    if progress is not None:
-        progress(done, total)
-
-    def record(outcome: ReplicateOutcome, task: ReplicateTask) -> None:
-        nonlocal done
-        key = (task.scenario.name, task.replicate)
-        timings[key] = outcome.seconds
-        if outcome.error is not None or outcome.frame is None:
-            failures.append(
-                ReplicateFailure(
-                    task.scenario.name,
-                    task.replicate,
-                    task.seed,
-                    outcome.error or "no result",
-                    outcome.traceback or "",
+                warnings.warn(
+                    f"{len(damaged)} damaged or foreign part(s) in {parts_dir} are run again: {', '.join(damaged[:5])}",
+                    stacklevel=2,
                 )
-            )
-        else:
-            frame = outcome.frame
-            if parts_dir is not None:  # on disk before it counts as done
-                atomic_write(parts_dir / task.part_name, lambda tmp: write_part(tmp, frame, task))
-            adopt(task, frame)
-        done += 1
+
+        done = resumed
         if progress is not None:
             progress(done, total)
 
-    interrupted = False
-    if todo:
-        with _executor(workers, scheduler) as (executor, window):
-            try:
-                _drain(executor, window, todo, record)
-            except KeyboardInterrupt:
-                interrupted = True
-                _stop_now(executor)
-            except BaseException:  # e.g. a caller's progress callback cancelling: stop workers now
-                _stop_now(executor)
-                raise
-        if interrupted and parts_dir is not None:
-            # Ctrl-C may land between a part reaching disk and being counted: disk is the record.
-            for task in todo:
-                part = parts_dir / task.part_name
-                if (task.scenario.name, task.replicate) not in finals_rows and part.is_file():
-                    frame = read_part(part, task)
-                    if frame is not None:
-                        adopt(task, frame)
+        def record(outcome: ReplicateOutcome, task: ReplicateTask) -> None:
+            nonlocal done
+            key = (task.scenario.name, task.replicate)
+            timings[key] = outcome.seconds
+            if outcome.error is not None or outcome.frame is None:
+                failures.append(
+                    ReplicateFailure(
+                        task.scenario.name,
+                        task.replicate,
+                        task.seed,
+                        outcome.error or "no result",
+                        outcome.traceback or "",
+                    )
+                )
+            else:
+                frame = outcome.frame
+                if parts_dir is not None:  # on disk before it counts as done
+                    atomic_write(parts_dir / task.part_name, lambda tmp: write_part(tmp, frame, task))
+                adopt(task, frame)
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
-    finals = pd.DataFrame(
-        [
-            finals_rows[(t.scenario.name, t.replicate)]
-            for t in _in_output_order(tasks, resolved)
-            if (t.scenario.name, t.replicate) in finals_rows
-        ],
-        columns=["scenario", "replicate", "seed", *METRIC_NAMES],
-    ).astype({"replicate": "int64", "seed": "int64"})
-    summary = summarise_finals(finals, [s.name for s in resolved])
-    result = ExperimentResult(
-        scenarios=resolved,
-        seeds=seeds,
-        finals=finals,
-        summary=summary,
-        failures=sorted(failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)),
-        interrupted=interrupted,
-        out_dir=out,
-        resumed=resumed,
-        wall_seconds=time.perf_counter() - t0,
-        posterior=posterior,
-    )
-    if keep_frames:
-        result.frames = [
-            frames[(t.scenario.name, t.replicate)]
-            for t in _in_output_order(tasks, resolved)
-            if (t.scenario.name, t.replicate) in frames
-        ]
-    result.manifest = _manifest(
-        result,
-        tasks,
-        timings,
-        started,
-        dict(
-            replicates=replicates,
-            years=years,
-            population=population,
-            seed=seed,
-            workers=workers,
-            scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
-            resume=resume,
-            overrides=overrides or {},
-        ),
-        extra_manifest,
-    )
-    if out is not None:
-        _write_outputs(out, result, tasks)
-    return result
+        interrupted = False
+        if todo:
+            with _executor(workers, scheduler) as (executor, window):
+                try:
+                    _drain(executor, window, todo, record)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    _stop_now(executor)
+                except BaseException:  # e.g. a caller's progress callback cancelling: stop workers now
+                    _stop_now(executor)
+                    raise
+            if interrupted and parts_dir is not None:
+                # Ctrl-C may land between a part reaching disk and being counted: disk is the record.
+                for task in todo:
+                    part = parts_dir / task.part_name
+                    if (task.scenario.name, task.replicate) not in finals_rows and part.is_file():
+                        frame = read_part(part, task)
+                        if frame is not None:
+                            adopt(task, frame)
+
+        finals = pd.DataFrame(
+            [
+                finals_rows[(t.scenario.name, t.replicate)]
+                for t in _in_output_order(tasks, resolved)
+                if (t.scenario.name, t.replicate) in finals_rows
+            ],
+            columns=["scenario", "replicate", "seed", *METRIC_NAMES],
+        ).astype({"replicate": "int64", "seed": "int64"})
+        summary = summarise_finals(finals, [s.name for s in resolved])
+        result = ExperimentResult(
+            scenarios=resolved,
+            seeds=seeds,
+            finals=finals,
+            summary=summary,
+            failures=sorted(failures, key=lambda f: ([s.name for s in resolved].index(f.scenario), f.replicate)),
+            interrupted=interrupted,
+            out_dir=out,
+            resumed=resumed,
+            wall_seconds=time.perf_counter() - t0,
+            posterior=posterior,
+        )
+        if keep_frames:
+            result.frames = [
+                frames[(t.scenario.name, t.replicate)]
+                for t in _in_output_order(tasks, resolved)
+                if (t.scenario.name, t.replicate) in frames
+            ]
+        result.manifest = _manifest(
+            result,
+            tasks,
+            timings,
+            started,
+            dict(
+                replicates=replicates,
+                years=years,
+                population=population,
+                seed=seed,
+                workers=workers,
+                scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
+                resume=resume,
+                overrides=overrides or {},
+            ),
+            extra_manifest,
+        )
+        if out is not None:
+            _write_outputs(out, result, tasks)
+        return result
 
 
 def _drain(
@@ -945,56 +953,6 @@ def run_replicates(
         raise KeyboardInterrupt
     if result.failures:
         raise ReplicatesFailed(result.failures, frame)
-    return frame
-
-
-PART_KEY = b"oudsim_part"
-
-
-def _checksum(frame: pd.DataFrame) -> str:
-    """A hash of a replicate's values (and its column names): a flipped byte changes it."""
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(rows.tobytes() + "|".join(frame.columns).encode()).hexdigest()[:32]
-
-
-def write_part(path: Path, frame: pd.DataFrame, task: ReplicateTask) -> None:
-    """A replicate's frame as Parquet, with what it is (scenario, replicate, seed, fingerprint) and a
-    checksum of its values in the file's metadata, so that a resumed run can trust it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {
-        "scenario": task.scenario.name,
-        "replicate": task.replicate,
-        "seed": task.seed,
-        "fingerprint": task.fingerprint,
-        "checksum": _checksum(frame),
-    }
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), PART_KEY: json.dumps(meta)}), path)
-
-
-def read_part(path: Path, task: ReplicateTask) -> pd.DataFrame | None:
-    """The part's frame if it is this task's replicate, whole and unchanged; None otherwise (truncated,
-    empty, garbage, another replicate's file, or values changed since it was written)."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-        meta = json.loads((table.schema.metadata or {})[PART_KEY])
-        frame = table.to_pandas()
-    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is run again
-        return None
-    expected = {
-        "scenario": task.scenario.name,
-        "replicate": task.replicate,
-        "seed": task.seed,
-        "fingerprint": task.fingerprint,
-    }
-    if any(meta.get(k) != v for k, v in expected.items()) or meta.get("checksum") != _checksum(frame):
-        return None
-    if len(frame) != task.steps + 1:
-        return None
     return frame
 
 

@@ -97,7 +97,7 @@ class Posterior:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from oudsim.model.experiments import atomic_write
+        from oudsim.model.results_folder import atomic_write
 
         path = Path(path)
         meta = {**self.meta, "format": FORMAT, "oudsim_version": model_version(), "schema": schema_fingerprint()}

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oudsim.model.experiments import atomic_write, atomic_write_text, read_table
+from oudsim.model.experiments import read_table
 from oudsim.model.metrics import BY_NAME, METRIC_NAMES
+from oudsim.model.results_folder import atomic_write, atomic_write_text
 from oudsim.scenarios import ScenarioError
 
 __all__ = ["FLOW_METRICS", "build_report", "format_band", "format_diff", "format_value", "is_share"]

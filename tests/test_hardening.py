@@ -226,3 +226,144 @@ def test_a_bad_edge_list_is_bad_input_before_any_replicate_runs(tmp_path):
     )
     clean_error(result, "edges.txt, line 2", "expected two node names")
     assert not (out / "parts").exists() or not list((out / "parts").iterdir())
+
+
+# -- a results folder belongs to one run and keeps what finished (model.results_folder) --------------
+
+SMALL = dict(replicates=2, years=0.2, population=200, overrides={"simulation.burn_in_years": 0})  # fmt: skip
+
+
+def _files(folder):  # noqa: ANN001, ANN202
+    return {
+        p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".oudsim.lock"
+    }
+
+
+def test_a_fresh_run_never_deletes_results_it_did_not_write(tmp_path):
+    out = tmp_path / "results"
+    run_experiment(["baseline"], out_dir=out, seed=1, **SMALL)
+    (out / "notes.txt").write_text("mine")
+    before = _files(out)
+    with pytest.raises(ScenarioError, match=r"already holds results \(2 of 2 replicates, complete.*--overwrite"):
+        run_experiment(["baseline"], out_dir=out, seed=2, **SMALL)
+    assert _files(out) == before  # not a byte changed, not a part gone
+    result = runner.invoke(app, ["run", "baseline", *TINY, "--seed", "2", "-o", str(out)])
+    clean_error(result, "already holds results", "--resume", "--overwrite")
+    assert _files(out) == before
+    clean_error(runner.invoke(app, ["run", "baseline", *TINY, "-o", str(out), "--resume", "--overwrite"]), "together")
+
+    replaced = run_experiment(["baseline"], out_dir=out, seed=2, overwrite=True, **SMALL)
+    assert replaced.ok and replaced.manifest["options"]["seed"] == 2
+    assert (out / "notes.txt").read_text() == "mine"  # only what runs write is replaced
+    assert len(list((out / "parts").glob("*.parquet"))) == 2  # seed 1's parts are gone, seed 2's are there
+
+
+def test_an_empty_out_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "baseline", *TINY, "--out", ""])
+    assert result.exit_code == 2 and "empty" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ScenarioError, match="--out is empty"):
+        run_experiment(["baseline"], out_dir="", **SMALL)
+
+
+def test_a_folder_in_use_by_another_run_is_refused_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from oudsim.model.results_folder import claim\n"
+         f"with claim({str(out)!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = runner.invoke(app, ["run", "baseline", *TINY, "-o", str(out)])
+        clean_error(result, f"{out} is in use by another run (process {holder.pid} on ", "wait for it to end")
+        assert not list((out / "parts").glob("*.parquet"))
+    finally:
+        holder.communicate("", timeout=60)
+    # The holder has ended, so the lock is gone with it: the folder is free (nothing to clear by hand).
+    assert runner.invoke(app, ["run", "baseline", *TINY, "-o", str(out)]).exit_code == 0
+
+
+def test_a_part_of_another_model_version_is_run_again(tmp_path, monkeypatch):
+    from oudsim.model import results_folder
+
+    out = tmp_path / "o"
+    monkeypatch.setattr(results_folder, "model_version", lambda: "0.0.1+older")
+    run_experiment(["baseline"], out_dir=out, **SMALL)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="2 damaged or foreign part"):
+        again = run_experiment(["baseline"], out_dir=out, resume=True, **SMALL)
+    assert again.ok and again.resumed == 0
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch):
+    import errno
+
+    from oudsim.model import experiments
+
+    def full(path, frame, task):  # noqa: ANN001, ANN202
+        path.write_bytes(b"PAR1")  # a few bytes reach the disk, then it is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(experiments, "write_part", full)
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["run", "baseline", *TINY, "-o", str(out)])
+    clean_error(result, f"{out / 'parts'}/baseline-r00000-", ".parquet: No space left on device")
+    assert not [p for p in (out / "parts").iterdir()]  # no half-written file, under any name
+
+
+def test_control_characters_and_markup_reach_the_terminal_as_text(tmp_path):
+    result = runner.invoke(app, ["run", "bad\x1b[2Jname", *TINY, "-o", str(tmp_path / "o")])
+    clean_error(result, "bad\\x1b[2Jname")
+    assert "\x1b" not in result.output
+    out = tmp_path / "[red]x[/red]"
+    result = runner.invoke(app, ["run", "baseline", *TINY, "-o", str(out)])
+    assert result.exit_code == 0 and f"Wrote {out}/timeseries.parquet" in result.output
+
+
+def test_the_compare_page_runs_only_the_scenarios_it_offered(monkeypatch):
+    """A tampered browser can send any value for the comparator; the page keeps to the scenarios it
+    offered (loaded when the page was built) and never hands the value to the scenario loader (which
+    would read a path on the server)."""
+    import ipyvue
+    import ipyvuetify as v
+    import solara
+
+    import oudsim.scenarios as scenarios
+    from oudsim.model.dashboard import compare as page
+    from oudsim.model.dashboard.ui import Layout
+
+    loaded: list = []
+    original = scenarios.load_scenario
+    monkeypatch.setattr(scenarios, "load_scenario", lambda ref, *a, **k: loaded.append(ref) or original(ref, *a, **k))
+    _, rc = solara.render(Layout(children=[page.Compare()]), handle_error=False)
+    label = "Comparator (every scenario is compared with it)"
+    rc.find(v.Select, label=label).widget.v_model = "/etc/passwd.toml"
+    explained = [w.attributes.get("innerHTML", "") for w in rc.find(ipyvue.Html, meta_oud_element=True).widgets]
+    assert any(text.startswith("<b>baseline</b>") for text in explained), explained
+    assert not any("passwd" in text for text in explained)
+    assert not [ref for ref in loaded if "passwd" in str(ref)]
+
+
+def test_the_dashboard_listens_where_host_says_and_nowhere_else(monkeypatch):
+    """``oudsim dashboard`` binds to --host (default: this computer only); a HOST variable left in the
+    environment (Solara's own command would follow it) does not open it to the network."""
+    import solara.__main__ as solara_main
+
+    served: list[list[str]] = []
+    monkeypatch.setattr(solara_main.run, "main", lambda args, **kw: served.append(args))
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("SOLARA_HOST", "0.0.0.0")
+    import socket
+
+    with socket.socket() as s:  # a port free now
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    assert runner.invoke(app, ["dashboard", "--no-open", "--port", port]).exit_code == 0
+    assert runner.invoke(app, ["dashboard", "--no-open", "--port", port, "--host", "127.0.0.2"]).exit_code == 0
+    hosts = [args[args.index("--host") + 1] for args in served]
+    assert hosts == ["127.0.0.1", "127.0.0.2"]
