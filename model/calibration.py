@@ -830,7 +830,9 @@ def sample_posterior(
     chain_path = Path(out) / "chain.parquet" if out is not None else None
     chain = None
     if resume and chain_path is not None and chain_path.is_file():
-        chain = pd.read_parquet(chain_path)
+        from oudsim.model.user_files import read_parquet
+
+        chain = read_parquet(chain_path, error=ParameterError)
         if list(chain.columns) != ["step", *[p.name for p in free], "accepted", "loss"]:
             raise ParameterError(f"{chain_path}: a chain of other free parameters; start afresh without --resume")
     done_before = 0 if chain is None else len(chain)

@@ -172,7 +172,9 @@ def from_folder(folder: str | Path, discount_rate: float) -> pd.DataFrame:
     path = Path(folder) / "timeseries.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no time series to compute costs and QALYs from")
-    ts = pd.read_parquet(path)
+    from oudsim.model.user_files import read_parquet
+
+    ts = read_parquet(path)
     return accounting.horizon_outcomes(ts, discount_rate)
 
 

@@ -43,6 +43,7 @@ import pandas as pd
 from oudsim.model.console import MAX_REPLICATES
 from oudsim.model.metrics import METRIC_NAMES
 from oudsim.model.results_folder import PARTS, atomic_write, atomic_write_text, claim, read_part, write_part
+from oudsim.model.user_files import read_parquet, read_table
 from oudsim.scenarios import Scenario, ScenarioError, load_scenario
 
 __all__ = [
@@ -956,20 +957,11 @@ def run_replicates(
     return frame
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV this package wrote: names such as "NA" or "None" stay names (pandas would read them as
-    missing values), and a broken file is one clear error naming it."""
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"scenario": str, "base": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise ScenarioError(f"{path}: not a table oudsim can read ({type(e).__name__}: {str(e)[:120]})") from None
-
-
 def read_finals(out_dir: str | Path) -> pd.DataFrame:
     """Final-year means per replicate from a run folder (``replicates.csv``, else the series)."""
     out = Path(out_dir)
     if (out / "replicates.csv").is_file():
         return read_table(out / "replicates.csv")
     if (out / "timeseries.parquet").is_file():
-        return final_year_means(pd.read_parquet(out / "timeseries.parquet"))
+        return final_year_means(read_parquet(out / "timeseries.parquet"))
     raise ScenarioError(f"{out}: no replicates.csv or timeseries.parquet here; run `oudsim run ... --out {out}` first")

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from oudsim.model.jit import njit
 from oudsim.model.parameters import Network as NetworkParams
 from oudsim.model.parameters import ParameterError
+from oudsim.model.user_files import read_lines
 
 __all__ = ["TieNetwork", "switch_tie", "build_network", "small_world_edges", "scale_free_edges", "read_edgelist"]
 
@@ -75,16 +76,16 @@ def read_edgelist(path: str | Path, population: int) -> np.ndarray:
         raise ParameterError(
             f"network.edgelist_path: no such file '{path}'; give a text file with one tie 'u v' per line"
         )
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split("#", 1)[0].split()
-            if parts and len(parts) < 2:
-                raise ParameterError(
-                    f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), "
-                    f"got {line.strip()[:60].encode('unicode_escape').decode()!r}"
-                )
+    lines = read_lines(path, ParameterError)
+    for lineno, line in enumerate(lines, 1):
+        parts = line.split("#", 1)[0].split()
+        if parts and len(parts) < 2:
+            raise ParameterError(
+                f"{path}, line {lineno}: expected two node names 'u v' (optionally followed by data), "
+                f"got {line.strip()[:60].encode('unicode_escape').decode()!r}"
+            )
     try:
-        g = nx.read_edgelist(path, nodetype=str, data=False, comments="#")
+        g = nx.parse_edgelist(lines, nodetype=str, data=False, comments="#")
     except Exception as e:  # networkx raises several types for malformed files
         raise ParameterError(f"{path}: could not read as an edge list: {e}") from None
     return graph_edges(g, population, str(path))

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from oudsim.model.user_files import read_toml
+
 __all__ = [
     "Parameters",
     "ParameterError",
@@ -341,37 +343,6 @@ class Parameters(Section):
             raise ParameterError(f"{path}: no such parameter file")
         data = read_toml(path, ParameterError)
         return _validate(cls, data.get("parameters", data), source=str(path))
-
-
-# -- reading files --------------------------------------------------------------------------------
-
-
-def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
-    """A TOML file's tables, or ``error`` with one message naming the file: unreadable, not UTF-8
-    (with the line of the first bad byte), a syntax error (with its line), or nested too deeply."""
-    import re
-
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise error(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at line {line}); save it as UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        # Python 3.12's message ends "(at line L, column C)": lead with the line, as compilers do.
-        msg = str(e)
-        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
-        if m:
-            reason = msg[: m.start()].strip()
-            raise error(f"{path}:{m[1]}: TOML syntax error at line {m[1]}, column {m[2]}: {reason}") from None
-        raise error(f"{path}: TOML syntax error: {msg}") from None
-    except RecursionError:
-        raise error(f"{path}: tables or arrays nested too deeply to read") from None
 
 
 # -- dotted names, ranges and messages -----------------------------------------------------

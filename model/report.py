@@ -6,7 +6,6 @@ CLI shares.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oudsim.model.experiments import read_table
 from oudsim.model.metrics import BY_NAME, METRIC_NAMES
 from oudsim.model.results_folder import atomic_write, atomic_write_text
+from oudsim.model.user_files import read_json, read_parquet, read_table
 from oudsim.scenarios import ScenarioError
 
 __all__ = ["FLOW_METRICS", "build_report", "format_band", "format_diff", "format_value", "is_share"]
@@ -87,7 +86,7 @@ def build_report(out_dir: str | Path, metrics: Sequence[str] | None = None) -> P
     if missing:
         raise ScenarioError(f"{summary_path}: no column {', '.join(missing)}; is it a summary.csv of oudsim run?")
     comparison = read_table(out / "comparison.csv") if (out / "comparison.csv").is_file() else None
-    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").is_file() else {}
+    manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
     scenarios = list(dict.fromkeys(summary["scenario"]))
 
     figures = out / "report"
@@ -152,7 +151,7 @@ def economics_rows(table: pd.DataFrame) -> list[list[str]]:
 
 def metric_bands(series_path: Path, metric: str) -> pd.DataFrame:
     """Mean and 2.5–97.5th percentiles across replicates at each step, per scenario."""
-    df = pd.read_parquet(series_path, columns=["scenario", "replicate", "step", "year", metric])
+    df = read_parquet(series_path, columns=["scenario", "replicate", "step", "year", metric])
     if metric in FLOW_METRICS and len(df) > 1:
         dt_weeks = _dt_weeks(df)
         window = max(int(round(SMOOTH_WEEKS / dt_weeks)), 1)
