@@ -186,23 +186,39 @@ def test_resume_runs_again_a_part_that_is_damaged_swapped_truncated_or_garbage(t
     assert again.resumed == 4  # whole parts are trusted and reused
 
 
-def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang():
+@pytest.mark.parametrize("listener", ["mute", "http"])
+def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang(listener):
+    """Something that accepts and never answers, or an HTTP server (a proxy's port): one message
+    within the stated time, not a hang (or an attempt to allocate exabytes from an HTTP reply)."""
+    import http.server
     import socket
+    import threading
     import time
 
     from oudsim.model.experiments import connect
 
     pytest.importorskip("distributed")
-    mute = socket.socket()
-    mute.bind(("127.0.0.1", 0))
-    mute.listen(5)
-    port = mute.getsockname()[1]
+    if listener == "mute":
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(5)
+        port, stop = server.getsockname()[1], server.close
+    else:
+        quiet = type("Quiet", (http.server.BaseHTTPRequestHandler,), {"log_message": lambda *a: None})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), quiet)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        port = httpd.server_address[1]
+
+        def stop() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+
     t0 = time.monotonic()
     try:
         with pytest.raises(ScenarioError, match="nothing answered as a Dask scheduler"):
             connect(f"tcp://127.0.0.1:{port}", timeout="1s")
     finally:
-        mute.close()
+        stop()
     assert time.monotonic() - t0 < 30
 
 
