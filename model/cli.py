@@ -122,6 +122,14 @@ Sets = Annotated[
     typer.Option("--set", help="Override a parameter in every scenario: dotted.name=value (repeatable)."),
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Skip replicates already finished in --out.")]
+ShareBurnIn = Annotated[
+    bool,
+    typer.Option(
+        "--share-burn-in/--burn-in-per-arm",
+        help="Run the burn-in once per replicate and start every scenario from it (the same results, "
+        "faster), or run it again for every scenario.",
+    ),
+]
 Overwrite = Annotated[
     bool,
     typer.Option("--overwrite", help="Replace the results already in --out (otherwise a run refuses to delete them)."),
@@ -171,6 +179,7 @@ def _run(
     sets: dict[str, Any],
     resume: bool,
     overwrite: bool = False,
+    share_burn_in: bool = True,
     extra_manifest: dict[str, Any] | None = None,
     posterior: Path | None = None,
 ) -> Any:
@@ -203,6 +212,7 @@ def _run(
                 out_dir=out,
                 resume=resume,
                 overwrite=overwrite,
+                share_burn_in=share_burn_in,
                 overrides=sets,
                 progress=update,
                 extra_manifest={"command": sys.argv, **(extra_manifest or {})},
@@ -303,6 +313,7 @@ def run(
     resume: Resume = False,
     overwrite: Overwrite = False,
     posterior: PosteriorOpt = None,
+    share_burn_in: ShareBurnIn = True,
 ) -> None:
     """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
     out = out or Path("results")
@@ -321,6 +332,7 @@ def run(
             sets=sets,
             resume=resume,
             overwrite=overwrite,
+            share_burn_in=share_burn_in,
             posterior=posterior,
         )
     names = [s.name for s in result.scenarios]
@@ -362,6 +374,7 @@ def compare_command(
     set_: Sets = None,
     resume: Resume = False,
     overwrite: Overwrite = False,
+    share_burn_in: ShareBurnIn = True,
     posterior: PosteriorOpt = None,
     wtp: Annotated[
         list[float] | None,
@@ -405,6 +418,7 @@ def compare_command(
                 sets=sets,
                 resume=resume,
                 overwrite=overwrite,
+                share_burn_in=share_burn_in,
                 posterior=posterior,
             )
             finals = result.finals

@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -121,6 +123,13 @@ class ReplicateTask:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def burn_in_key(self) -> str:
+        """What the state at week 0 depends on: the parameters before interventions and the seed
+        (interventions act from week 1). Replicates with one key start from one burn-in."""
+        spec = {"params": self.scenario.params.model_dump(mode="json"), "seed": self.seed}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
     def part_name(self) -> str:
         slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.scenario.name)[:60]
         return f"{slug}-r{self.replicate:05d}-{self.fingerprint}.parquet"
@@ -153,26 +162,54 @@ class ReplicateFailure:
 
 def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
     """Run one replicate in a worker. Errors are returned, not raised: executors report alike."""
+    return run_batch([task])[0]
+
+
+def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
+    """Run replicates that share a burn-in (one ``burn_in_key``: the arms of one replicate of a
+    comparison) in a worker: the burn-in once, then each arm from a copy of the state at week 0, which
+    gives the frames that building each arm afresh would (model.oud_model.OUDModel.start_interventions).
+    Errors are returned, not raised, one outcome per task."""
+    from oudsim.model.oud_model import OUDModel
+
     t0 = time.perf_counter()
+    first = tasks[0]
+    assert all(t.burn_in_key == first.burn_in_key for t in tasks), "a batch shares one burn-in"
     try:
-        _fault_hook(task)
-        model = task.scenario.build_model(rng=task.seed)
-        model.run_for(task.steps)
-        frame = model.metrics_frame()
-        frame.insert(0, "scenario", task.scenario.name)
-        frame.insert(1, "replicate", task.replicate)
-        frame.insert(2, "seed", task.seed)
-        frame = frame.astype({"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"})
-        return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, time.perf_counter() - t0, frame)
-    except Exception as e:  # noqa: BLE001 - any failure of one replicate is reported, the rest go on
-        return ReplicateOutcome(
-            task.scenario.name,
-            task.replicate,
-            task.seed,
-            time.perf_counter() - t0,
-            error=f"{type(e).__name__}: {e}",
-            traceback=traceback.format_exc(),
-        )
+        warm = OUDModel(params=first.scenario.params, rng=first.seed, agents=False)  # metrics only
+    except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
+        failed = _failure(first, e, time.perf_counter() - t0)
+        return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
+    shared = (time.perf_counter() - t0) / len(tasks)  # the burn-in's time, charged to each arm alike
+    outcomes = []
+    for k, task in enumerate(tasks):
+        t1 = time.perf_counter()
+        try:
+            _fault_hook(task)
+            model = warm if k == len(tasks) - 1 else copy.deepcopy(warm)
+            model.start_interventions(list(task.scenario.interventions))
+            model.run_for(task.steps)
+            frame = model.metrics_frame()
+            frame.insert(0, "scenario", task.scenario.name)
+            frame.insert(1, "replicate", task.replicate)
+            frame.insert(2, "seed", task.seed)
+            frame = frame.astype({"replicate": "int64", "seed": "int64", "step": "int64", "year": "float64"})
+            seconds = shared + time.perf_counter() - t1
+            outcomes.append(ReplicateOutcome(task.scenario.name, task.replicate, task.seed, seconds, frame))
+        except Exception as e:  # noqa: BLE001 - any failure of one replicate is reported, the rest go on
+            outcomes.append(_failure(task, e, shared + time.perf_counter() - t1))
+    return outcomes
+
+
+def _failure(task: ReplicateTask, e: Exception, seconds: float) -> ReplicateOutcome:
+    return ReplicateOutcome(
+        task.scenario.name,
+        task.replicate,
+        task.seed,
+        seconds,
+        error=f"{type(e).__name__}: {e}",
+        traceback=traceback.format_exc(),
+    )
 
 
 def _fault_hook(task: ReplicateTask) -> None:
@@ -558,6 +595,7 @@ def run_experiment(
     keep_frames: bool = False,
     extra_manifest: dict[str, Any] | None = None,
     posterior: Any = None,
+    share_burn_in: bool = True,
 ) -> ExperimentResult:
     """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write outputs.
 
@@ -565,6 +603,10 @@ def run_experiment(
     means per replicate), ``manifest.json``, and ``parts/`` (a Parquet file per finished replicate,
     kept so ``resume=True`` can skip them). Ctrl-C stops the run, keeps and assembles what finished,
     and returns with ``interrupted=True``.
+
+    The arms of one replicate share their burn-in (``share_burn_in``): it is run once and each arm
+    starts from a copy of the state at week 0, with the output of building every arm afresh
+    (``share_burn_in=False``).
     """
     if not (1 <= replicates <= MAX_REPLICATES):
         raise ScenarioError(f"replicates = {replicates}: allowed range [1, {MAX_REPLICATES:,}]")
@@ -662,7 +704,7 @@ def run_experiment(
         if todo:
             with _executor(workers, scheduler) as (executor, window):
                 try:
-                    _drain(executor, window, todo, record)
+                    _drain(executor, window, todo, record, share_burn_in)
                 except KeyboardInterrupt:
                     interrupted = True
                     _stop_now(executor)
@@ -718,6 +760,7 @@ def run_experiment(
                 workers=workers,
                 scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
                 resume=resume,
+                share_burn_in=share_burn_in,
                 overrides=overrides or {},
             ),
             extra_manifest,
@@ -732,30 +775,37 @@ def _drain(
     window: int,
     todo: list[ReplicateTask],
     record: Callable[[ReplicateOutcome, ReplicateTask], None],
+    share_burn_in: bool = True,
 ) -> None:
-    """Keep at most ``window`` tasks in flight (bounded memory), recording each as it finishes.
+    """Run ``todo`` in batches that share a burn-in, keeping at most ``window`` replicates in flight
+    (bounded memory), and record each replicate as its batch finishes.
 
-    When a worker process dies, every replicate in flight with it fails alike. Those are run again
-    one at a time, so the one that kills its worker is found and reported and the others finish.
+    When a worker process dies, every batch in flight with it fails alike. Those are run again one at
+    a time, then replicate by replicate, so the one that kills its worker is found and reported and
+    the others finish.
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    waiting = collections.deque(todo)
-    suspects: collections.deque[ReplicateTask] = collections.deque()
-    pending: dict[cf.Future, tuple[ReplicateTask, bool]] = {}  # future -> (task, run alone?)
+    waiting = collections.deque(batches(todo) if share_burn_in else [[t] for t in todo])
+    suspects: collections.deque[list[ReplicateTask]] = collections.deque()
+    pending: dict[cf.Future, tuple[list[ReplicateTask], bool]] = {}  # future -> (batch, run alone?)
 
-    def submit(task: ReplicateTask, alone: bool) -> None:
+    def submit(batch: list[ReplicateTask], alone: bool) -> None:
         try:
-            pending[executor.submit(run_replicate, task)] = (task, alone)
-        except Exception as e:  # noqa: BLE001 - a closed cluster: this replicate cannot start
-            record(_lost(task, e), task)
+            pending[executor.submit(run_batch, batch)] = (batch, alone)
+        except Exception as e:  # noqa: BLE001 - a closed cluster: this batch cannot start
+            for task in batch:
+                record(_lost(task, e), task)
+
+    def in_flight() -> int:
+        return sum(len(batch) for batch, _ in pending.values())
 
     def top_up() -> None:
         if suspects:
             if not pending:
                 submit(suspects.popleft(), alone=True)
             return
-        while len(pending) < window and waiting:
+        while waiting and (not pending or in_flight() + len(waiting[0]) <= window):
             submit(waiting.popleft(), alone=False)
 
     top_up()
@@ -763,18 +813,30 @@ def _drain(
         # A timeout keeps the main thread responsive to Ctrl-C while it waits.
         finished, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
         for fut in finished:
-            task, alone = pending.pop(fut)
+            batch, alone = pending.pop(fut)
             try:
-                outcome = fut.result()
+                outcomes = fut.result()
             except BrokenProcessPool as e:
                 if not alone:
-                    suspects.append(task)
-                    continue
-                outcome = _lost(task, e)  # it ended its worker when run alone: the culprit
+                    suspects.append(batch)
+                elif len(batch) > 1:  # it ended its worker when run alone: one of its replicates did
+                    suspects.extend([task] for task in batch)
+                else:
+                    record(_lost(batch[0], e), batch[0])  # the culprit
+                continue
             except Exception as e:  # noqa: BLE001 - a cluster error (e.g. Dask's KilledWorker)
-                outcome = _lost(task, e)
-            record(outcome, task)
+                outcomes = [_lost(task, e) for task in batch]
+            for outcome, task in zip(outcomes, batch, strict=True):
+                record(outcome, task)
         top_up()
+
+
+def batches(tasks: Sequence[ReplicateTask]) -> list[list[ReplicateTask]]:
+    """The tasks grouped by burn-in (in order of first appearance): each group runs its burn-in once."""
+    groups: dict[str, list[ReplicateTask]] = {}
+    for task in tasks:
+        groups.setdefault(task.burn_in_key, []).append(task)
+    return list(groups.values())
 
 
 def _lost(task: ReplicateTask, error: Exception) -> ReplicateOutcome:

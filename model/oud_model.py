@@ -43,6 +43,9 @@ class OUDModel(mesa.Model):
         graph: a networkx graph to use as the known ties (its first ``population`` nodes).
         check_invariants: check the model's invariants after every process of every step, burn-in
             included (model.invariants; slow: for tests and debugging), raising InvariantError.
+        agents: make a Mesa agent (``Person``) per person and log each one's stage changes, for
+            ``model.agents``, ``person(row)`` and the dashboard's inspector. Without them (experiments)
+            the model is quicker to build and to copy and gives the same metrics.
         **overrides: dotted parameter names (``"treatment.seek_rate"``) or aliases (``isolation``,
             ``stigma``, ``capacity``, ``naloxone_coverage`` ... see parameters.ALIASES).
     """
@@ -56,6 +59,7 @@ class OUDModel(mesa.Model):
         graph: nx.Graph | None = None,
         scenario: Any = None,
         check_invariants: bool = False,
+        agents: bool = True,
         **overrides: Any,
     ) -> None:
         # Mesa's SolaraViz passes its own `scenario=` on reset; parameters come from params and overrides.
@@ -115,8 +119,9 @@ class OUDModel(mesa.Model):
             self._advance()
         self.week = 0
 
-        self.people = [Person(self, r) for r in range(self.population.n)]  # ids: Mesa's, 1..n
-        self.transitions.recording = True
+        if agents:  # Mesa agents and the log of their stage changes: for the person inspector
+            self.people = [Person(self, r) for r in range(self.population.n)]  # ids: Mesa's, 1..n
+            self.transitions.recording = True
         self.datacollector = metrics.MetricCollector()
         self.metrics = metrics.compute(self)
         self.datacollector.collect(self)
@@ -140,6 +145,14 @@ class OUDModel(mesa.Model):
         memo[id(self)] = new
         new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return new
+
+    def start_interventions(self, interventions: list[Intervention | dict]) -> None:
+        """From week 0, run with these interventions instead (they act from week 1, so the state at
+        week 0 does not depend on them): a copy of one burned-in model can start every arm of a
+        comparison, with the frames each would give if built afresh with its interventions."""
+        if self.week != 0:
+            raise ValueError(f"start_interventions at week {self.week}: only at week 0, before any step")
+        self.schedule_of_interventions = InterventionSchedule(interventions, self.base_params)
 
     # -- stepping -------------------------------------------------------------------------
     def run_for(self, duration: float | int) -> None:
@@ -268,6 +281,8 @@ class OUDModel(mesa.Model):
 
     # -- views ------------------------------------------------------------------------------
     def person(self, row: int) -> Person:
+        if self.people is None:
+            raise ValueError("this model was built with agents=False: it has no Person agents to show")
         return self.people[row]
 
     @property

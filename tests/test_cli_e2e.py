@@ -151,6 +151,20 @@ def test_a_worker_process_that_dies_is_found_and_the_others_finish(tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_a_replicate_that_kills_its_worker_is_found_among_the_arms_sharing_its_burn_in(tmp_path: Path) -> None:
+    """The arms of a replicate run as one batch (one burn-in): the batch dies with the worker, is run
+    again alone, then arm by arm, so the culprit is named and its batch-mates finish."""
+    out = tmp_path / "results"
+    args = ["run", "baseline", "naloxone", "-n", "2", "-y", "0.25", "-p", "200", "-w", "2", "--out", str(out)]
+    ran = oudsim(*args, "--set", "simulation.burn_in_years=0", env={FAIL_HOOK_ENV: "naloxone:1:exit"})
+    assert ran.returncode == 1, ran.stderr
+    assert "naloxone replicate 1" in ran.stderr and "worker process died" in ran.stderr
+    series = pd.read_parquet(out / "timeseries.parquet")
+    finished = sorted(set(zip(series["scenario"], series["replicate"], strict=True)))
+    assert finished == [("baseline", 0), ("baseline", 1), ("naloxone", 0)]
+
+
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_replicates_and_resume_completes(tmp_path: Path) -> None:
     out = tmp_path / "results"
     args = [

@@ -276,39 +276,40 @@ def test_each_replicate_is_on_disk_before_it_counts_as_done(tmp_path: Path) -> N
 
 
 class CountingExecutor(cf.Executor):
-    """Completes work only when asked, recording how many tasks were ever in flight at once."""
+    """Finishes each submission a moment later, in another thread, recording how many replicates were
+    ever in flight at once (a submission is a batch of replicates sharing a burn-in)."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[cf.Future, object]] = []
+        import threading
+
+        self.pending: list[tuple[cf.Future, list]] = []
         self.most_in_flight = 0
+        self.lock = threading.Lock()
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        import threading
+
         fut: cf.Future = cf.Future()
-        self.pending.append((fut, args[0]))
-        self.most_in_flight = max(self.most_in_flight, len(self.pending))
-        if len(self.pending) >= 3:  # finish the oldest once the window is full
-            done, task = self.pending.pop(0)
-            done.set_result(
-                ex.ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0, frame=None, error="stub")
-            )
+        with self.lock:
+            self.pending.append((fut, args[0]))
+            self.most_in_flight = max(self.most_in_flight, sum(len(batch) for _, batch in self.pending))
+        threading.Timer(0.002, self.finish_oldest).start()
         return fut
+
+    def finish_oldest(self) -> None:
+        with self.lock:
+            done, batch = self.pending.pop(0)
+        done.set_result([ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub") for t in batch])
 
 
 def test_work_in_flight_is_bounded_by_the_window() -> None:
     executor = CountingExecutor()
-    scenario = load_scenario("baseline")
-    todo = [ex.ReplicateTask(scenario, r, r, 1.0) for r in range(40)]
+    arms = [load_scenario("baseline"), load_scenario("naloxone")]
+    todo = [ex.ReplicateTask(s, r, r, 1.0) for r in range(40) for s in arms]
     recorded = []
-
-    def record(outcome, task):  # noqa: ANN001
-        recorded.append(task.replicate)
-        while executor.pending:  # drain the rest as the window refills
-            fut, t = executor.pending.pop(0)
-            fut.set_result(ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub"))
-
-    ex._drain(executor, 3, todo, record)
-    assert sorted(recorded) == list(range(40))
-    assert executor.most_in_flight <= 3
+    ex._drain(executor, 4, todo, lambda outcome, task: recorded.append((task.scenario.name, task.replicate)))
+    assert sorted(recorded) == sorted((s.name, r) for r in range(40) for s in arms)
+    assert executor.most_in_flight == 4  # two batches of two arms at a time, never more
 
 
 def test_a_failing_replicate_is_reported_and_the_others_are_written(
@@ -441,3 +442,40 @@ def test_an_exception_from_the_progress_callback_cancels_the_run_promptly(tmp_pa
             **SMALL,
         )
     assert 1 <= len(list((tmp_path / "parts").glob("*.parquet"))) < 6
+
+
+# -- the burn-in once per replicate (issue 19) -------------------------------------------------------
+
+
+def test_arms_started_from_one_burn_in_give_the_frames_of_arms_built_afresh():
+    """Every shipped scenario, started from a copy of one burned-in model (ex.run_batch), gives the
+    frame that building it afresh with its interventions (Scenario.build_model) gives, step for step."""
+    from oudsim.scenarios import list_scenarios
+
+    shipped = [
+        s.with_overrides({"simulation.population": 1_500, "simulation.burn_in_years": 2}) for s in list_scenarios()
+    ]
+    assert len(shipped) >= 10
+    tasks = [ex.ReplicateTask(s, 0, 77, 2.0) for s in shipped]
+    assert len(ex.batches(tasks)) == 1  # interventions only: one burn-in for them all
+    outcomes = ex.run_batch(tasks)
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        assert outcome.error is None, outcome.traceback
+        fresh = task.scenario.build_model(rng=task.seed)
+        fresh.run_for(task.steps)
+        assert outcome.frame.drop(columns=["scenario", "replicate", "seed"]).equals(fresh.metrics_frame()), task
+    differs = {
+        o.scenario for o in outcomes if not o.frame[list(METRIC_NAMES)].equals(outcomes[0].frame[list(METRIC_NAMES)])
+    }
+    assert len(differs) >= len(shipped) - 2  # the arms do differ (their interventions act)
+
+
+def test_sharing_the_burn_in_changes_no_byte_of_the_outputs(tmp_path):
+    args = dict(replicates=3, years=1.0, population=600, overrides={"simulation.burn_in_years": 1}, workers=2)
+    names = ["baseline", "expand_moud", "naloxone"]
+    shared = ex.run_experiment(names, out_dir=tmp_path / "shared", **args)
+    apart = ex.run_experiment(names, out_dir=tmp_path / "apart", share_burn_in=False, **args)
+    assert shared.ok and apart.ok
+    for name in ("timeseries.parquet", "summary.csv", "replicates.csv"):
+        assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "apart" / name).read_bytes(), name
+    assert shared.manifest["options"]["share_burn_in"] and not apart.manifest["options"]["share_burn_in"]

@@ -389,3 +389,28 @@ def test_a_small_difference_between_paired_runs_stays_small():
         worst["stage"] = max(worst["stage"], int((a.population.stage != b.population.stage).sum()))
         worst["ties"] = max(worst["ties"], int((a.network.active != b.network.active).sum()))
     assert worst["mental health"] <= 30 and worst["stage"] <= 10 and worst["ties"] <= 60, worst
+
+
+def test_a_model_without_agents_gives_the_same_metrics_and_copies_cheaply():
+    import copy
+
+    full = OUDModel(population=3_000, rng=5, burn_in_years=1)
+    lean = OUDModel(population=3_000, rng=5, burn_in_years=1, agents=False)
+    assert lean.people is None and len(lean.agents) == 0 and len(full.agents) == 3_000
+    twin = copy.deepcopy(lean)
+    for model in (full, lean, twin):
+        model.run_for(104)
+    assert lean.metrics_frame().equals(full.metrics_frame())
+    assert twin.metrics_frame().equals(full.metrics_frame())
+    with pytest.raises(ValueError, match="agents=False"):
+        lean.person(0)
+
+
+def test_interventions_can_be_started_only_at_week_0():
+    from oudsim.scenarios import load_scenario
+
+    m = OUDModel(population=500, rng=1, burn_in_years=0)
+    m.start_interventions(list(load_scenario("naloxone").interventions))
+    m.step()
+    with pytest.raises(ValueError, match="only at week 0"):
+        m.start_interventions([])
