@@ -56,6 +56,7 @@ EXTENDEDLY_DOMINATED = "extendedly dominated"
 ICER_RTOL = 1e-9
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+MEAN_MARKERS: tuple[str, ...] = ("o", "s", "^", "D")  # a strategy's mean: its shape, with its colour
 OKABE_ITO: tuple[str, ...] = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 DRAW_ALPHA = 0.25  # per-draw points: translucent, so that overlapping clouds stay readable
 DRAW_SIZE = 12.0  # scatter marker area (points^2)
@@ -359,8 +360,9 @@ def ce_plane(
     currency: str = "US$",
 ) -> Axes:
     """Draw the cost-effectiveness plane on ``ax``: incremental QALYs (x) against incremental cost (y),
-    one Okabe-Ito colour per strategy in order of appearance, each draw a translucent point and the
-    mean a large marker, axes through zero, and a dashed line of slope ``wtp`` if given.
+    one Okabe-Ito colour per strategy in order of appearance (past eight, the colours again with another
+    marker shape), each draw a translucent point and the mean a large marker, axes through zero, and a
+    dashed line of slope ``wtp`` if given.
 
     ``diffs`` holds per-draw (or per-replicate) differences vs a comparator, e.g. from
     ``incremental_draws``. Draws one scatter collection and one mean line per strategy; returns ``ax``.
@@ -369,8 +371,6 @@ def ce_plane(
 
     _check_table(diffs, numeric=(cost, effect), keys=(name,), where="ce_plane")
     names = list(pd.unique(diffs[name]))
-    if len(names) > len(OKABE_ITO):
-        raise ValueError(f"ce_plane: {len(names)} strategies in {name!r}; the palette has {len(OKABE_ITO)} colours")
     if wtp is not None:
         if np.ndim(wtp) != 0:
             raise ValueError(f"ce_plane: wtp must be a single number, got shape {np.shape(wtp)}")
@@ -379,7 +379,9 @@ def ce_plane(
     # Axes through zero first, so that the points are drawn over them.
     ax.axhline(0.0, color=AXIS_COLOUR, lw=0.8, zorder=1)
     ax.axvline(0.0, color=AXIS_COLOUR, lw=0.8, zorder=1)
-    for colour, strategy in zip(OKABE_ITO, names, strict=False):
+    for j, strategy in enumerate(names):
+        # Eight colours; past them the colours come round again with another marker shape.
+        colour, marker = OKABE_ITO[j % len(OKABE_ITO)], MEAN_MARKERS[j // len(OKABE_ITO) % len(MEAN_MARKERS)]
         rows = diffs[diffs[name] == strategy]
         x = pd.to_numeric(rows[effect]).to_numpy(dtype=float)
         y = pd.to_numeric(rows[cost]).to_numpy(dtype=float)
@@ -388,7 +390,7 @@ def ce_plane(
         ax.plot(
             [x.mean()],
             [y.mean()],
-            marker="o",
+            marker=marker,
             markersize=MEAN_SIZE,
             linestyle="none",
             color=colour,

@@ -332,3 +332,18 @@ def test_ce_plane_without_a_threshold_and_refusals():
         ce_plane(fig.add_subplot(), incremental_draws(four_draws(), "X"), wtp=-5.0)
     with pytest.raises(ValueError, match="'cost'"):
         ce_plane(fig.add_subplot(), incremental_draws(four_draws(), "X").drop(columns="cost"))
+
+
+def test_ce_plane_tells_apart_more_strategies_than_the_palette_has_colours():
+    """Nine scenarios against a comparator (every shipped one): past eight, the colours come round
+    again with another marker shape, so no two strategies look alike."""
+    diffs = pd.DataFrame(
+        [{"draw": d, "scenario": f"s{j}", "cost": 100.0 * j + d, "qaly": 0.1 * j} for j in range(11) for d in range(3)]
+    )
+    fig = Figure()
+    ax = ce_plane(fig.add_subplot(), diffs, wtp=50_000.0)
+    means = [line for line in ax.lines if line.get_linestyle() == "None"]
+    looks = [(line.get_marker(), to_rgb(line.get_color())) for line in means]
+    assert len(means) == 11 and len(set(looks)) == 11
+    assert [m for m, _ in looks] == ["o"] * 8 + ["s"] * 3
+    fig.savefig(io.BytesIO(), format="png")
