@@ -15,7 +15,7 @@ done; \
 echo "oudsim needs Python 3.12 or newer and found none. Install it (Debian/Ubuntu: apt-get install python3.12 python3.12-venv; or pyenv install 3.12) or set PYTHON=/path/to/python3.12, then run this again." >&2; exit 1
 endef
 
-.PHONY: run test test-fast setup compile browser-deps clean
+.PHONY: run test test-fast setup compile browser-deps docs clean
 
 $(STAMP): pyproject.toml
 	@py=$$($(find_python)) || exit 1; \
@@ -53,7 +53,13 @@ test: compile browser-deps
 test-fast: compile
 	$(PY) -m pytest -n 2 -q -m "not slow and not browser"
 
+# The documentation site (mkdocs.yml): built offline into site/, with --strict so that a broken link, a
+# missing page or an unreadable docstring fails (tests/test_docs_site.py builds it the same way in CI).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	@echo "Open site/index.html, or serve it: $(PY) -m http.server -d site"
+
 # Compiled kernels are cached per version of the source (model/jit.py, cache_dir): drop them all.
 clean:
 	-@[ -x $(PY) ] && $(PY) -c "import shutil; from oudsim.model.jit import cache_dir; shutil.rmtree(cache_dir().parent, ignore_errors=True)"
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site build/api-src

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import json
 import math
 import os
 import time
@@ -738,7 +739,7 @@ def write_parameter_file(path: str | Path, overrides: dict[str, Any], header: Se
 
 
 def write_outputs(result: CalibrationResult, out: str | Path, command: str = "") -> dict[str, Path]:
-    """calibration.csv (target table), replicates.csv, trials.csv, fitted.toml, calibration.md."""
+    """calibration.csv (target table), replicates.csv, trials.csv, fitted.toml, calibration.md, manifest.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -747,6 +748,7 @@ def write_outputs(result: CalibrationResult, out: str | Path, command: str = "")
         "trials": out / "trials.csv",
         "fitted": out / "fitted.toml",
         "markdown": out / "calibration.md",
+        "manifest": out / "manifest.json",
     }
     result.summary.to_csv(paths["table"], index=False)
     result.replicates.to_csv(paths["replicates"], index=False)
@@ -780,7 +782,18 @@ def write_outputs(result: CalibrationResult, out: str | Path, command: str = "")
         "",
     ]
     paths["markdown"].write_text("\n".join(md))
+    paths["manifest"].write_text(json.dumps(manifest(s, command, loss=result.loss), indent=2, default=str) + "\n")
     return paths
+
+
+def manifest(settings: dict[str, Any], command: str = "", **extra: Any) -> dict[str, Any]:
+    """What made a study's files: the oudsim version (with Python's, numpy's, numba's), the command, the
+    settings, and anything else given (a run's manifest.json has the same ``version``)."""
+    from oudsim import versions
+
+    v = versions()
+    made_by = {"package": "oudsim", "version": v.pop("oudsim"), **v}
+    return {**made_by, **({"command": command} if command else {}), "settings": settings, **extra}
 
 
 # -- parameter uncertainty: accepted parameter sets (model.posterior) -------------------------------

@@ -43,6 +43,28 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from oudsim import versions
+
+        v = versions()
+        out_console.print(
+            f"oudsim {v['oudsim']} (Python {v['python']}, numpy {v['numpy']}, numba {v['numba']})", highlight=False
+        )
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    # Options of the command itself (the help text is the app's).
+    return None
+
+
 KEY_METRICS = (
     "oud_prevalence",
     "overdose_death_rate",

@@ -94,9 +94,11 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("qalys_lost", "QALYs lost to the step's deaths (discounted)", "QALYs per person", "health"),
     Metric("overdoses_per_100k", "Overdoses in the step", "per 100,000 people", "count"),
 )
+"""Every metric a run records: its name (a column of every frame and file), label, unit and kind."""
 ECONOMIC_NAMES: tuple[str, ...] = accounting.METRICS  # filled by model.accounting, not by _metrics
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in CATALOGUE)
 BY_NAME = {m.name: m for m in CATALOGUE}
+"""The catalogue's metrics by name."""
 
 
 def label_in_words(name: str, params: Any = None) -> str:

@@ -21,6 +21,7 @@ shows up as a floor under ``mu_star``; a parameter that cannot affect the metric
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from oudsim.model.calibration import (
     ODDS_RATIO,
     FreeParameter,
     executor,
+    manifest,
     overrides_for,
     replicate_seeds,
     run_replicate,
@@ -332,10 +334,13 @@ def write_outputs(result: SensitivityResult, out: str | Path) -> dict[str, Path]
         "indices": out / f"{stem}.csv",
         "samples": out / f"{stem}_samples.csv",
         "plot": out / f"{stem}_ranking.png",
+        "manifest": out / f"{stem}_manifest.json",
     }
     result.indices.to_csv(paths["indices"], index=False)
     result.samples.to_csv(paths["samples"], index=False)
     plot_ranking(result, paths["plot"])
+    about = manifest(result.settings, metric=result.metric, method=result.method)
+    paths["manifest"].write_text(json.dumps(about, indent=2, default=str) + "\n")
     return paths
 
 

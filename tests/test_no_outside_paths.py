@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".yml", ".yaml"}
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".yml", ".yaml", ".cff", ".html", ".css", ".js", ".ipynb"}
+TEXT_NAMES = {"Makefile", "LICENSE"}
 EVIDENCE = ROOT / "docs" / "evidence.md"
 
 # A "shared" folder as a path: "shared/..." (also "../shared/...", "`shared/x`") or "../shared".
@@ -42,7 +43,7 @@ def _tracked_text_files() -> list[Path]:
     return [
         f
         for f in files
-        if (f.suffix in TEXT_SUFFIXES or f.name == "Makefile")
+        if (f.suffix in TEXT_SUFFIXES or f.name in TEXT_NAMES)
         and f.is_file()  # listed but deleted in the work tree: nothing to check
         and f.resolve() != Path(__file__).resolve()  # this file spells out the patterns it looks for
     ]

@@ -15,7 +15,22 @@ try:
 except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["OUDModel", "Parameters", "ParameterError", "__version__"]
+__all__ = ["OUDModel", "Parameters", "ParameterError", "__version__", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """This oudsim's version and those of what its results depend on (``oudsim --version``, manifests)."""
+    import platform
+
+    import numba
+    import numpy
+
+    return {
+        "oudsim": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+    }
 
 
 def __getattr__(name: str):
