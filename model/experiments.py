@@ -778,7 +778,8 @@ def _drain(
     share_burn_in: bool = True,
 ) -> None:
     """Run ``todo`` in batches that share a burn-in, keeping at most ``window`` replicates in flight
-    (bounded memory), and record each replicate as its batch finishes.
+    (bounded memory; ``window`` is twice the workers) but never fewer than a batch per worker, and
+    record each replicate as its batch finishes.
 
     When a worker process dies, every batch in flight with it fails alike. Those are run again one at
     a time, then replicate by replicate, so the one that kills its worker is found and reported and
@@ -805,7 +806,8 @@ def _drain(
             if not pending:
                 submit(suspects.popleft(), alone=True)
             return
-        while waiting and (not pending or in_flight() + len(waiting[0]) <= window):
+        # At most `window` replicates in flight, but a batch per worker however large the batches are.
+        while waiting and (len(pending) < max(window // 2, 1) or in_flight() + len(waiting[0]) <= window):
             submit(waiting.popleft(), alone=False)
 
     top_up()

@@ -312,6 +312,18 @@ def test_work_in_flight_is_bounded_by_the_window() -> None:
     assert executor.most_in_flight == 4  # two batches of two arms at a time, never more
 
 
+def test_batches_larger_than_the_window_still_keep_every_worker_busy() -> None:
+    """Ten arms share each burn-in: a batch is larger than the window (twice the workers), yet a batch
+    per worker is in flight (one at a time would leave a worker idle)."""
+    executor = CountingExecutor()
+    arms = [load_scenario(n) for n in ("baseline", "naloxone", "expand_moud", "cut_moud", "combined")]
+    todo = [ex.ReplicateTask(s, r, r, 1.0) for r in range(6) for s in arms]
+    recorded = []
+    ex._drain(executor, 4, todo, lambda outcome, task: recorded.append(task))
+    assert len(recorded) == 30
+    assert executor.most_in_flight == 10  # two batches of five: one per worker
+
+
 def test_a_failing_replicate_is_reported_and_the_others_are_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
