@@ -777,9 +777,9 @@ def _drain(
     record: Callable[[ReplicateOutcome, ReplicateTask], None],
     share_burn_in: bool = True,
 ) -> None:
-    """Run ``todo`` in batches that share a burn-in, keeping at most ``window`` replicates in flight
-    (bounded memory; ``window`` is twice the workers) but never fewer than a batch per worker, and
-    record each replicate as its batch finishes.
+    """Run ``todo`` in batches that share a burn-in, keeping at most ``window`` batches in flight
+    (``window`` is twice the workers: memory holds a few batches' frames, however many replicates
+    there are), and record each replicate as its batch finishes.
 
     When a worker process dies, every batch in flight with it fails alike. Those are run again one at
     a time, then replicate by replicate, so the one that kills its worker is found and reported and
@@ -798,16 +798,14 @@ def _drain(
             for task in batch:
                 record(_lost(task, e), task)
 
-    def in_flight() -> int:
-        return sum(len(batch) for batch, _ in pending.values())
-
     def top_up() -> None:
         if suspects:
             if not pending:
                 submit(suspects.popleft(), alone=True)
             return
-        # At most `window` replicates in flight, but a batch per worker however large the batches are.
-        while waiting and (len(pending) < max(window // 2, 1) or in_flight() + len(waiting[0]) <= window):
+        # `window` is two per worker: one running, one waiting, so no worker idles while this process
+        # records what the last one sent.
+        while waiting and len(pending) < window:
             submit(waiting.popleft(), alone=False)
 
     top_up()
