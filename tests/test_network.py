@@ -241,3 +241,16 @@ def test_people_who_use_withdraw_from_supportive_ties_not_from_each_other():
         net.set_active(lapsed, True)
     assert_count_matches(hits["both"], int((both & net.active).sum()) * 40, loss, dt)
     assert_count_matches(hits["mixed"], int((mixed & net.active).sum()) * 40, loss * 2, dt)
+
+
+def test_the_sort_based_unique_and_membership_agree_with_numpy():
+    from oudsim.model.network import sorted_contains, sorted_unique
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 1_000, 100_000):
+        a = rng.integers(0, 5_000, size=size)
+        assert np.array_equal(sorted_unique(a), np.unique(a))
+        table = np.unique(rng.integers(0, 5_000, size=size // 2 + 1))
+        keys = rng.integers(-10, 5_100, size=size)
+        assert np.array_equal(sorted_contains(table, keys), np.isin(keys, table))
+    assert sorted_contains(np.empty(0, dtype=np.int64), np.arange(3)).tolist() == [False] * 3
