@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -276,51 +277,66 @@ def test_each_replicate_is_on_disk_before_it_counts_as_done(tmp_path: Path) -> N
 
 
 class CountingExecutor(cf.Executor):
-    """Finishes each submission a moment later, in another thread, recording how many replicates were
-    ever in flight at once (a submission is a batch of replicates sharing a burn-in)."""
+    """Records how many replicates were ever in flight at once (a submission is a batch of replicates
+    sharing a burn-in). It finishes the oldest submission as soon as ``fill`` are waiting, and
+    otherwise only when nothing was submitted for ``idle_s`` (so a drain that waits is not stuck)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fill: int, idle_s: float = 0.5) -> None:
         import threading
 
         self.pending: list[tuple[cf.Future, list]] = []
         self.most_in_flight = 0
-        self.lock = threading.Lock()
+        self.fill = fill
+        self.lock = threading.RLock()
+        self.last_submit = time.monotonic()
+        self.done = False
+
+        def idle() -> None:
+            while not self.done:
+                time.sleep(idle_s / 5)
+                with self.lock:
+                    if self.pending and time.monotonic() - self.last_submit > idle_s:
+                        self.finish_oldest()
+                        self.last_submit = time.monotonic()
+
+        threading.Thread(target=idle, daemon=True).start()
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
-        import threading
-
         fut: cf.Future = cf.Future()
         with self.lock:
+            self.last_submit = time.monotonic()
             self.pending.append((fut, args[0]))
             self.most_in_flight = max(self.most_in_flight, sum(len(batch) for _, batch in self.pending))
-        threading.Timer(0.002, self.finish_oldest).start()
+            if len(self.pending) >= self.fill:
+                self.finish_oldest()
         return fut
 
     def finish_oldest(self) -> None:
-        with self.lock:
-            done, batch = self.pending.pop(0)
+        done, batch = self.pending.pop(0)
         done.set_result([ex.ReplicateOutcome(t.scenario.name, t.replicate, t.seed, 0.0, error="stub") for t in batch])
 
 
 def test_work_in_flight_is_bounded_by_the_window() -> None:
-    executor = CountingExecutor()
+    executor = CountingExecutor(fill=5, idle_s=0.02)  # finishes at once only if the window (4) is exceeded
     scenario = load_scenario("baseline")
     todo = [ex.ReplicateTask(scenario, r, r, 1.0) for r in range(40)]  # no burn-in to share: batches of one
     recorded = []
     ex._drain(executor, 4, todo, lambda outcome, task: recorded.append(task.replicate))
+    executor.done = True
     assert sorted(recorded) == list(range(40))
-    assert executor.most_in_flight == 4  # never more
+    assert 2 <= executor.most_in_flight <= 4  # never more than the window
 
 
 def test_batches_larger_than_the_window_still_keep_every_worker_busy() -> None:
     """Five arms share each burn-in: a batch is larger than the window (twice the workers), yet two
     batches per worker are in flight, one running and one waiting (one at a time would leave a worker
     idle while this process records the last)."""
-    executor = CountingExecutor()
+    executor = CountingExecutor(fill=4, idle_s=1.0)
     arms = [load_scenario(n) for n in ("baseline", "naloxone", "expand_moud", "cut_moud", "combined")]
     todo = [ex.ReplicateTask(s, r, r, 1.0) for r in range(6) for s in arms]
     recorded = []
     ex._drain(executor, 4, todo, lambda outcome, task: recorded.append(task))
+    executor.done = True
     assert len(recorded) == 30
     assert executor.most_in_flight == 20  # four batches of five: two per worker
 
