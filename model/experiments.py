@@ -23,6 +23,7 @@ import concurrent.futures as cf
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -110,7 +111,7 @@ class ReplicateTask:
     def steps(self) -> int:
         return int(round(self.years * 52 / self.scenario.params.simulation.dt_weeks))
 
-    @property
+    @functools.cached_property  # hashes the whole parameter tree: once per task
     def fingerprint(self) -> str:
         """What determines this replicate's output; a resumed part is reused only if it matches."""
         spec = {
@@ -122,7 +123,7 @@ class ReplicateTask:
         }
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
-    @property
+    @functools.cached_property  # hashes the whole parameter tree: once per task
     def burn_in_key(self) -> str:
         """What the state at week 0 depends on: the parameters before interventions and the seed
         (interventions act from week 1). Replicates with one key start from one burn-in."""
@@ -158,11 +159,6 @@ class ReplicateFailure:
 
     def __str__(self) -> str:
         return f"{self.scenario} replicate {self.replicate} (seed {self.seed}): {self.error}"
-
-
-def run_replicate(task: ReplicateTask) -> ReplicateOutcome:
-    """Run one replicate in a worker. Errors are returned, not raised: executors report alike."""
-    return run_batch([task])[0]
 
 
 def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
