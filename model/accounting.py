@@ -28,9 +28,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from oudsim.agents.states import Care, Stage
-from oudsim.model.jit import njit
-
 if TYPE_CHECKING:
     from oudsim.model.parameters import Economics
 
@@ -83,15 +80,25 @@ def life_lost(e: Economics, ages: np.ndarray) -> tuple[float, float]:
     return years, years * e.utility_no_oud
 
 
-def step_values(model) -> dict[str, float]:
-    """This step's costs and health, per person (the economics part of model.metrics.compute)."""
+def step_values(model, counts: np.ndarray | None = None) -> dict[str, float]:
+    """This step's costs and health, per person (the economics part of model.metrics.compute), from
+    the people's counts (``model.metrics.count_people``; counted here if not given)."""
+    from oudsim.model.metrics import Count, count_people
+
     e = model.params.economics
     pop = model.population
     w = model.params.simulation.dt_weeks
     n = float(pop.n)
-    by_state, med, integrated, mh_care, treated = _tally(
-        pop.stage, pop.stage_since, pop.any_mh, pop.care, pop.in_mh_care, model.week - round(YEAR_WEEKS / w)
+    c = count_people(model)[0] if counts is None else counts
+    # People by (state of STATES, disorder): rows follow STATES, columns no disorder / a disorder.
+    early, early_mh = c[Count.remission] - c[Count.sustained], c[Count.remission_mh] - c[Count.sustained_mh]
+    with_mh = np.array(
+        [c[Count.none_mh], c[Count.misuse_mh], c[Count.oud_mh], c[Count.treated_mh], early_mh, c[Count.sustained_mh]]
     )
+    in_all = np.array([c[Count.none], c[Count.misuse], c[Count.oud], c[Count.treated], early, c[Count.sustained]])
+    by_state = np.stack([in_all - with_mh, with_mh], axis=1)
+    med, integrated, mh_care = c[Count.medication], c[Count.integrated], c[Count.mh_care]
+    treated = c[Count.treated]
     f = model.flows
     fatal = float(f["overdose_deaths"])
     nonfatal = float(f["overdoses"]) - fatal
@@ -116,34 +123,6 @@ def step_values(model) -> dict[str, float]:
     out["qalys_lost"] = f["qalys_lost"] / n
     out["overdoses_per_100k"] = float(f["overdoses"]) / n * PER
     return out
-
-
-@njit
-def _tally(stage, stage_since, any_mh, care, in_mh_care, sustained_since):
-    """People by (state of STATES, disorder), and in medication care, integrated care, mental-health
-    care outside integrated care, and OUD care of either kind."""
-    by_state = np.zeros((6, 2), dtype=np.int64)
-    med = integrated = mh_care = treated = 0
-    for i in range(stage.size):
-        st = stage[i]
-        if st == Stage.DECEASED:
-            continue
-        if st == Stage.NONE:
-            k = 0
-        elif st == Stage.MISUSE:
-            k = 1
-        elif st == Stage.OUD:
-            k = 2
-        elif st == Stage.TREATMENT:
-            k = 3
-            treated += 1
-        else:
-            k = 5 if stage_since[i] <= sustained_since else 4
-        by_state[k, 1 if any_mh[i] else 0] += 1
-        med += care[i] == Care.MEDICATION
-        integrated += care[i] == Care.INTEGRATED
-        mh_care += in_mh_care[i] & (care[i] != Care.INTEGRATED)
-    return by_state, med, integrated, mh_care, treated
 
 
 # -- over a horizon -------------------------------------------------------------------------------

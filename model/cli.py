@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,9 +61,26 @@ def _options(
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads for each model run (the same results on any number). Default: every core for "
+            "runs of 50,000 people or more, shared out among worker processes.",
+        ),
+    ] = None,
 ) -> None:
     # Options of the command itself (the help text is the app's).
-    return None
+    if threads is not None:
+        from oudsim.model.oud_model import check_threads
+
+        try:
+            check_threads(threads)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--threads") from None
+        os.environ["OUDSIM_THREADS"] = str(threads)  # read by every model of the run, and its workers'
+
 
 
 KEY_METRICS = (

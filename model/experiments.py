@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from oudsim.model.console import MAX_REPLICATES
+from oudsim.model.interventions import InterventionSchedule
 from oudsim.model.metrics import METRIC_NAMES
 from oudsim.model.results_folder import PARTS, atomic_write, atomic_write_text, claim, read_part, write_part
 from oudsim.model.user_files import read_parquet, read_table
@@ -130,6 +131,14 @@ class ReplicateTask:
         spec = {"params": self.scenario.params.model_dump(mode="json"), "seed": self.seed}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
+    @functools.cached_property
+    def quiet_steps(self) -> int:
+        """Recorded steps before any of the scenario's interventions acts (all of them without one):
+        replicates that share a burn-in are the same until then, too."""
+        dt = self.scenario.params.simulation.dt_weeks
+        first = InterventionSchedule(list(self.scenario.interventions), self.scenario.params).first_week(dt)
+        return self.steps if first is None else min(self.steps, first - 1)
+
     @property
     def part_name(self) -> str:
         slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.scenario.name)[:60]
@@ -163,8 +172,9 @@ class ReplicateFailure:
 
 def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     """Run replicates that share a burn-in (one ``burn_in_key``: the arms of one replicate of a
-    comparison) in a worker: the burn-in once, then each arm from a copy of the state at week 0, which
-    gives the frames that building each arm afresh would (model.oud_model.OUDModel.start_interventions).
+    comparison) in a worker: the burn-in and the weeks before any arm's interventions act once, then
+    each arm from a copy of that state, which gives the frames that building each arm afresh would
+    (model.oud_model.OUDModel.start_interventions).
     Errors are returned, not raised, one outcome per task."""
     from oudsim.model.oud_model import OUDModel
 
@@ -176,7 +186,15 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
         failed = _failure(first, e, time.perf_counter() - t0)
         return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
-    shared = (time.perf_counter() - t0) / len(tasks)  # the burn-in's time, charged to each arm alike
+    # The arms are the same until the first of their interventions acts (every shipped one starts
+    # after a year): those steps are run once too.
+    together = min(task.quiet_steps for task in tasks)
+    try:
+        warm.run_for(together)
+    except Exception as e:  # noqa: BLE001
+        failed = _failure(first, e, time.perf_counter() - t0)
+        return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
+    shared = (time.perf_counter() - t0) / len(tasks)  # the shared part's time, charged to each arm alike
     outcomes = []
     for k, task in enumerate(tasks):
         t1 = time.perf_counter()
@@ -184,7 +202,7 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
             _fault_hook(task)
             model = warm if k == len(tasks) - 1 else copy.deepcopy(warm)
             model.start_interventions(list(task.scenario.interventions))
-            model.run_for(task.steps)
+            model.run_for(task.steps - together)
             frame = model.metrics_frame()
             frame.insert(0, "scenario", task.scenario.name)
             frame.insert(1, "replicate", task.replicate)
@@ -241,8 +259,9 @@ class _InlineExecutor(cf.Executor):
 ORPHAN_CHECK_S = 0.5  # how often a worker process looks whether the run it works for still exists
 
 
-def start_worker(run: int) -> None:
-    """What every local worker process does first (the pool's initializer; ``run``: the run's pid).
+def start_worker(run: int, threads: int = 1) -> None:
+    """What every local worker process does first (the pool's initializer; ``run``: the run's pid;
+    ``threads``: its models' threads, its share of the cores).
 
     Ctrl-C reaches the whole process group; only the run reacts (it stops the workers). And a worker
     never outlives its run: a run killed outright (kill -9, the out-of-memory killer) cannot stop its
@@ -252,6 +271,7 @@ def start_worker(run: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["OUDSIM_THREADS"] = str(threads)  # (oud_model.default_threads)
 
     def watch() -> None:
         while _running(run):
@@ -306,6 +326,16 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def worker_threads(workers: int) -> int:
+    """Threads for each of ``workers`` local worker processes: what ``OUDSIM_THREADS`` asks for, else
+    an equal share of the cores (two workers on two cores: one thread each; one worker: both)."""
+    from oudsim.model.oud_model import cores, default_threads
+
+    if os.environ.get("OUDSIM_THREADS", "").strip():
+        return default_threads(0)
+    return max(1, cores() // max(workers, 1))
+
+
 class _ProcessPool(cf.Executor):
     """A local process pool that starts afresh when a worker process dies.
 
@@ -319,7 +349,8 @@ class _ProcessPool(cf.Executor):
 
     def _new(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=self._ctx, initializer=start_worker, initargs=(os.getpid(),)
+            max_workers=self._workers, mp_context=self._ctx, initializer=start_worker,
+            initargs=(os.getpid(), worker_threads(self._workers)),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:

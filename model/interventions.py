@@ -17,6 +17,7 @@ Ways to write one (as a dict, or a ``[[interventions]]`` table of a scenario fil
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -253,6 +254,18 @@ class InterventionSchedule:
             value = start + (end - start) * frac
             out[name] = int(round(value)) if isinstance(current, int) else value
         return out
+
+    def first_week(self, dt_weeks: int) -> int | None:
+        """The first step (week 1 or later) at which any of these interventions acts (``parameters_at``
+        of its year changes a value), or None without interventions: the weeks before it run as
+        without them, so runs that differ only in their interventions are the same until then."""
+        firsts = []
+        for item in self.items:
+            week = max(1, math.floor(item.start_year * 52 / dt_weeks) - 1)
+            while item.fraction(week * dt_weeks / 52.0) <= 0:  # a step or two past the estimate
+                week += 1
+            firsts.append(week)
+        return min(firsts, default=None)
 
     def parameters_at(self, year: float) -> Parameters | None:
         """Parameters in force at this year, or None when nothing changed since the last call."""

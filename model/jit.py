@@ -23,13 +23,15 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import types
 from pathlib import Path
 
 import numba
 import numpy as np
 
 __all__ = [
-    "njit", "new_stream", "uniform", "exponential", "gap", "log_skip", "prob", "stream_uniforms", "total", "list_where",
+    "njit", "use_threads", "threads_allowed", "new_stream", "uniform", "exponential", "gap", "log_skip", "prob",
+    "stream_uniforms", "total", "list_where",
 ]  # fmt: skip
 
 
@@ -60,14 +62,55 @@ if not os.environ.get("NUMBA_CACHE_DIR"):  # a folder the user chose for numba w
     numba.config.CACHE_DIR = str(cache_dir())
 
 
-def njit(fn=None, *, inline: bool = False):
+def njit(fn=None, *, inline: bool = False, threaded: bool = False):
     """numba.njit, cached on disk (compiled once per machine and source, not per process; cache_dir).
-    ``inline=True`` for
-    the small helpers called in inner loops (the random stream, switching a tie): a call across
-    compiled functions costs more than their bodies."""
+    ``inline=True`` for the small helpers called in inner loops (the random stream, switching a tie):
+    a call across compiled functions costs more than their bodies. ``threaded=True`` for a kernel
+    whose ``prange`` loops may split over threads (``Threaded``)."""
     if fn is None:
-        return lambda f: njit(f, inline=inline)
+        return lambda f: njit(f, inline=inline, threaded=threaded)
+    if threaded:
+        return Threaded(fn)
     return numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(fn)
+
+
+# Threads. A kernel made with ``njit(threaded=True)`` is compiled twice: as it is, and with numba's
+# ``parallel=True``, where its ``prange`` loops split over threads. Those loops run over fixed blocks of
+# people or entries and each block writes only its own part (no shared totals, no draws from a shared
+# stream), so a run gives the same numbers on any number of threads; the serial compile runs the same
+# blocks in order. The model says how many threads its steps use (``use_threads``, at each step).
+_threads = 1
+
+
+def threads_allowed() -> int:
+    """The most threads a model may use: numba's pool (``NUMBA_NUM_THREADS``, by default the cores)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def use_threads(n: int) -> None:
+    """Run threaded kernels on ``n`` threads from here on (1: their serial compile)."""
+    global _threads
+    if n > 1 and n != _threads:
+        numba.set_num_threads(n)
+    _threads = n
+
+
+class Threaded:
+    """A kernel with a serial and a threaded compile, called as the one ``use_threads`` asks for.
+    ``py_func`` is the Python function (model.binding reads its parameters)."""
+
+    def __init__(self, fn) -> None:
+        self.py_func = fn
+        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
+        self.serial = numba.njit(cache=True, nogil=True)(fn)
+        # numba's disk cache keys a compile by the function's name and signature, not by its flags:
+        # the threaded compile is of a copy under a name of its own, or it would load the serial one.
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = f"{fn.__qualname__}__threaded"
+        self.threaded = numba.njit(cache=True, nogil=True, parallel=True)(twin)
+
+    def __call__(self, *args):
+        return (self.threaded if _threads > 1 else self.serial)(*args)
 
 
 _U64 = np.uint64

@@ -17,6 +17,7 @@ from typing import Any
 import mesa
 import numpy as np
 import pandas as pd
+from numba import prange
 
 from oudsim.agents.states import Care, Stage, with_oud
 from oudsim.model import accounting
@@ -128,16 +129,24 @@ Slot = IntEnum("Slot", [(name, i) for i, name in enumerate(METRIC_NAMES)])
 
 
 def compute(model) -> dict[str, float]:
-    """Every metric for the model's current state and the flows of its last step (one compiled call:
-    a pass of counts over the people, then the catalogue's formulas)."""
+    """Every metric for the model's current state and the flows of its last step (a pass of counts
+    over the people, then the catalogue's formulas and the economics)."""
+    counts, sums = count_people(model)
     args = _arguments(model)
     _metrics(
         *args, *_step_flows(model.flows), model.week, model.total_deaths, model.total_alone_deaths,
         model.total_oud_deaths,
     )  # fmt: skip
     values = dict(zip(METRIC_NAMES, args[0].tolist(), strict=True))
-    values.update(accounting.step_values(model))  # the economics slots, left unset by _metrics
+    values.update(accounting.step_values(model, counts))  # the economics slots, left unset by _metrics
     return values
+
+
+def count_people(model) -> tuple[np.ndarray, np.ndarray]:
+    """The people's counts (slots of ``Count``) and the sums of attitude, loneliness and ties, now."""
+    *args, sustained = _count_arguments(model)
+    _counts(*args, model.week - sustained)
+    return args[0], args[1]
 
 
 # Handed over at each call: the step's flows, the week, the overdose deaths since week 0.
@@ -151,16 +160,27 @@ RETENTION_COHORTS = 13  # a quarter's admission cohorts make each estimate
 
 
 @per_parameters
-def _arguments(model) -> tuple:
-    out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
+def _count_arguments(model) -> tuple:
+    """The count kernel's arguments, and last the steps after which remission is sustained."""
+    counts, sums = np.zeros(len(COUNTS), dtype=np.int64), np.zeros(3)  # filled in place at each call
     isolated_max = float(model.params.social.isolated_max_ties)
     lonely_at = np.float32(model.params.social.lonely_threshold)
     sustained = int(round(YEAR_WEEKS / model.params.simulation.dt_weeks))
+    args = bind(
+        _counts, model.shared(), at_call=("sustained_since",), counts=counts, sums=sums, isolated_max=isolated_max,
+        lonely_at=lonely_at,
+    )  # fmt: skip
+    return (*args, sustained)
+
+
+@per_parameters
+def _arguments(model) -> tuple:
+    out = np.empty(len(METRIC_NAMES))  # filled in place: an array returned from compiled code costs more
+    counts, sums = _count_arguments(model)[:2]
     c = model.cohorts
     return bind(
-        _metrics, model.shared(), at_call=_AT_CALL, out=out, isolated_max=isolated_max, lonely_at=lonely_at,
-        sustained=sustained,
-        cohort_admitted=c.admitted, cohort_retained=c.retained, cohort_lag=c.lag,
+        _metrics, model.shared(), at_call=_AT_CALL, out=out, c=counts, sums=sums, cohort_admitted=c.admitted,
+        cohort_retained=c.retained, cohort_lag=c.lag,
     )  # fmt: skip
 
 
@@ -182,14 +202,9 @@ class CareCohorts:
         self.admitted[week % self.size] += k
 
     def update(self, week: int, admissions: int, stage: np.ndarray, stage_since: np.ndarray) -> None:
-        _cohort_update(self.admitted, self.retained, week, admissions, stage, stage_since, self.lag)
-
-
-@njit
-def _cohort_update(admitted, retained, week, admissions, stage, stage_since, lag):
-    k = week % admitted.size
-    admitted[k] = admissions
-    retained[k] = _in_care_since(stage, stage_since, week - lag)
+        k = week % self.size
+        self.admitted[k] = admissions
+        self.retained[k] = _in_care_since(stage, stage_since, week - self.lag)
 
 
 @njit(inline=True)
@@ -205,10 +220,10 @@ def _retention(admitted, retained, week, lag):
     return kept, entered
 
 
-@njit
+@njit(threaded=True)
 def _in_care_since(stage, stage_since, week):
     k = 0
-    for i in range(stage.size):
+    for i in prange(stage.size):
         k += (stage[i] == Stage.TREATMENT) & (stage_since[i] == week)
     return k
 
@@ -220,127 +235,117 @@ def _share(a, b):
 
 @njit
 def _metrics(
-    out, stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, naloxone, isolated_max, lonely_at,
-    sustained,
-    cohort_admitted, cohort_retained, cohort_lag, dt, new_oud, overdoses, overdose_deaths, oud_deaths, oud_at_start,
-    week, total_deaths, total_alone_deaths, total_oud_deaths,
+    out, c, sums, stage, cohort_admitted, cohort_retained, cohort_lag, dt, new_oud, overdoses, overdose_deaths,
+    oud_deaths, oud_at_start, week, total_deaths, total_alone_deaths, total_oud_deaths,
 ):  # fmt: skip
-    """The catalogue into ``out``, each in its slot (prevalences are shares of the living population at
-    the end of the step; flows are the step's counts, or rates scaled to a year)."""
-    c, sums = _counts(
-        stage,
-        stage_since,
-        mh,
-        any_mh,
-        care,
-        waiting,
-        degree,
-        stigma,
-        loneliness,
-        naloxone,
-        isolated_max,
-        lonely_at,
-        week - sustained,
-    )
-    n_misuse, n_untreated, n_treated, n_mh, mh_oud = float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4])
+    """The catalogue into ``out``, each in its slot, from the people's counts ``c`` (slots of Count) and
+    ``sums`` (prevalences are shares of the living population at the end of the step; flows are the
+    step's counts, or rates scaled to a year)."""
+    n_misuse, n_untreated, n_treated = float(c[Count.misuse]), float(c[Count.oud]), float(c[Count.treated])
     n = float(stage.size)
     n_oud = n_untreated + n_treated
     out[Slot.oud_prevalence] = _share(n_oud, n)
     out[Slot.untreated_oud_prevalence] = _share(n_untreated, n)
     out[Slot.misuse_prevalence] = _share(n_misuse + n_oud, n)
-    out[Slot.mh_prevalence] = _share(n_mh, n)
-    out[Slot.depression_prevalence] = _share(float(c[5]), n)
-    out[Slot.anxiety_prevalence] = _share(float(c[6]), n)
-    out[Slot.ptsd_prevalence] = _share(float(c[7]), n)
-    out[Slot.other_mi_prevalence] = _share(float(c[17]), n)
-    out[Slot.cooccurring_share] = _share(mh_oud, n_oud)
-    out[Slot.depression_among_oud] = _share(float(c[13]), n_oud)
+    out[Slot.mh_prevalence] = _share(float(c[Count.any_mh]), n)
+    out[Slot.depression_prevalence] = _share(float(c[Count.depression]), n)
+    out[Slot.anxiety_prevalence] = _share(float(c[Count.anxiety]), n)
+    out[Slot.ptsd_prevalence] = _share(float(c[Count.ptsd]), n)
+    out[Slot.other_mi_prevalence] = _share(float(c[Count.other_mi]), n)
+    out[Slot.cooccurring_share] = _share(float(c[Count.oud_mh] + c[Count.treated_mh]), n_oud)
+    out[Slot.depression_among_oud] = _share(float(c[Count.oud_depression]), n_oud)
     out[Slot.treatment_coverage] = _share(n_treated, n_oud)
-    out[Slot.integrated_share] = _share(float(c[8]), n_oud)
-    out[Slot.waitlist] = float(c[9])
+    out[Slot.integrated_share] = _share(float(c[Count.integrated]), n_oud)
+    out[Slot.waitlist] = float(c[Count.waiting])
     out[Slot.incidence] = _share(float(new_oud), n) * 1e5 / dt
     out[Slot.overdoses] = float(overdoses)
     out[Slot.overdose_deaths] = float(overdose_deaths)
     out[Slot.overdose_death_rate] = _share(float(overdose_deaths), n) * 1e5 / dt
     out[Slot.oud_death_rate] = _share(float(oud_deaths), oud_at_start * dt) * 1e3  # per person-year with OUD
     out[Slot.mean_stigma] = _share(sums[0], n)
-    out[Slot.isolated_share] = _share(float(c[10]), n)
+    out[Slot.isolated_share] = _share(float(c[Count.isolated]), n)
     out[Slot.mean_loneliness] = _share(sums[1], n)
-    out[Slot.lonely_share] = _share(float(c[14]), n)
+    out[Slot.lonely_share] = _share(float(c[Count.lonely]), n)
     out[Slot.mean_degree] = _share(sums[2], n)
-    out[Slot.early_remission_prevalence] = _share(float(c[11] - c[12]), n)
-    out[Slot.sustained_remission_prevalence] = _share(float(c[12]), n)
+    early = c[Count.remission] - c[Count.sustained]
+    out[Slot.early_remission_prevalence] = _share(float(early), n)
+    out[Slot.sustained_remission_prevalence] = _share(float(c[Count.sustained]), n)
     retained, admitted = _retention(cohort_admitted, cohort_retained, week, cohort_lag)
     out[Slot.retention_180d] = _share(float(retained), float(admitted))
     out[Slot.witnessed_overdose_death_share] = _share(float(total_deaths - total_alone_deaths), float(total_deaths))
-    out[Slot.naloxone_carried] = _share(float(c[16]), float(c[15]))
+    out[Slot.naloxone_carried] = _share(float(c[Count.kits]), float(c[Count.reached]))
     out[Slot.cumulative_overdose_deaths] = _share(float(total_deaths), n) * 1e5
     out[Slot.cumulative_oud_deaths] = _share(float(total_oud_deaths), n) * 1e5
 
 
-@njit
+# What the pass over the people counts (``count_people``; the metrics and the economics read it).
+# ``*_mh``: of them, those with a disorder; ``sustained``: in remission a year or more.
+COUNTS = (
+    "none", "misuse", "oud", "treated", "remission", "sustained", "none_mh", "misuse_mh", "oud_mh", "treated_mh",
+    "remission_mh", "sustained_mh", "any_mh", "depression", "anxiety", "ptsd", "other_mi", "oud_depression",
+    "integrated", "medication", "mh_care", "waiting", "isolated", "lonely", "reached", "kits",
+)  # fmt: skip
+Count = IntEnum("Count", [(name, i) for i, name in enumerate(COUNTS)])
+
+
+@njit(threaded=True)
 def _counts(
-    stage, stage_since, mh, any_mh, care, waiting, degree, stigma, loneliness, naloxone, isolated_max, lonely_at,
-    sustained_since,
+    counts, sums, stage, stage_since, mh, any_mh, care, in_mh_care, waiting, degree, stigma, loneliness, naloxone,
+    isolated_max, lonely_at, sustained_since,
 ):  # fmt: skip
-    """[misuse, untreated OUD, treated OUD, any disorder, OUD with a disorder, depression, anxiety, PTSD,
-    integrated care, waiting, isolated, remission, remission since sustained_since or before, OUD with
-    depression, lonely, using or in care, of them carrying naloxone, other mental illness] and the sums
-    of attitude, loneliness and ties."""
-    # Integer counts only, by plain comparisons: this loop compiles to vector instructions, which a
-    # loop that also sums floats, or counts into a histogram by stage, does not (measured 3-6x slower).
-    misuse = untreated = treated = n_mh = mh_oud = dep = anx = ptsd = n_int = n_wait = n_iso = rem = rem_long = 0
-    dep_oud = lonely = reached = kits = other = 0
-    for i in range(stage.size):
+    """``counts`` (slots of Count) and the sums of attitude, loneliness and ties, into their arrays.
+
+    Integer counts by plain comparisons, split over threads (integer sums: the same in any order); the
+    float sums in one ordered pass each. Few running counts a loop: with too many, the compiler gives
+    up on vector code (measured: one loop of 17 counts ~55% slower than three)."""
+    n = stage.size
+    none = misuse = oud = treated = rem = rem_long = 0
+    for i in prange(n):
         st = stage[i]
+        none += st == Stage.NONE
         misuse += st == Stage.MISUSE
-        untreated += st == Stage.OUD
+        oud += st == Stage.OUD
         treated += st == Stage.TREATMENT
-        n_mh += any_mh[i]
-        mh_oud += with_oud(st) & any_mh[i]
-        dep += mh[0, i]
-        anx += mh[1, i]
-        ptsd += mh[2, i]
-        n_int += care[i] == Care.INTEGRATED
-        n_wait += waiting[i]
-        n_iso += degree[i] <= isolated_max
         in_remission = st == Stage.REMISSION
         rem += in_remission
         rem_long += in_remission & (stage_since[i] <= sustained_since)
-    # More counts in loops of their own: with too many running counts in one loop the compiler gives
-    # up on vector code (measured: one loop of 17 counts ~55% slower than these three).
-    for i in range(stage.size):
-        st = stage[i]
-        dep_oud += with_oud(st) & mh[0, i]
+    none_mh = misuse_mh = oud_mh = treated_mh = rem_mh = rem_long_mh = 0
+    for i in prange(n):
+        st, d = stage[i], any_mh[i]
+        none_mh += (st == Stage.NONE) & d
+        misuse_mh += (st == Stage.MISUSE) & d
+        oud_mh += (st == Stage.OUD) & d
+        treated_mh += (st == Stage.TREATMENT) & d
+        in_remission = (st == Stage.REMISSION) & d
+        rem_mh += in_remission
+        rem_long_mh += in_remission & (stage_since[i] <= sustained_since)
+    n_mh = dep = anx = ptsd = other = dep_oud = 0
+    for i in prange(n):
+        n_mh += any_mh[i]
+        dep += mh[0, i]
+        anx += mh[1, i]
+        ptsd += mh[2, i]
+        other += mh[3, i]
+        dep_oud += with_oud(stage[i]) & mh[0, i]
+    n_int = n_med = n_mh_care = n_wait = n_iso = lonely = reached = kits = 0
+    for i in prange(n):
+        st, c = stage[i], care[i]
+        n_int += c == Care.INTEGRATED
+        n_med += c == Care.MEDICATION
+        n_mh_care += in_mh_care[i] & (c != Care.INTEGRATED)
+        n_wait += waiting[i]
+        n_iso += degree[i] <= isolated_max
+        lonely += loneliness[i] >= lonely_at
         r = (st == Stage.MISUSE) | (st == Stage.OUD) | (st == Stage.TREATMENT)
         reached += r
         kits += r & naloxone[i]
-        other += mh[3, i]
-    for i in range(stage.size):
-        lonely += loneliness[i] >= lonely_at
-    counts = np.array(
-        [
-            misuse,
-            untreated,
-            treated,
-            n_mh,
-            mh_oud,
-            dep,
-            anx,
-            ptsd,
-            n_int,
-            n_wait,
-            n_iso,
-            rem,
-            rem_long,
-            dep_oud,
-            lonely,
-            reached,
-            kits,
-            other,
-        ]
-    )
-    return counts, np.array([total(stigma), total(loneliness), total(degree)])
+    counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = none, misuse, oud, treated, rem, rem_long
+    counts[6], counts[7], counts[8], counts[9] = none_mh, misuse_mh, oud_mh, treated_mh
+    counts[10], counts[11], counts[12], counts[13] = rem_mh, rem_long_mh, n_mh, dep
+    counts[14], counts[15], counts[16], counts[17] = anx, ptsd, other, dep_oud
+    counts[18], counts[19], counts[20], counts[21], counts[22] = n_int, n_med, n_mh_care, n_wait, n_iso
+    counts[23], counts[24], counts[25] = lonely, reached, kits
+    sums[0], sums[1], sums[2] = total(stigma), total(loneliness), total(degree)
 
 
 def count_oud(stage: np.ndarray) -> int:
@@ -348,10 +353,10 @@ def count_oud(stage: np.ndarray) -> int:
     return int(_count_oud(stage))
 
 
-@njit
+@njit(threaded=True)
 def _count_oud(stage):
     k = 0
-    for i in range(stage.size):
+    for i in prange(stage.size):
         k += with_oud(stage[i])
     return k
 

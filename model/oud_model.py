@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from oudsim.agents.population import FIELD_NAMES, NewcomerPool, Population
 from oudsim.agents.states import ACTIVE_USE, HAS_OUD, RECOVERING, Care, Stage
 from oudsim.model import accounting, metrics
 from oudsim.model.interventions import Intervention, InterventionSchedule
-from oudsim.model.jit import new_stream, reseed_streams
+from oudsim.model.jit import new_stream, reseed_streams, threads_allowed, use_threads
 from oudsim.model.network import build_network
 from oudsim.model.parameters import Parameters, apply_overrides
 from oudsim.model.processes import SCHEDULE, social
@@ -30,6 +31,35 @@ from oudsim.model.transitions import TransitionLog
 STREAMS = tuple(name for process in SCHEDULE for name in process.STREAMS)
 FLOWS = (*(name for process in SCHEDULE for name in process.FLOWS), "oud_at_start")
 NO_FLOWS = dict.fromkeys(FLOWS, 0)
+
+THREADS_FROM = 50_000  # people from which a model uses every core by default (bench/bench_engine.py)
+
+
+def default_threads(population: int) -> int:
+    """``OUDSIM_THREADS`` if set (``oudsim --threads``; worker processes get their share of the cores
+    there), else every core this process may use from ``THREADS_FROM`` people up, and one below."""
+    env = os.environ.get("OUDSIM_THREADS", "").strip()
+    if env:
+        return check_threads(int(env) if env.isdigit() else env)
+    if population < THREADS_FROM:
+        return 1
+    return min(cores(), threads_allowed())
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_threads(threads: Any) -> int:
+    """A number of threads from 1 to ``jit.threads_allowed()``, or a ValueError that says so."""
+    top = threads_allowed()
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or not 1 <= threads <= top:
+        raise ValueError(
+            f"threads = {threads!r}: a whole number from 1 to {top} (the threads numba may start here; "
+            "NUMBA_NUM_THREADS raises the limit; OUDSIM_THREADS or oudsim --threads sets the default)"
+        )
+    return int(threads)
 
 
 class OUDModel(mesa.Model):
@@ -46,6 +76,9 @@ class OUDModel(mesa.Model):
         agents: make a Mesa agent (``Person``) per person and log each one's stage changes, for
             ``model.agents``, ``person(row)`` and the dashboard's inspector. Without them (experiments)
             the model is quicker to build and to copy and gives the same metrics.
+        threads: threads for the passes over people and ties (model.jit.Threaded); the results are
+            the same on any number. Default: every core from 50,000 people up, else one (below
+            that, starting threads costs more than they save).
         **overrides: dotted parameter names (``"treatment.seek_rate"``) or aliases (``isolation``,
             ``stigma``, ``capacity``, ``naloxone_coverage`` ... see parameters.ALIASES).
     """
@@ -60,6 +93,7 @@ class OUDModel(mesa.Model):
         scenario: Any = None,
         check_invariants: bool = False,
         agents: bool = True,
+        threads: int | None = None,
         **overrides: Any,
     ) -> None:
         # Mesa's SolaraViz passes its own `scenario=` on reset; parameters come from params and overrides.
@@ -83,13 +117,17 @@ class OUDModel(mesa.Model):
         burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))
         self.week = -burn_in  # step counter; 0 is the end of burn-in, where recording starts
         self.check_invariants = check_invariants
+        self.threads = default_threads(self.base_params.simulation.population) if threads is None else threads
+        check_threads(self.threads)
+        use_threads(self.threads)
         self.process_seconds: dict[str, float] | None = None  # time per process, when a dict (bench)
         self.flows = dict(NO_FLOWS)
         self.cohorts = metrics.CareCohorts(self.base_params.simulation.dt_weeks)  # retention in care
         self.total_deaths = self.total_alone_deaths = 0  # overdose deaths since week 0, and those alone
         self.total_oud_deaths = 0  # deaths of people with OUD (all causes) since week 0
         self.transitions = TransitionLog()
-        self.people: list[Person] | None = None
+        self._people: list[Person] | None = None
+        self.has_agents = False  # (ids are given from week 0, when burn-in is over)
         self.uid = np.full(self.base_params.simulation.population, -1, dtype=np.int64)
 
         self.population = Population.initial(self.base_params, self.rng)
@@ -119,8 +157,13 @@ class OUDModel(mesa.Model):
             self._advance()
         self.week = 0
 
-        if agents:  # Mesa agents and the log of their stage changes: for the person inspector
-            self.people = [Person(self, r) for r in range(self.population.n)]  # ids: Mesa's, 1..n
+        # Mesa agents and the log of their stage changes, for the person inspector. The ids are Mesa's
+        # (1..n, then newcomers in turn) from here; the Person objects are made when first asked for
+        # (``people``, ``agents``, ``person``): a million of them take seconds a run may never need.
+        self.has_agents = agents
+        if agents:
+            self.uid[:] = np.arange(self.agent_id_counter, self.agent_id_counter + self.population.n)
+            self.agent_id_counter += self.population.n
             self.transitions.recording = True
         self.datacollector = metrics.MetricCollector()
         self.metrics = metrics.compute(self)
@@ -147,12 +190,20 @@ class OUDModel(mesa.Model):
         return new
 
     def start_interventions(self, interventions: list[Intervention | dict]) -> None:
-        """From week 0, run with these interventions instead (they act from week 1, so the state at
-        week 0 does not depend on them): a copy of one burned-in model can start every arm of a
+        """From this week on, run with these interventions instead. Allowed while neither the model's
+        interventions nor these have acted (model.interventions.InterventionSchedule.first_week): up to
+        then the run is the same with either, so a copy of one model can start every arm of a
         comparison, with the frames each would give if built afresh with its interventions."""
-        if self.week != 0:
-            raise ValueError(f"start_interventions at week {self.week}: only at week 0, before any step")
-        self.schedule_of_interventions = InterventionSchedule(interventions, self.base_params)
+        schedule = InterventionSchedule(interventions, self.base_params)
+        dt = self.base_params.simulation.dt_weeks
+        for which, first in (("its interventions", self.schedule_of_interventions.first_week(dt)),
+                             ("the new interventions", schedule.first_week(dt))):  # fmt: skip
+            if self.week < 0 or (first is not None and self.week >= first):
+                raise ValueError(
+                    f"start_interventions at week {self.week}: only from week 0 and before any intervention "
+                    f"acts ({which} act from week {first})"
+                )
+        self.schedule_of_interventions = schedule
 
     # -- stepping -------------------------------------------------------------------------
     def run_for(self, duration: float | int) -> None:
@@ -175,6 +226,7 @@ class OUDModel(mesa.Model):
     def _advance(self) -> None:
         """One step of every process, in the order of docs/ODD.md 1.3 (without recording)."""
         self.week += 1
+        use_threads(self.threads)  # (models in one process may ask for different numbers)
         reseed_streams(self._stream_states, self._stream_keys, self.week)
         # Interventions act from week 1: week 0 is the last step of burn-in (start_year 0 means "from
         # the first reported step", and a scenario's week 0 is its baseline's).
@@ -260,7 +312,7 @@ class OUDModel(mesa.Model):
         self.population.replace(rows, pool, idx, self.week)
         self.newcomer_rows = rows.copy()  # their ties end in the next social step; theirs form anew
         self.factors.update_rows(rows, self.population.group)
-        if self.people is not None:
+        if self.has_agents:
             # Newcomers get the next ids of Mesa's counter; the agent of the row (a view) stays.
             self.uid[rows] = np.arange(self.agent_id_counter, self.agent_id_counter + rows.size)
             self.agent_id_counter += rows.size
@@ -280,6 +332,27 @@ class OUDModel(mesa.Model):
         self.cohorts.admit(self.week, to_int.size + to_med.size)  # a cohort for retention in care
 
     # -- views ------------------------------------------------------------------------------
+    @property
+    def people(self) -> list[Person] | None:
+        """A Mesa agent (``Person``, a view onto a row) per person, by row; None with agents=False."""
+        if self._people is None and getattr(self, "has_agents", False):
+            # Made now, with the ids the rows already hold (Mesa's registration would number them anew).
+            ids, counter = self.uid.copy(), self.agent_id_counter
+            self._people = [Person(self, r) for r in range(self.population.n)]
+            self.uid[:], self.agent_id_counter = ids, counter
+        return self._people
+
+    @property
+    def agents(self) -> mesa.agent.AgentSet:
+        """Mesa's set of every agent (the people, made on first use)."""
+        _ = self.people
+        return super().agents
+
+    @property
+    def agents_by_type(self) -> dict:
+        _ = self.people
+        return super().agents_by_type
+
     def person(self, row: int) -> Person:
         if self.people is None:
             raise ValueError("this model was built with agents=False: it has no Person agents to show")

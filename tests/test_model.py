@@ -406,11 +406,25 @@ def test_a_model_without_agents_gives_the_same_metrics_and_copies_cheaply():
         lean.person(0)
 
 
-def test_interventions_can_be_started_only_at_week_0():
+def test_interventions_can_be_started_until_one_acts_with_the_frames_of_a_fresh_run():
+    import copy
+
     from oudsim.scenarios import load_scenario
 
-    m = OUDModel(population=500, rng=1, burn_in_years=0)
-    m.start_interventions(list(load_scenario("naloxone").interventions))
-    m.step()
-    with pytest.raises(ValueError, match="only at week 0"):
-        m.start_interventions([])
+    arm = list(load_scenario("naloxone").interventions)  # acts from year 1
+    fresh = OUDModel(population=1_500, rng=4, burn_in_years=0.5, agents=False, interventions=arm)
+    first = fresh.schedule_of_interventions.first_week(fresh.params.simulation.dt_weeks)
+    # a ramp that starts at year 1 changes nothing at year 1 itself: the step after
+    assert first == 53 and arm[0].ramp_years > 0
+    fresh.run_for(80)
+    shared = OUDModel(population=1_500, rng=4, burn_in_years=0.5, agents=False)
+    shared.run_for(first - 1)  # the last week before it acts
+    late = copy.deepcopy(shared)
+    late.start_interventions(arm)
+    late.run_for(80 - (first - 1))
+    assert late.metrics_frame().equals(fresh.metrics_frame())
+    shared.run_for(1)  # now it would already have acted
+    with pytest.raises(ValueError, match="before any intervention acts"):
+        shared.start_interventions(arm)
+    with pytest.raises(ValueError, match="act from week 53"):
+        fresh.start_interventions([])  # its own have acted

@@ -33,6 +33,7 @@ not using opioids. Isolated = at most ``isolated_max_ties`` active ties.
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from oudsim.agents.states import is_recovering, is_using
 from oudsim.model.binding import bind
@@ -220,7 +221,12 @@ def _refresh_arguments(m) -> tuple:
     )  # fmt: skip
 
 
-@njit
+# People a block in the pass over ties: a fixed number, so the blocks, and every sum, are the same on
+# any number of threads (a block's ties, ~40,000 entries at mean degree 10, fit in a core's cache).
+_BLOCK = 4096
+
+
+@njit(threaded=True)
 def _refresh(
     packed, sums, running_sum, indptr, active_neighbour, n_active, stage, stigma, family_support, full, fw, b, wide,
     degree, using_ties, recovery_ties, perceived_stigma, loneliness,
@@ -234,38 +240,41 @@ def _refresh(
     mean_stigma = total(stigma) / n if n else 0.0
     if not wide:
         # What each person adds to the sums of their ties: plain arithmetic, vector code.
-        for i in range(n):
+        for i in prange(n):
             st = stage[i]
-            packed[i] = (np.int64(is_recovering(st)) << (63 - b)) + (np.int64(is_using(st)) << (63 - 2 * b))
-            packed[i] += np.int64(stigma[i] * scale + 0.5)
+            x = (np.int64(is_recovering(st)) << (63 - b)) + (np.int64(is_using(st)) << (63 - 2 * b))
+            packed[i] = x + np.int64(stigma[i] * scale + 0.5)
         packed[n] = 0  # what an inactive entry (whose neighbour is n, no one) adds
-        # A running sum over every entry, then each row's sum as the difference of two of its values:
-        # one flat pass, where a loop per row stalls at the end of every row (measured 20-35% faster
-        # from 5,000 to 1,000,000 people).
-        acc = np.int64(0)
-        running[0] = 0
-        for j in range(active_neighbour.size):
-            acc += packed[active_neighbour[j]]
-            running[j + 1] = acc
-        # Each row's sum (a lookup per person, in a loop of its own so that the next one, plain
-        # arithmetic, runs as vector code).
-        low = running[0]
-        for i in range(n):
-            high = running[indptr[i + 1]]
-            sums[i] = high - low
-            low = high
+        # Block by block: a running sum over the block's entries, then each row's sum as the difference
+        # of two of its values: one flat pass, where a loop per row stalls at the end of every row
+        # (measured 20-35% faster from 5,000 to 1,000,000 people). Integer sums: exact in any order.
+        for blk in prange((n + _BLOCK - 1) // _BLOCK):
+            first, last = blk * _BLOCK, min(n, (blk + 1) * _BLOCK)
+            j0 = indptr[first]
+            acc = np.int64(0)
+            for j in range(j0, indptr[last]):
+                acc += packed[active_neighbour[j]]
+                running[j + 1] = acc
+            # Each row's sum (a lookup per person, in a loop of its own so that the next one, plain
+            # arithmetic, runs as vector code).
+            low = np.int64(0)
+            for i in range(first, last):
+                end = indptr[i + 1]
+                high = running[end] if end > j0 else np.int64(0)
+                sums[i] = high - low
+                low = high
         f_scale, f_full = np.float32(1.0 / scale), np.float32(1.0 / full)
         f_fw, f_keep = np.float32(fw), np.float32(1.0 - fw)
         f_mean, one = np.float32(mean_stigma), np.float32(1.0)
         att_mask = (np.int64(1) << (63 - 2 * b)) - 1
-        for i in range(n):
-            acc = sums[i]
-            n_using = np.float32((acc >> (63 - 2 * b)) & mask)
+        for i in prange(n):
+            got = sums[i]
+            n_using = np.float32((got >> (63 - 2 * b)) & mask)
             deg = np.float32(n_active[i])
             degree[i] = deg
             using_ties[i] = n_using
-            recovery_ties[i] = np.float32(acc >> (63 - b))
-            attitudes = np.float32(acc & att_mask) * f_scale
+            recovery_ties[i] = np.float32(got >> (63 - b))
+            attitudes = np.float32(got & att_mask) * f_scale
             perceived[i] = min(attitudes / deg, one) if deg > 0 else f_mean
             supportive = min((deg - n_using) * f_full, one)
             loneliness[i] = one - (f_keep * supportive + f_fw * family_support[i])

@@ -13,6 +13,7 @@ without a condition it fades at the same rate.
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from oudsim.agents.states import Stage
 from oudsim.model.binding import bind
@@ -42,7 +43,7 @@ def _arguments(m) -> tuple:
     )  # fmt: skip
 
 
-@njit
+@njit(threaded=True)
 def _attitudes(
     stigma, internal_stigma, perceived_stigma, stigma_norm, recovery_ties, stage, any_mh, scratch_f, contact, a_conf,
     a_norm, campaign, mh_factor, dual_factor, a_int,
@@ -50,7 +51,7 @@ def _attitudes(
     s, internal, perceived, norm, contacted = stigma, internal_stigma, perceived_stigma, stigma_norm, scratch_f
     # The table lookup in a loop of its own: in the main loop it would keep that loop from running as
     # vector code (float32 throughout, selects rather than branches; measured ~2x faster split).
-    for i in range(s.size):
+    for i in prange(s.size):
         contacted[i] = contact[np.int32(recovery_ties[i])]
     one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-6)
     keep = np.float32(1.0 - a_conf - a_norm)
@@ -61,7 +62,7 @@ def _attitudes(
     # disorder too), mh_stigma_factor for a disorder alone (<= 1), 0 otherwise.
     f_none, f_mh = zero, np.float32(mh_factor)
     f_use, f_dual = one, np.float32(dual_factor)
-    for i in range(s.size):
+    for i in prange(s.size):
         x = s[i] * (keep - contacted[i]) + w_conf * perceived[i] + w_norm * norm[i]
         x = min(max(x, zero), one)
         s[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
