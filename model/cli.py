@@ -82,7 +82,6 @@ def _options(
         os.environ["OUDSIM_THREADS"] = str(threads)  # read by every model of the run, and its workers'
 
 
-
 KEY_METRICS = (
     "oud_prevalence",
     "overdose_death_rate",

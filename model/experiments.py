@@ -349,7 +349,9 @@ class _ProcessPool(cf.Executor):
 
     def _new(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=self._ctx, initializer=start_worker,
+            max_workers=self._workers,
+            mp_context=self._ctx,
+            initializer=start_worker,
             initargs=(os.getpid(), worker_threads(self._workers)),
         )
 
