@@ -8,7 +8,9 @@
     .venv/bin/python bench/bench_engine.py --against /tmp/before   # step time, this tree vs another
     .venv/bin/python bench/bench_engine.py --only processes # time per step by process, 5,000 and 100,000
 
-Each measurement runs in its own process (so peak memory is its own) pinned to one thread. Rates are
+Each measurement runs in its own process (so peak memory is its own), on one thread
+(``OUDSIM_THREADS=1``) but for the two single large runs, ``million`` and ``county``, which use every
+core as a user's run does (their results say how many threads). Rates are
 medians over several timed chunks; the virus comparison alternates chunks of the two models in one
 process, so machine load affects both alike. The per-process breakdown (``OUDModel.process_seconds``)
 is a profile, not a target: ``processes`` has none, and ``rate`` reports it from a short loop of its own
@@ -149,6 +151,7 @@ def bench_million(population: int = 1_000_000, steps: int = 520) -> dict:
     return {
         "population": population,
         "steps": steps,
+        "threads": m.threads,
         "setup_s": round(setup, 1),
         "steps_s": round(run, 1),
         "total_s": round(setup + run, 1),
@@ -172,6 +175,7 @@ def bench_county(population: int = 1_000_000, years: int = 10) -> dict:
     return {
         "population": population,
         "years": years,
+        "threads": m.threads,
         "setup_and_burn_in_s": round(built, 1),
         "total_s": round(time.perf_counter() - t0, 1),
         "peak_rss_mb": round(peak_rss_mb()),
@@ -269,7 +273,8 @@ def against(tree: str, rounds: int = 8) -> None:
             for which in order:
                 cmd = [sys.executable, "-c", _STEP_TIMER, tree if which == "other" else "", str(population), str(steps)]
                 cwd = tree if which == "other" else HERE
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=cwd)
+                env = {**os.environ, "OUDSIM_THREADS": "1"}  # one core (a tree from before threads: serial anyway)
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=cwd, env=env)
                 times[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
         this, other = statistics.median(times["this"]), statistics.median(times["other"])
         print(
@@ -278,6 +283,9 @@ def against(tree: str, rounds: int = 8) -> None:
             f"other {[round(t * 1e3, 3) for t in times['other']]})",
             flush=True,
         )
+
+
+ALL_CORES = ("million", "county")  # one large run, on every core; the others on one (OUDSIM_THREADS=1)
 
 
 def main() -> None:
@@ -295,7 +303,9 @@ def main() -> None:
         return
     for name in args.only or list(BENCHES):
         print(f"running {name} ...", flush=True)
-        out = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True, check=True)
+        env = {**os.environ, "OUDSIM_THREADS": "" if name in ALL_CORES else os.environ.get("OUDSIM_THREADS", "1")}
+        cmd = [sys.executable, __file__, "--child", name]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  {json.dumps(result)}")
         if name == "processes":

@@ -487,6 +487,8 @@ def test_arms_started_from_one_burn_in_give_the_frames_of_arms_built_afresh():
     assert len(shipped) >= 10
     tasks = [ex.ReplicateTask(s, 0, 77, 2.0) for s in shipped]
     assert len(ex.batches(tasks)) == 1  # interventions only: one burn-in for them all
+    # every shipped intervention ramps in from year 1: the arms share that year's steps as well
+    assert min(t.quiet_steps for t in tasks) == 52 and max(t.quiet_steps for t in tasks) == tasks[0].steps
     outcomes = ex.run_batch(tasks)
     for task, outcome in zip(tasks, outcomes, strict=True):
         assert outcome.error is None, outcome.traceback

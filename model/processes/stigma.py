@@ -48,26 +48,31 @@ def _attitudes(
     stigma, internal_stigma, perceived_stigma, stigma_norm, recovery_ties, stage, any_mh, scratch_f, contact, a_conf,
     a_norm, campaign, mh_factor, dual_factor, a_int,
 ):  # fmt: skip
-    s, internal, perceived, norm, contacted = stigma, internal_stigma, perceived_stigma, stigma_norm, scratch_f
+    # (No aliases of the arrays or of the constants below: numba's threaded compile of this function
+    # with them left internalised stigma unchanged; tests/test_threads.py compares the two compiles.)
+    contacted = scratch_f
     # The table lookup in a loop of its own: in the main loop it would keep that loop from running as
     # vector code (float32 throughout, selects rather than branches; measured ~2x faster split).
-    for i in prange(s.size):
+    for i in prange(stigma.size):
         contacted[i] = contact[np.int32(recovery_ties[i])]
-    one, zero, tiny = np.float32(1.0), np.float32(0.0), np.float32(1e-6)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    tiny = np.float32(1e-6)
     keep = np.float32(1.0 - a_conf - a_norm)
     w_conf = np.float32(a_conf)
     w_norm = np.float32(a_norm * (1.0 - campaign))
-    w_int, keep_int = np.float32(a_int), np.float32(1.0 - a_int)
+    w_int = np.float32(a_int)
+    keep_int = np.float32(1.0 - a_int)
     # Internalisation factor by (opioid-use history, disorder): 1 for a use history (dual_factor with a
     # disorder too), mh_stigma_factor for a disorder alone (<= 1), 0 otherwise.
-    f_none, f_mh = zero, np.float32(mh_factor)
-    f_use, f_dual = one, np.float32(dual_factor)
-    for i in prange(s.size):
-        x = s[i] * (keep - contacted[i]) + w_conf * perceived[i] + w_norm * norm[i]
+    f_mh = np.float32(mh_factor)
+    f_dual = np.float32(dual_factor)
+    for i in prange(stigma.size):
+        x = stigma[i] * (keep - contacted[i]) + w_conf * perceived_stigma[i] + w_norm * stigma_norm[i]
         x = min(max(x, zero), one)
-        s[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
+        stigma[i] = x if x >= tiny else zero  # no slow subnormal floats from geometric decay
         user = stage[i] != Stage.NONE
         mh = any_mh[i]
-        factor = (f_dual if mh else f_use) if user else (f_mh if mh else f_none)
-        y = internal[i] * keep_int + w_int * min(perceived[i] * factor, one)
-        internal[i] = y if y >= tiny else zero
+        factor = (f_dual if mh else one) if user else (f_mh if mh else zero)
+        y = internal_stigma[i] * keep_int + w_int * min(perceived_stigma[i] * factor, one)
+        internal_stigma[i] = y if y >= tiny else zero
