@@ -11,6 +11,10 @@ of four words. The model owns one per mechanism, seeded from its ``rng`` (``OUDM
 seed still fixes the whole run, two models never share a stream, and paired scenario arms keep the
 draws of the mechanisms they do not change in step.
 
+Streams by block. A pass that walks a long range by thinning (below) splits it into blocks of fixed
+size, each with a stream of its own seeded from the step and the block's number (``seed_block``): the
+blocks can run on any thread in any order and draw the same numbers (``njit(threaded=True)``).
+
 Thinning. An event with annual hazard h happens in a step of dt years with probability
 p = 1 - exp(-h dt). For rare events over many people, candidates come at the largest possible
 probability p_max as a Bernoulli process (geometric gaps: no draw per person) and each candidate is
@@ -160,6 +164,24 @@ def keyed_bits(key, row, slot):
     z = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
     return z ^ (z >> _U64(31))
+
+
+@njit(inline=True)
+def seed_block(state, key, block):
+    """Seed ``state`` (four words of xoshiro256** state) as the stream of one block of rows or entries:
+    fixed by the key and the block's number alone, so a block draws the same numbers whichever thread
+    runs it and however many there are. ``key`` is a draw of the mechanism's stream
+    (``block_key``), apart from the step keys of its keyed draws (``step_key``)."""
+    for w in range(4):
+        state[w] = keyed_bits(key, block, w)
+    if state[0] == 0 and state[1] == 0 and state[2] == 0 and state[3] == 0:
+        state[0] = _U64(1)
+
+
+@njit(inline=True)
+def block_key(s):
+    """The key of this step's block streams (seed_block): a draw of the mechanism's stream."""
+    return next_u64(s)
 
 
 @njit(inline=True)

@@ -165,6 +165,13 @@ def test_extreme_tie_rates_keep_the_store_consistent():
         assert sorted(net.neighbours(r).tolist()) == sorted(expected.tolist())
 
 
+def tiny_room(net) -> dict:
+    """Room for three tie events a block of the walk: every block overflows and is decided again with
+    room for all its entries (social._lapse_and_regrow), which the rates below must not notice."""
+    blocks = -(-net.entry_row_tie.shape[0] // social._ENTRY_BLOCK)
+    return {"found": np.empty(3 * blocks, np.int64), "room": 3, "counts": np.empty(blocks, np.int64)}
+
+
 def test_tie_lapse_and_regrowth_rates_are_exact():
     """Drawn per end, a tie lapses with 1 - exp(-loss (w_u + w_v) / 2 dt) and a lapsed known tie
     regrows with 1 - exp(-reconnect (1/w_u + 1/w_v) / 2 dt): counts by class match, over many draws."""
@@ -181,7 +188,7 @@ def test_tie_lapse_and_regrowth_rates_are_exact():
 
     def run(p_l, p_r):
         args = bind(
-            social._lapse_and_regrow, m.shared(), candidates=np.empty(3, np.int64), p_lapse=p_l, p_reconnect=p_r,
+            social._lapse_and_regrow, m.shared(), **tiny_room(net), p_lapse=p_l, p_reconnect=p_r,
             new_tie=0.0, peer_support=0.0, p_max=max(p_l.max(), p_r.max()),
         )  # fmt: skip
         social._lapse_and_regrow(*args)
@@ -226,7 +233,7 @@ def test_people_who_use_withdraw_from_supportive_ties_not_from_each_other():
     loss = 2.0
     p_lapse, _ = social._tie_tables(loss, 3.0, 3.0, 1.0, dt)
     args = bind(
-        social._lapse_and_regrow, m.shared(), candidates=np.empty(3, np.int64), p_lapse=p_lapse,
+        social._lapse_and_regrow, m.shared(), **tiny_room(net), p_lapse=p_lapse,
         p_reconnect=np.zeros((4, 2)), new_tie=0.0, peer_support=0.0, p_max=p_lapse.max(),
     )  # fmt: skip
     using = pop.stage == Stage.MISUSE
@@ -254,3 +261,25 @@ def test_the_sort_based_unique_and_membership_agree_with_numpy():
         keys = rng.integers(-10, 5_100, size=size)
         assert np.array_equal(sorted_contains(table, keys), np.isin(keys, table))
     assert sorted_contains(np.empty(0, dtype=np.int64), np.arange(3)).tolist() == [False] * 3
+
+
+def test_a_block_with_more_tie_events_than_its_room_decides_the_same():
+    """A block of the walk whose events overflow its room is decided again, with the same draws:
+    the ties come out as with room to spare."""
+    import copy
+
+    m = OUDModel(population=3_000, rng=6, burn_in_years=0, **{"social.tie_loss_rate": 5.0})
+    twin = copy.deepcopy(m)
+    social._lapse_and_regrow(*social._tie_arguments(m))  # room for ten standard deviations more
+    p = twin.params.social
+    loss = p.tie_loss_rate * p.isolation_multiplier
+    dt = twin.dt_years
+    p_lapse, p_reconnect = social._tie_tables(loss, p.withdrawal_hr_mh, p.withdrawal_hr_oud, p.reconnect_rate, dt)
+    args = bind(
+        social._lapse_and_regrow, twin.shared(), **tiny_room(twin.network), p_lapse=p_lapse, p_reconnect=p_reconnect,
+        new_tie=p.new_tie_rate, peer_support=p.peer_support_rate, p_max=social._tie_arguments(twin)[-2],
+    )  # fmt: skip
+    social._lapse_and_regrow(*args)
+    assert np.array_equal(m.network.active, twin.network.active)
+    assert np.array_equal(m.network.active_neighbour, twin.network.active_neighbour)
+    assert np.count_nonzero(~m.network.active & ~m.network.latent) > 100  # ties did lapse

@@ -23,7 +23,19 @@ from numba import prange
 from oudsim.agents.states import Care, is_using
 from oudsim.model import rates
 from oudsim.model.binding import bind
-from oudsim.model.jit import gap, keyed_bits, lane_at_least, lane_below, list_where, log_skip, njit, prob, step_key
+from oudsim.model.jit import (
+    block_key,
+    gap,
+    keyed_bits,
+    lane_at_least,
+    lane_below,
+    list_where,
+    log_skip,
+    njit,
+    prob,
+    seed_block,
+    step_key,
+)
 from oudsim.model.rates import log_hr, log_values, per_parameters, upper_bound
 
 STREAMS = ("mental_health",)
@@ -108,19 +120,22 @@ def _remission_table(rates_by_disorder, l_care, l_int, l_sup, l_oud, dt) -> np.n
     return -np.expm1(-h * dt)
 
 
+# People a block of the onset walk: each block has a random stream of its own (model.jit.seed_block).
+_ROW_BLOCK = 4096
+
+
 @njit(threaded=True)
 def _onset_and_remission(
     mental_health_stream, scratch, scratch_f, flat, any_mh, distress, stage, group, recent, loneliness, craving,
     in_mh_care, care, family_support, dt,
     log_onset, l_event, l_lonely, l_oud, l_craving, l_comorbidity, ceiling, q_band, p_max, p_remit, a_trait,
 ):  # fmt: skip
-    s, common = mental_health_stream, scratch_f
-    key = step_key(s)  # before any draw: the state the stream was reseeded to this step
+    key = step_key(mental_health_stream)  # before any draw: the state the stream was reseeded to this step
+    walk_key = block_key(mental_health_stream)
     n = any_mh.size
-    anyone = scratch[:n]
-    band = scratch[n : 2 * n]
-    onsets = scratch[2 * n :]  # d * n + i for each onset of disorder d in person i this step
-    n_disorders = log_onset.size
+    blocks = (n + _ROW_BLOCK - 1) // _ROW_BLOCK
+    found = np.empty(blocks, dtype=np.int64)  # onsets found in each block
+    common, band = scratch_f, scratch[n : 2 * n]
     # The person's part of the onset log hazard (the same for every disorder), and their band. Plain
     # arithmetic on every person, with no lookups or branches, so that it runs as vector code.
     for i in prange(n):
@@ -130,18 +145,57 @@ def _onset_and_remission(
         )  # fmt: skip
         common[i] = c
         band[i] = _band(ceiling, c)
+    for blk in prange(blocks):
+        first, last = blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)
+        found[blk] = _block_onset_and_remission(
+            blk, first, last, key, walk_key, scratch, scratch_f, flat, any_mh, stage, group, recent, loneliness,
+            craving, in_mh_care, care, family_support, dt, log_onset, l_event, l_lonely, l_oud, l_craving,
+            l_comorbidity, ceiling, q_band, p_max, p_remit,
+        )  # fmt: skip
+    for blk in prange(blocks):
+        first, last = blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)
+        onsets = scratch[2 * n + 4 * first : 2 * n + 4 * last]  # (room: one onset per person and disorder)
+        for j in range(found[blk]):
+            flat[onsets[j]] = True
+    # Distress relaxes toward 1 while a disorder is active and toward 0 otherwise (values below 1e-6
+    # are set to 0: geometric decay would otherwise end in slow subnormal floats). Vector code again.
+    a = np.float32(a_trait)
+    # The four categories (agents.states.DISORDERS; the schema holds four rates) written out: a loop
+    # over them here measured ~100 us a step slower at 100,000 people than one pass of plain arithmetic.
+    for i in prange(n):
+        on = flat[i] | flat[n + i] | flat[2 * n + i] | flat[3 * n + i]
+        any_mh[i] = on
+        x = distress[i] + (np.float32(on) - distress[i]) * a
+        distress[i] = x if x >= np.float32(1e-6) else np.float32(0.0)
+
+
+@njit
+def _block_onset_and_remission(
+    blk, first, last, key, walk_key, scratch, scratch_f, flat, any_mh, stage, group, recent, loneliness, craving,
+    in_mh_care, care, family_support, dt, log_onset, l_event, l_lonely, l_oud, l_craving, l_comorbidity, ceiling,
+    q_band, p_max, p_remit,
+):  # fmt: skip
+    """Onsets (listed, not yet applied) and remissions of the people in rows first..last-1; how many
+    onsets."""
+    common = scratch_f
+    n = any_mh.size
+    band = scratch[n : 2 * n]
+    onsets = scratch[2 * n + 4 * first : 2 * n + 4 * last]  # d * n + i for each onset of disorder d in i
+    n_disorders = log_onset.size
     # Onset: candidates at the largest onset probability the parameters allow (p_max: the gaps depend
-    # on nothing else, so two scenario arms list the same candidates), and for each candidate and
-    # disorder they do not have, a draw keyed to the person and disorder (jit.keyed_uniform): the same
-    # number in both arms, whoever else has a disorder. (Thinning within buckets of people of similar
-    # hazard drew fewer candidates, but any small change in anyone's hazard reordered the buckets and
-    # with them everyone's draws: paired arms diverged in a third of people's mental health within
-    # months, measured.)
+    # on nothing else, so two scenario arms list the same candidates), from the block's own stream,
+    # and for each candidate and disorder they do not have, a draw keyed to the person and disorder
+    # (jit.keyed_uniform): the same number in both arms, whoever else has a disorder. (Thinning within
+    # buckets of people of similar hazard drew fewer candidates, but any small change in anyone's
+    # hazard reordered the buckets and with them everyone's draws: paired arms diverged in a third of
+    # people's mental health within months, measured.)
     k = 0
     if p_max > 0.0:
+        s = np.empty(4, dtype=np.uint64)
+        seed_block(s, walk_key, blk)
         lq = log_skip(p_max)
-        i = gap(s, lq)
-        while i < n:  # (room: at most one onset per person and disorder)
+        i = first + gap(s, lq)
+        while i < last:
             bits = keyed_bits(key, i, 0)  # the candidate's four uniforms, one per disorder (jit.lane_below)
             b = band[i]
             for d in range(n_disorders):
@@ -153,12 +207,13 @@ def _onset_and_remission(
                     k += 1
             i += 1 + gap(s, lq)
     # Remission of disorders active at the start of the step (onsets are applied after it), for the
-    # people who have any disorder, listed first (a fifth of people or so), each by a keyed draw. The
-    # hazard takes one of 16 values per disorder (four yes/no factors), so its probability is looked up.
+    # people who have any disorder (a fifth of people or so), each by a keyed draw. The hazard takes
+    # one of 16 values per disorder (four yes/no factors), so its probability is looked up.
     # any_mh is "any disorder active" at the start of the step (kept in step with mh, invariants)
-    m_any = list_where(any_mh, anyone)
+    anyone = scratch[first:last]  # (the block's rows of the first n: a list of people)
+    m_any = list_where(any_mh[first:last], anyone)
     for j in range(m_any):
-        i = anyone[j]
+        i = first + anyone[j]
         code = in_mh_care[i] + 2 * (care[i] == Care.INTEGRATED) + 4 * family_support[i] + 8 * is_using(stage[i])
         bits = keyed_bits(key, i, 1)  # the person's four uniforms, one per disorder (jit.lane_below)
         # Most people remit from nothing this step, which their draws' leading bits show at once: one
@@ -170,15 +225,4 @@ def _onset_and_remission(
             for d in range(n_disorders):
                 if flat[d * n + i] and lane_below(bits, d, key, i, 6 + d, p_remit[d, code]):
                     flat[d * n + i] = False
-    for j in range(k):
-        flat[onsets[j]] = True
-    # Distress relaxes toward 1 while a disorder is active and toward 0 otherwise (values below 1e-6
-    # are set to 0: geometric decay would otherwise end in slow subnormal floats). Vector code again.
-    a = np.float32(a_trait)
-    # The four categories (agents.states.DISORDERS; the schema holds four rates) written out: a loop
-    # over them here measured ~100 us a step slower at 100,000 people than one pass of plain arithmetic.
-    for i in prange(n):
-        on = flat[i] | flat[n + i] | flat[2 * n + i] | flat[3 * n + i]
-        any_mh[i] = on
-        x = distress[i] + (np.float32(on) - distress[i]) * a
-        distress[i] = x if x >= np.float32(1e-6) else np.float32(0.0)
+    return k

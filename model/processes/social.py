@@ -17,8 +17,9 @@ prescribing reach lonely people).
 
 How they are drawn: a rate of the form (x_u + x_v) / 2 is two independent halves, one from each end,
 so a tie lapses unless neither end drops it: 1 - (1 - p_u)(1 - p_v) = 1 - exp(-(h_u + h_v) dt), exactly.
-Every tie end (an entry of the adjacency) is walked as one flat sequence, with candidates by thinning
-(model.jit) at the largest per-end probability of either event; a candidate that is an end of an active
+Every tie end (an entry of the adjacency) is walked as one flat sequence, in blocks of fixed size
+with a random stream each (so on any number of threads alike), with candidates by thinning (model.jit)
+at the largest per-end probability of either event; a candidate that is an end of an active
 tie is kept at that person's lapse probability, an end of a lapsed known tie at their reconnection
 probability, and a latent tie is considered once, from its first end, at its full rate. All of it is
 decided from the ties as they are at the start of the step, then applied; the cost follows the
@@ -37,7 +38,18 @@ from numba import prange
 
 from oudsim.agents.states import is_recovering, is_using
 from oudsim.model.binding import bind
-from oudsim.model.jit import gap, keyed_uniform, log_skip, njit, prob, step_key, total, uniform
+from oudsim.model.jit import (
+    block_key,
+    gap,
+    keyed_uniform,
+    log_skip,
+    njit,
+    prob,
+    seed_block,
+    step_key,
+    total,
+    uniform,
+)
 from oudsim.model.network import switch_tie
 from oudsim.model.rates import per_parameters, upper_bound
 
@@ -102,12 +114,14 @@ def _tie_arguments(m) -> tuple:
     # Candidates come at the largest per-end probability of any of the three events.
     top_new = upper_bound(new_tie_hazard, new_tie=p.new_tie_rate, peer_support=p.peer_support_rate)
     p_max = max(p_lapse.max(), p_reconnect.max(), prob(top_new, m.dt_years))
-    # Room for the candidates of a step: the expected number and ten standard deviations; a step with
-    # more makes itself room.
-    expected = net.entry_row_tie.shape[0] * p_max
-    candidates = np.empty(int(expected + 10 * np.sqrt(expected) + 64), dtype=np.int64)
+    # Room for each block's events in a step: the expected number of candidates and ten standard
+    # deviations (a block with more is decided again with room for every entry, the same draws).
+    expected = _ENTRY_BLOCK * p_max
+    room = int(expected + 10 * np.sqrt(expected) + 64)
+    blocks = -(-net.entry_row_tie.shape[0] // _ENTRY_BLOCK)
     return bind(
-        _lapse_and_regrow, m.shared(), candidates=candidates, p_lapse=p_lapse, p_reconnect=p_reconnect,
+        _lapse_and_regrow, m.shared(), found=np.empty(blocks * room, dtype=np.int64), room=room,
+        counts=np.empty(blocks, dtype=np.int64), p_lapse=p_lapse, p_reconnect=p_reconnect,
         new_tie=p.new_tie_rate, peer_support=p.peer_support_rate, p_max=p_max,
     )  # fmt: skip
 
@@ -123,32 +137,75 @@ def _tie_tables(loss, hr_mh, hr_oud, reconnect, dt) -> tuple:
     return -np.expm1(-loss * 0.5 * w * dt), -np.expm1(-reconnect * 0.5 / w * dt)
 
 
-@njit
+# Tie ends (entries) a block of the walk: each block has a stream of its own (model.jit.seed_block).
+_ENTRY_BLOCK = 1 << 16
+
+
+@njit(threaded=True)
 def _lapse_and_regrow(
-    social_stream, scratch, candidates, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv, pos_vu,
-    stage, any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, p_max, dt,
+    social_stream, found, room, counts, u, v, active, latent, active_neighbour, entry_row_tie, n_active, pos_uv,
+    pos_vu, stage, any_mh, loneliness, active_use, p_lapse, p_reconnect, new_tie, peer_support, p_max, dt,
 ):  # fmt: skip
-    s, found = social_stream, scratch
-    n_entries = entry_row_tie.shape[0]  # 0 without ties: the walk below is empty
-    # One walk over all tie ends (entries), with candidates at the largest per-end probability of
-    # any event (p_max): an end of an active tie may lapse, an end of an inactive one may regrow.
-    # Decided from the ties as they are at the start of the step, then applied.
-    k = 0  # found[j] = t for a lapse, -1 - t for a regrowth
-    c = 0  # candidates: the entries the walk lands on
-    if p_max > 0.0:
-        lq = log_skip(p_max)
-        x = gap(s, lq)
-        while x < n_entries:
-            candidates = _room(candidates, c)
-            candidates[c] = x
-            c += 1
-            x += 1 + gap(s, lq)
-    # The entries' rows and ties (one cache line each; the walk lands on entries at random), read in a
-    # pass of their own so that the reads overlap; then only small per-person and per-tie arrays.
+    # One walk over all tie ends (entries), block by block, with candidates at the largest per-end
+    # probability of any event (p_max): an end of an active tie may lapse, an end of an inactive one
+    # may regrow. Decided from the ties as they are at the start of the step, then applied.
+    n_entries = entry_row_tie.shape[0]  # 0 without ties: no blocks
+    key = block_key(social_stream)
+    blocks = counts.size
+    if p_max <= 0.0:
+        return
+    for blk in prange(blocks):
+        events = found[blk * room : (blk + 1) * room]
+        counts[blk] = _decide_block(
+            blk, key, events, u, v, active, latent, entry_row_tie, stage, any_mh, loneliness, active_use, p_lapse,
+            p_reconnect, new_tie, peer_support, p_max, dt,
+        )  # fmt: skip
+    # Applied in block order (the outcome is the same in any order: a tie found from both ends is
+    # switched once, switch_tie doing nothing the second time).
+    for blk in range(blocks):
+        k = counts[blk]
+        events = found[blk * room : (blk + 1) * room]
+        if k < 0:  # more events than the room: decided again with room for every entry
+            events = np.empty(min(_ENTRY_BLOCK, n_entries), dtype=found.dtype)
+            k = _decide_block(
+                blk, key, events, u, v, active, latent, entry_row_tie, stage, any_mh, loneliness, active_use,
+                p_lapse, p_reconnect, new_tie, peer_support, p_max, dt,
+            )  # fmt: skip
+        for j in range(k):
+            t = events[j]
+            if t >= 0:
+                switch_tie(t, False, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
+            else:
+                switch_tie(-1 - t, True, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
+
+
+@njit
+def _decide_block(
+    blk, key, events, u, v, active, latent, entry_row_tie, stage, any_mh, loneliness, active_use, p_lapse,
+    p_reconnect, new_tie, peer_support, p_max, dt,
+):  # fmt: skip
+    """The tie events found in block ``blk`` of the entries, into ``events`` (t for a lapse, -1 - t for
+    a regrowth); how many, or -1 if they do not fit."""
+    s = np.empty(4, dtype=np.uint64)
+    seed_block(s, key, blk)
+    first = blk * _ENTRY_BLOCK
+    last = min(first + _ENTRY_BLOCK, entry_row_tie.shape[0])
+    # The candidates' places first, then their rows and ties (one cache line each; the walk lands on
+    # entries at random) in a pass of their own so that the reads overlap; then decided.
+    lq = log_skip(p_max)
+    c = 0
+    candidates = np.empty(events.size, dtype=np.int64)
+    x = first + gap(s, lq)
+    while x < last:
+        candidates = _room(candidates, c)
+        candidates[c] = x
+        c += 1
+        x += 1 + gap(s, lq)
     row_tie = np.empty((c, 2), entry_row_tie.dtype)
     for j in range(c):
         x = candidates[j]
         row_tie[j, 0], row_tie[j, 1] = entry_row_tie[x, 0], entry_row_tie[x, 1]
+    k = 0
     for j in range(c):
         r, t = row_tie[j, 0], row_tie[j, 1]
         # One draw for every candidate, whatever the tie's state: two scenario arms whose ties differ
@@ -163,30 +220,23 @@ def _lapse_and_regrow(
         if uses:
             other = v[t] if u[t] == r else u[t]
             other_uses = int(active_use[stage[other]])
+        event = 0  # 1: lapse, 2: regrowth
         if active[t]:
             if x_u < p_lapse[code, other_uses]:
-                found = _room(found, k)
-                found[k] = t
-                k += 1
-        else:
-            if latent[t]:  # once, from its first end, at the tie's own rate
-                if r == u[t]:
-                    lone = max(loneliness[r], loneliness[v[t]])
-                    if x_u < prob(new_tie_hazard(new_tie, peer_support, lone), dt):
-                        found = _room(found, k)
-                        found[k] = -1 - t
-                        k += 1
-            elif x_u < p_reconnect[code, other_uses]:
-                found = _room(found, k)
-                found[k] = -1 - t
-                k += 1
-    # A tie found from both ends is switched once (switch_tie does nothing the second time).
-    for j in range(k):
-        t = found[j]
-        if t >= 0:
-            switch_tie(t, False, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
-        else:
-            switch_tie(-1 - t, True, u, v, active, active_neighbour, n_active, pos_uv, pos_vu)
+                event = 1
+        elif latent[t]:  # once, from its first end, at the tie's own rate
+            if r == u[t]:
+                lone = max(loneliness[r], loneliness[v[t]])
+                if x_u < prob(new_tie_hazard(new_tie, peer_support, lone), dt):
+                    event = 2
+        elif x_u < p_reconnect[code, other_uses]:
+            event = 2
+        if event:
+            if k == events.size:
+                return -1
+            events[k] = t if event == 1 else -1 - t
+            k += 1
+    return k
 
 
 @njit(inline=True)
