@@ -169,6 +169,14 @@ ShareBurnIn = Annotated[
         "faster), or run it again for every scenario.",
     ),
 ]
+WarmStart = Annotated[
+    bool,
+    typer.Option(
+        "--warm-start",
+        help="Keep each replicate's burned-in state on disk and start from it when it is there (the same "
+        "results; a snapshot from other code, parameters or seed is refused and the burn-in run again).",
+    ),
+]
 Overwrite = Annotated[
     bool,
     typer.Option("--overwrite", help="Replace the results already in --out (otherwise a run refuses to delete them)."),
@@ -219,6 +227,7 @@ def _run(
     resume: bool,
     overwrite: bool = False,
     share_burn_in: bool = True,
+    warm_start: bool = False,
     extra_manifest: dict[str, Any] | None = None,
     posterior: Path | None = None,
 ) -> Any:
@@ -252,6 +261,7 @@ def _run(
                 resume=resume,
                 overwrite=overwrite,
                 share_burn_in=share_burn_in,
+                warm_start=warm_start,
                 overrides=sets,
                 progress=update,
                 extra_manifest={"command": sys.argv, **(extra_manifest or {})},
@@ -353,6 +363,7 @@ def run(
     overwrite: Overwrite = False,
     posterior: PosteriorOpt = None,
     share_burn_in: ShareBurnIn = True,
+    warm_start: WarmStart = False,
 ) -> None:
     """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
     out = out or Path("results")
@@ -372,6 +383,7 @@ def run(
             resume=resume,
             overwrite=overwrite,
             share_burn_in=share_burn_in,
+            warm_start=warm_start,
             posterior=posterior,
         )
     names = [s.name for s in result.scenarios]
@@ -414,6 +426,7 @@ def compare_command(
     resume: Resume = False,
     overwrite: Overwrite = False,
     share_burn_in: ShareBurnIn = True,
+    warm_start: WarmStart = False,
     posterior: PosteriorOpt = None,
     wtp: Annotated[
         list[float] | None,
@@ -458,6 +471,7 @@ def compare_command(
                 resume=resume,
                 overwrite=overwrite,
                 share_burn_in=share_burn_in,
+                warm_start=warm_start,
                 posterior=posterior,
             )
             finals = result.finals

@@ -107,6 +107,7 @@ class ReplicateTask:
     replicate: int
     seed: int
     years: float
+    warm_start: bool = False  # start from the burned-in state kept on disk (model.snapshots); same output
 
     @property
     def steps(self) -> int:
@@ -176,13 +177,13 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     each arm from a copy of that state, which gives the frames that building each arm afresh would
     (model.oud_model.OUDModel.start_interventions).
     Errors are returned, not raised, one outcome per task."""
-    from oudsim.model.oud_model import OUDModel
+    from oudsim.model import snapshots
 
     t0 = time.perf_counter()
     first = tasks[0]
     assert all(t.burn_in_key == first.burn_in_key for t in tasks), "a batch shares one burn-in"
-    try:
-        warm = OUDModel(params=first.scenario.params, rng=first.seed, agents=False)  # metrics only
+    try:  # metrics only: no agents
+        warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=first.warm_start)
     except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
         failed = _failure(first, e, time.perf_counter() - t0)
         return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
@@ -625,6 +626,7 @@ def run_experiment(
     extra_manifest: dict[str, Any] | None = None,
     posterior: Any = None,
     share_burn_in: bool = True,
+    warm_start: bool = False,
 ) -> ExperimentResult:
     """Run ``replicates`` of each scenario; with ``out_dir``, stream them to disk and write outputs.
 
@@ -635,7 +637,8 @@ def run_experiment(
 
     The arms of one replicate share their burn-in (``share_burn_in``): it is run once and each arm
     starts from a copy of the state at week 0, with the output of building every arm afresh
-    (``share_burn_in=False``).
+    (``share_burn_in=False``). With ``warm_start`` the burned-in states are kept on disk and a rerun
+    starts from them (model.snapshots), with the same output.
     """
     if not (1 <= replicates <= MAX_REPLICATES):
         raise ScenarioError(f"replicates = {replicates}: allowed range [1, {MAX_REPLICATES:,}]")
@@ -649,7 +652,11 @@ def run_experiment(
     # With a posterior (model.posterior), replicate r of every scenario takes parameter draw r (cycling):
     # the pairs share the draw as well as the seed, so differences carry parameter uncertainty.
     draws = [posterior.overrides(r) if posterior is not None else {} for r in range(replicates)]
-    tasks = [ReplicateTask(s.with_overrides(draws[r]), r, seeds[r], years) for r in range(replicates) for s in resolved]
+    tasks = [
+        ReplicateTask(s.with_overrides(draws[r]), r, seeds[r], years, warm_start)
+        for r in range(replicates)
+        for s in resolved
+    ]
     if posterior is not None:
         extra_manifest = {
             **(extra_manifest or {}),
@@ -790,6 +797,7 @@ def run_experiment(
                 scheduler=scheduler if scheduler is None or isinstance(scheduler, str) else scheduler.scheduler.address,
                 resume=resume,
                 share_burn_in=share_burn_in,
+                warm_start=warm_start,
                 overrides=overrides or {},
             ),
             extra_manifest,

@@ -201,7 +201,12 @@ def test_an_analysts_scenario_study(kernel: str, tmp_path: Path):
     shown_table = next(t for t in tables if "beyond chance" in t[0])
     assert shown_table[0][-6:] == ["base_mean", "diff", "lo", "hi", "n", "beyond chance"]
     assert sum(row[-1] in ("True", "False") for row in shown_table) == 12
-    assert re.search(r"expand_moud\s+People with OUD on medication.*\+1\d\.\d percentage points.*beyond chance", shown)
+    # The sentence for expand_moud says the table's difference (to three figures), beyond chance.
+    line = r"expand_moud\s+People with OUD on medication.*?\+([\d.]+) percentage points.*?beyond chance"
+    said = re.search(line, shown)
+    assert said, shown
+    coverage = 100 * rows.loc[("treatment_coverage", "expand_moud"), "diff"]
+    assert float(said.group(1)) == pytest.approx(coverage, rel=0.006)
 
     # The plot, shown and saved.
     assert len(figures(cells)) == 1 and figures(cells)[0].startswith(PNG)

@@ -147,14 +147,15 @@ def test_compare_page_shows_paired_differences_with_intervals(
     page.locator("[data-testid=notice-warning]", has_text="Cancelled").wait_for()
     assert progress.count() == 0
 
-    # A small run to the end: 3 replicates, 2 years (naloxone starts at year 1).
+    # A small run to the end: 3 replicates, 3 years (naloxone ramps in over the second year, so the
+    # final year is its full strength).
     set_int_slider(page, "Replicates per scenario (runs)", 3)
-    set_int_slider(page, "Horizon (years after burn-in)", 2)
+    set_int_slider(page, "Horizon (years after burn-in)", 3)
     t0 = time.perf_counter()
     button(page, "Run comparison").click()
     table = page.locator("[data-testid=difference-table-naloxone]")
     table.wait_for(timeout=300_000)
-    record_timing("compare_small_run_s", time.perf_counter() - t0, runs=6, people=2_000, years=2)
+    record_timing("compare_small_run_s", time.perf_counter() - t0, runs=6, people=2_000, years=3)
     assert page.locator("[data-testid=notice-success]").inner_text().startswith("Finished: baseline (3 runs), naloxone")
 
     # The difference table: comparator, scenario, difference with its 95% interval, relative change.
@@ -228,5 +229,5 @@ def test_compare_page_shows_paired_differences_with_intervals(
     assert all(line.startswith("naloxone,baseline,") for line in lines[1:])
     lines = download(page, "download-runs", tmp_path / "runs.csv")
     assert lines[0].startswith("scenario,replicate,seed,step,year,oud_prevalence")
-    assert len(lines) == 1 + 2 * 3 * 105  # scenarios x replicates x (weeks 0..104)
+    assert len(lines) == 1 + 2 * 3 * 157  # scenarios x replicates x (weeks 0..156)
     watch.assert_clean()
