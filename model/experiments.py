@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oudsim.model import snapshots
 from oudsim.model.console import MAX_REPLICATES
 from oudsim.model.interventions import InterventionSchedule
 from oudsim.model.metrics import METRIC_NAMES
@@ -107,7 +108,9 @@ class ReplicateTask:
     replicate: int
     seed: int
     years: float
-    warm_start: bool = False  # start from the burned-in state kept on disk (model.snapshots); same output
+    # The folder of burned-in states to start from and keep (model.snapshots), chosen by the run, not
+    # by a worker, whose environment may differ; None: burn in afresh. The output is the same.
+    warm_start: str | None = None
 
     @property
     def steps(self) -> int:
@@ -177,13 +180,12 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     each arm from a copy of that state, which gives the frames that building each arm afresh would
     (model.oud_model.OUDModel.start_interventions).
     Errors are returned, not raised, one outcome per task."""
-    from oudsim.model import snapshots
-
     t0 = time.perf_counter()
     first = tasks[0]
     assert all(t.burn_in_key == first.burn_in_key for t in tasks), "a batch shares one burn-in"
     try:  # metrics only: no agents
-        warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=first.warm_start)
+        where = Path(first.warm_start) if first.warm_start is not None else None
+        warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=where is not None, where=where)
     except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
         failed = _failure(first, e, time.perf_counter() - t0)
         return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
@@ -652,8 +654,9 @@ def run_experiment(
     # With a posterior (model.posterior), replicate r of every scenario takes parameter draw r (cycling):
     # the pairs share the draw as well as the seed, so differences carry parameter uncertainty.
     draws = [posterior.overrides(r) if posterior is not None else {} for r in range(replicates)]
+    snapshot_folder = str(snapshots.folder()) if warm_start else None
     tasks = [
-        ReplicateTask(s.with_overrides(draws[r]), r, seeds[r], years, warm_start)
+        ReplicateTask(s.with_overrides(draws[r]), r, seeds[r], years, snapshot_folder)
         for r in range(replicates)
         for s in resolved
     ]
