@@ -50,19 +50,12 @@ METRICS = (
 )  # fmt: skip
 
 
-def utilities(e: Economics) -> np.ndarray:
-    """Utility by (state, disorder): rows follow STATES, columns no disorder / a disorder."""
-    u = np.array(
-        [
-            e.utility_no_oud,
-            e.utility_misuse,
-            e.utility_untreated_oud,
-            e.utility_in_care,
-            e.utility_early_remission,
-            e.utility_sustained_remission,
-        ]
-    )
-    return np.column_stack([u, u * e.mh_utility_factor])
+def state_utilities(e: Economics) -> tuple[float, ...]:
+    """Utility by state of STATES, without a disorder."""
+    return (
+        e.utility_no_oud, e.utility_misuse, e.utility_untreated_oud, e.utility_in_care, e.utility_early_remission,
+        e.utility_sustained_remission,
+    )  # fmt: skip
 
 
 def life_expectancy(e: Economics, age: np.ndarray) -> np.ndarray:
@@ -89,20 +82,23 @@ def step_values(model, counts: np.ndarray | None = None) -> dict[str, float]:
     pop = model.population
     w = model.params.simulation.dt_weeks
     n = float(pop.n)
-    c = count_people(model)[0] if counts is None else counts
-    # People by (state of STATES, disorder): rows follow STATES, columns no disorder / a disorder.
-    early, early_mh = c[Count.remission] - c[Count.sustained], c[Count.remission_mh] - c[Count.sustained_mh]
-    with_mh = np.array(
-        [c[Count.none_mh], c[Count.misuse_mh], c[Count.oud_mh], c[Count.treated_mh], early_mh, c[Count.sustained_mh]]
-    )
-    in_all = np.array([c[Count.none], c[Count.misuse], c[Count.oud], c[Count.treated], early, c[Count.sustained]])
-    by_state = np.stack([in_all - with_mh, with_mh], axis=1)
+    c = (count_people(model)[0] if counts is None else counts).tolist()  # Python ints: a few values
     med, integrated, mh_care = c[Count.medication], c[Count.integrated], c[Count.mh_care]
-    treated = c[Count.treated]
+    untreated, treated = c[Count.oud], c[Count.treated]
+    # People by state of STATES, in all and with a disorder (whose utility is mh_utility_factor times).
+    in_all = (
+        c[Count.none], c[Count.misuse], c[Count.oud], c[Count.treated], c[Count.remission] - c[Count.sustained],
+        c[Count.sustained],
+    )  # fmt: skip
+    with_mh = (
+        c[Count.none_mh], c[Count.misuse_mh], c[Count.oud_mh], c[Count.treated_mh],
+        c[Count.remission_mh] - c[Count.sustained_mh], c[Count.sustained_mh],
+    )  # fmt: skip
+    keep = 1.0 - e.mh_utility_factor
+    lived = sum(u * (k - k_mh * keep) for u, k, k_mh in zip(state_utilities(e), in_all, with_mh, strict=True))
     f = model.flows
     fatal = float(f["overdose_deaths"])
     nonfatal = float(f["overdoses"]) - fatal
-    untreated = float(by_state[2].sum())
     costs = {
         "cost_medication": med * e.medication_care_per_week * w,
         "cost_integrated": integrated * e.integrated_care_per_week * w,
@@ -118,7 +114,7 @@ def step_values(model, counts: np.ndarray | None = None) -> dict[str, float]:
     out = {k: v / n for k, v in costs.items()}
     out["cost_societal"] = societal / n
     out["cost_total"] = (health + (societal if e.perspective == "societal" else 0.0)) / n
-    out["qalys_lived"] = float((by_state * utilities(e)).sum()) * model.dt_years / n
+    out["qalys_lived"] = lived * model.dt_years / n
     out["life_years_lost"] = f["life_years_lost"] / n
     out["qalys_lost"] = f["qalys_lost"] / n
     out["overdoses_per_100k"] = float(f["overdoses"]) / n * PER

@@ -300,18 +300,22 @@ def _refresh(
         # (measured 20-35% faster from 5,000 to 1,000,000 people). Integer sums: exact in any order.
         for blk in prange((n + _BLOCK - 1) // _BLOCK):
             first, last = blk * _BLOCK, min(n, (blk + 1) * _BLOCK)
-            j0 = indptr[first]
+            j0, j1 = indptr[first], indptr[last]
+            # Over views from 0, so the compiler knows no index is negative (a loop from j0 checks
+            # each index for wrap-around: measured 2x slower at 5,000 people).
+            nbrs, run = active_neighbour[j0:j1], running[j0 + 1 : j1 + 1]
             acc = np.int64(0)
-            for j in range(j0, indptr[last]):
-                acc += packed[active_neighbour[j]]
-                running[j + 1] = acc
+            for k in range(nbrs.size):
+                acc += packed[nbrs[k]]
+                run[k] = acc
             # Each row's sum (a lookup per person, in a loop of its own so that the next one, plain
             # arithmetic, runs as vector code).
             low = np.int64(0)
-            for i in range(first, last):
-                end = indptr[i + 1]
-                high = running[end] if end > j0 else np.int64(0)
-                sums[i] = high - low
+            ends, out = indptr[first + 1 : last + 1], sums[first:last]
+            for k in range(out.size):
+                m = ends[k] - j0  # entries of the block up to this row's end
+                high = run[m - 1] if m > 0 else np.int64(0)
+                out[k] = high - low
                 low = high
         f_scale, f_full = np.float32(1.0 / scale), np.float32(1.0 / full)
         f_fw, f_keep = np.float32(fw), np.float32(1.0 - fw)
