@@ -243,11 +243,12 @@ _STEP_TIMER = """
 import json, sys, time
 import numpy as np
 tree, population, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-if tree:  # another checkout of the repository, from before the package was named oudsim
-    sys.path.insert(0, tree)
-    from model import OUDModel
-else:
-    from oudsim import OUDModel
+if tree:  # another checkout of the repository: imported as the package oudsim, ahead of this one
+    import os, tempfile
+    link = tempfile.mkdtemp()
+    os.symlink(os.path.abspath(tree), os.path.join(link, "oudsim"))
+    sys.path.insert(0, link)
+from oudsim.model import OUDModel  # (both trees: the package root is the checkout)
 m = OUDModel(population=population, rng=1, burn_in_years=0)
 m.run_for(5)
 times = []

@@ -183,6 +183,7 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     t0 = time.perf_counter()
     first = tasks[0]
     assert all(t.burn_in_key == first.burn_in_key for t in tasks), "a batch shares one burn-in"
+    _share_cores_in_dask_worker()
     try:  # metrics only: no agents
         where = Path(first.warm_start) if first.warm_start is not None else None
         warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=where is not None, where=where)
@@ -327,6 +328,22 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
         yield pool, 2 * workers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _share_cores_in_dask_worker() -> None:
+    """In a Dask worker, which runs a task in each of its threads, each model takes its share of the
+    cores (unless OUDSIM_THREADS says otherwise), as local workers do (start_worker)."""
+    if os.environ.get("OUDSIM_THREADS", "").strip():
+        return
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except Exception:  # noqa: BLE001 - not in a Dask worker (or no distributed): nothing to share
+        return
+    from oudsim.model.oud_model import cores
+
+    os.environ["OUDSIM_THREADS"] = str(max(1, cores() // max(int(slots), 1)))
 
 
 def worker_threads(workers: int) -> int:

@@ -113,3 +113,21 @@ def test_people_are_made_when_first_asked_for_with_the_ids_they_had():
     assert np.array_equal(m.uid, ids) and m.agent_id_counter == counter
     m.run_for(10)
     assert m.agent_id_counter >= counter and np.array_equal(m.uid, [p.unique_id for p in m.people])
+
+
+def _threads_in_dask_worker() -> str:
+    import os
+
+    experiments._share_cores_in_dask_worker()
+    return os.environ.get("OUDSIM_THREADS", "")
+
+
+def test_models_in_a_dask_worker_share_its_cores_among_its_threads(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.delenv("OUDSIM_THREADS", raising=False)  # (workers start with this environment)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        got = client.submit(_threads_in_dask_worker, pure=False).result()
+    assert got == str(max(1, experiments_cores() // 2))
+    assert _threads_in_dask_worker() == ""  # not in a worker: nothing set
