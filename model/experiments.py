@@ -219,14 +219,15 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     return outcomes
 
 
-def _failure(task: ReplicateTask, e: Exception, seconds: float) -> ReplicateOutcome:
+def _failure(task: ReplicateTask, e: Exception, seconds: float, message: str | None = None) -> ReplicateOutcome:
+    """The outcome of a replicate that failed with ``e`` (``message`` says it in other words)."""
     return ReplicateOutcome(
         task.scenario.name,
         task.replicate,
         task.seed,
         seconds,
-        error=f"{type(e).__name__}: {e}",
-        traceback=traceback.format_exc(),
+        error=message or f"{type(e).__name__}: {e}",
+        traceback="".join(traceback.format_exception(e)),
     )
 
 
@@ -900,11 +901,8 @@ def _lost(task: ReplicateTask, error: Exception) -> ReplicateOutcome:
     """The outcome of a replicate whose worker failed (as opposed to the model raising)."""
     from concurrent.futures.process import BrokenProcessPool
 
-    message = f"{type(error).__name__}: {error}"
-    if isinstance(error, BrokenProcessPool):
-        message = "its worker process died (out of memory, or killed) while running it"
-    tb = "".join(traceback.format_exception(error))
-    return ReplicateOutcome(task.scenario.name, task.replicate, task.seed, 0.0, error=message, traceback=tb)
+    died = "its worker process died (out of memory, or killed) while running it"
+    return _failure(task, error, 0.0, died if isinstance(error, BrokenProcessPool) else None)
 
 
 def _in_output_order(tasks: list[ReplicateTask], scenarios: list[Scenario]) -> list[ReplicateTask]:
@@ -960,7 +958,7 @@ def _manifest(
     return {
         "status": status,
         "package": "oudsim",
-        "version": _package_version(),
+        "version": package_version(),
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -999,13 +997,11 @@ def _manifest(
     }
 
 
-def _package_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
+def package_version() -> str:
+    """This oudsim's version (the one ``oudsim --version`` prints and manifests record)."""
+    import oudsim
 
-    try:
-        return version("oudsim")
-    except PackageNotFoundError:
-        return None
+    return oudsim.__version__
 
 
 def _git_commit() -> str | None:

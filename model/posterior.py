@@ -56,9 +56,9 @@ def schema_fingerprint() -> str:
 
 
 def model_version() -> str:
-    from oudsim.model.experiments import _package_version
+    from oudsim.model.experiments import package_version
 
-    return _package_version() or "unknown"
+    return package_version()
 
 
 @dataclass

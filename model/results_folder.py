@@ -228,10 +228,10 @@ def remove_stale_temporaries(folder: Path) -> None:
 @functools.cache
 def model_version() -> str:
     """The package version and a digest of the model's source: a part from other code is not reused."""
-    from oudsim.model.experiments import _package_version
+    from oudsim.model.experiments import package_version
     from oudsim.model.jit import cache_dir
 
-    return f"{_package_version()}+{cache_dir().name}"
+    return f"{package_version()}+{cache_dir().name}"
 
 
 def checksum(frame: pd.DataFrame) -> str:
