@@ -6,11 +6,9 @@ traceback); 130 interrupted (finished replicates are kept; ``--resume`` skips th
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,13 +22,13 @@ from oudsim.model.console import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     MAX_REPLICATES,
+    clear_errors,
     err_console,
     exit_interrupted,
     fail,
     out_console,
     printable,
     progress_bar,
-    sigterm_as_interrupt,
 )
 from oudsim.model.parameters import ParameterError, parse_assignments, parse_value
 
@@ -92,23 +90,6 @@ KEY_METRICS = (
 
 
 # -- errors and shared options ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Bad input becomes one message and exit 2; Ctrl-C or SIGTERM outside a run becomes exit 130 (a run
-    catches them itself: it keeps and writes what finished)."""
-    try:
-        with sigterm_as_interrupt():
-            yield
-    except ParameterError as e:  # ScenarioError is one too
-        fail(str(e))
-    except OSError as e:  # e.g. --out names a file, or a folder we may not write to
-        where = f"{e.filename}: " if e.filename else ""
-        fail(f"{where}{e.strerror or e}")
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        exit_interrupted()
 
 
 _parse_value = parse_value  # --grid values, read as --set values are
@@ -305,7 +286,7 @@ def scenarios_command(
     """List the scenarios with their descriptions and interventions."""
     from oudsim.scenarios import list_scenarios
 
-    with _clear_errors():
+    with clear_errors():
         found = list_scenarios(directory)
     table = Table(header_style="bold")
     table.add_column("scenario", style="bold")
@@ -367,7 +348,7 @@ def run(
 ) -> None:
     """Run replicates of each scenario; write timeseries.parquet, summary.csv, manifest.json."""
     out = out or Path("results")
-    with _clear_errors():
+    with clear_errors():
         sets = _parse_sets(set_)
         result = _run(
             ctx,
@@ -442,7 +423,7 @@ def compare_command(
     from oudsim.model.experiments import compare, read_finals
     from oudsim.model.results_folder import atomic_write
 
-    with _clear_errors():
+    with clear_errors():
         if from_dir is not None:
             out = out or from_dir
             finals = read_finals(from_dir)
@@ -488,7 +469,7 @@ def compare_command(
         )
     )
     out_console.print(f"Wrote {out}/comparison.csv.")
-    with _clear_errors():
+    with clear_errors():
         _economic_outputs(from_dir or out, out, names[0], wtp)
     if result is not None:
         _finish(result, out)
@@ -605,7 +586,7 @@ def psa(
     from oudsim.model.results_folder import atomic_write
 
     out = out or Path("results/psa")
-    with _clear_errors():
+    with clear_errors():
         sets = _parse_sets(set_)
         result = _run(
             ctx,
@@ -694,7 +675,7 @@ def sweep(
     from oudsim.model.results_folder import atomic_write
 
     out = out or Path("results")
-    with _clear_errors():
+    with clear_errors():
         axes: dict[str, list[Any]] = {}
         for item in grid:
             name, eq, values = item.partition("=")
@@ -773,7 +754,7 @@ def report(
     from oudsim.model.metrics import METRIC_NAMES
     from oudsim.model.report import build_report
 
-    with _clear_errors():
+    with clear_errors():
         if not directory.is_dir():
             fail(f"{directory}: no such folder")
         page = build_report(directory, metric)

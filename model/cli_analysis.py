@@ -8,11 +8,9 @@ app calls it). Exit codes: 0 success; 1 ``calibrate --check`` found a target out
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,29 +23,15 @@ from oudsim.model.console import (
     DEFAULT_WORKERS,
     EXIT_FAILED,
     MAX_REPLICATES,
+    clear_errors,
     err_console,
     exit_interrupted,
-    fail,
     out_console,
     progress_bar,
-    sigterm_as_interrupt,
 )
 from oudsim.model.parameters import ParameterError, Parameters, parse_assignments
 
 __all__ = ["calibrate", "register", "sensitivity"]
-
-
-@contextlib.contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Bad input becomes one message and exit 2; Ctrl-C (or SIGTERM) becomes exit 130."""
-    try:
-        with sigterm_as_interrupt():
-            yield
-    except ParameterError as e:  # ScenarioError is one too
-        fail(str(e))
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        exit_interrupted()
 
 
 Sets = Annotated[
@@ -202,7 +186,7 @@ def calibrate(
     from oudsim.model import calibration as cal
 
     command = _command_line("calibrate")
-    with _clear_errors():
+    with clear_errors():
         base = _base(scenario, params_file, set_)
         chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
         for p in chosen:
@@ -386,7 +370,7 @@ def sensitivity(
     """Global sensitivity analysis (SALib): Morris screening, or Sobol indices on request; indices CSV, ranked plot."""
     from oudsim.model import sensitivity as sa
 
-    with _clear_errors():
+    with clear_errors():
         if method not in sa.METHODS:
             raise ParameterError(f"--method must be one of {', '.join(sa.METHODS)}, not '{method}'")
         for m in metric:

@@ -101,6 +101,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def clear_errors() -> Iterator[None]:
+    """A command's errors in words: bad input becomes one message and exit 2 (a file or folder that
+    cannot be read or written names itself); Ctrl-C or SIGTERM outside a run becomes exit 130 (a run
+    catches them itself: it keeps and writes what finished)."""
+    from oudsim.model.parameters import ParameterError
+
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except ParameterError as e:  # ScenarioError is one too
+        fail(str(e))
+    except OSError as e:  # e.g. --out names a file, or a folder we may not write to
+        where = f"{e.filename}: " if e.filename else ""
+        fail(f"{where}{e.strerror or e}")
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        exit_interrupted()
+
+
+@contextlib.contextmanager
 def progress_bar(label: str, unit: str = "runs") -> Iterator[Callable[[int, int], None]]:
     """A bar on stderr with done/total, elapsed and time left; yields ``update(done, total)``."""
     columns = (
