@@ -40,14 +40,12 @@ Sets = Annotated[
 ]
 
 
-def _command_line(name: str) -> str:
-    """The command as typed; when called in-process (tests, notebooks) rebuilt from the parsed options."""
+def _command_line(name: str, ctx: typer.Context | None) -> str:
+    """The command as typed; when called in-process (tests, notebooks) rebuilt from the parsed options
+    (``ctx``, the command's own context: typer's click is its own, so click's current context is not)."""
     if Path(sys.argv[0]).name in ("oudsim", "cli_analysis.py") or "oudsim.model.cli" in " ".join(sys.argv[:2]):
         return "oudsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:  # called in-process without a click context: name the command at least
+    if ctx is None:  # called as a function: name the command at least
         return f"oudsim {name}"
     opts = []
     for key, value in ctx.params.items():
@@ -121,6 +119,7 @@ ParamsFile = Annotated[
 
 
 def calibrate(
+    ctx: typer.Context,
     population: Population = 10_000,
     replicates: Replicates = 4,
     years: Years = 10.0,
@@ -185,7 +184,7 @@ def calibrate(
     --posterior, a sample of accepted parameter sets)."""
     from oudsim.model import calibration as cal
 
-    command = _command_line("calibrate")
+    command = _command_line("calibrate", ctx)
     with clear_errors():
         base = _base(scenario, params_file, set_)
         chosen = [cal.free_parameter(f) for f in free] if free else list(cal.FREE_PARAMETERS)
@@ -312,6 +311,7 @@ def _target_table(result: Any) -> Table:
 
 
 def sensitivity(
+    ctx: typer.Context,
     parameters: Annotated[
         list[str] | None,
         typer.Argument(
@@ -399,7 +399,7 @@ def sensitivity(
                 progress=update,
                 scheduler=scheduler,
             )
-    command = _command_line("sensitivity")
+    command = _command_line("sensitivity", ctx)
     for res in results.values():
         out_console.print(_ranking_table(res))
         (out / f"sensitivity_{res.metric}_{res.method}_command.txt").write_text(command + "\n")

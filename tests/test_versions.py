@@ -75,7 +75,9 @@ def test_calibrate_and_sensitivity_write_a_manifest_with_the_version(tmp_path):
     tiny = ["-p", "200", "-y", "0.2", "--burn-in", "0", "-w", "1", "-n", "1"]
     invoke("calibrate", "--trials", "1", *tiny, "-o", str(tmp_path / "cal"))
     about = json.loads((tmp_path / "cal" / "manifest.json").read_text())
-    assert about["version"] == VERSION and "calibrate" in about["command"]
+    assert about["version"] == VERSION and about["command"].startswith("oudsim calibrate ")
+    # the options as the command was given them, read from its own context (in-process, as here)
+    assert "--trials 1" in about["command"] and "--population 200" in about["command"]
     assert about["settings"]["population"] == 200 and about["numba"] == versions()["numba"]
 
     invoke(
@@ -92,6 +94,8 @@ def test_calibrate_and_sensitivity_write_a_manifest_with_the_version(tmp_path):
     )
     about = json.loads((tmp_path / "sa" / "sensitivity_oud_prevalence_morris_manifest.json").read_text())
     assert about["version"] == VERSION and about["metric"] == "oud_prevalence" and about["method"] == "morris"
+    command = (tmp_path / "sa" / "sensitivity_oud_prevalence_morris_command.txt").read_text()
+    assert command.startswith("oudsim sensitivity ") and "--metric oud_prevalence" in command, command
 
 
 def test_citation_file_is_valid_cff_with_this_version():
