@@ -184,18 +184,14 @@ def run_batch(tasks: Sequence[ReplicateTask]) -> list[ReplicateOutcome]:
     first = tasks[0]
     assert all(t.burn_in_key == first.burn_in_key for t in tasks), "a batch shares one burn-in"
     _share_cores_in_dask_worker()
-    try:  # metrics only: no agents
-        where = Path(first.warm_start) if first.warm_start is not None else None
-        warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=where is not None, where=where)
-    except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
-        failed = _failure(first, e, time.perf_counter() - t0)
-        return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
     # The arms are the same until the first of their interventions acts (every shipped one starts
-    # after a year): those steps are run once too.
+    # after a year): those steps are run once too, after the burn-in.
     together = min(task.quiet_steps for task in tasks)
-    try:
+    where = Path(first.warm_start) if first.warm_start is not None else None
+    try:  # metrics only: no agents
+        warm = snapshots.burned_in(first.scenario.params, first.seed, warm_start=where is not None, where=where)
         warm.run_for(together)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - every replicate of the batch fails alike
         failed = _failure(first, e, time.perf_counter() - t0)
         return [dataclasses.replace(failed, scenario=t.scenario.name, replicate=t.replicate) for t in tasks]
     shared = (time.perf_counter() - t0) / len(tasks)  # the shared part's time, charged to each arm alike
@@ -334,7 +330,9 @@ def _executor(workers: int, scheduler: Any) -> Iterator[tuple[cf.Executor, int]]
 def _share_cores_in_dask_worker() -> None:
     """In a Dask worker, which runs a task in each of its threads, each model takes its share of the
     cores (unless OUDSIM_THREADS says otherwise), as local workers do (start_worker)."""
-    if os.environ.get("OUDSIM_THREADS", "").strip():
+    from oudsim.model.oud_model import cores, requested_threads
+
+    if requested_threads() is not None:
         return
     try:
         from distributed import get_worker
@@ -342,19 +340,16 @@ def _share_cores_in_dask_worker() -> None:
         slots = get_worker().state.nthreads
     except Exception:  # noqa: BLE001 - not in a Dask worker (or no distributed): nothing to share
         return
-    from oudsim.model.oud_model import cores
-
     os.environ["OUDSIM_THREADS"] = str(max(1, cores() // max(int(slots), 1)))
 
 
 def worker_threads(workers: int) -> int:
     """Threads for each of ``workers`` local worker processes: what ``OUDSIM_THREADS`` asks for, else
     an equal share of the cores (two workers on two cores: one thread each; one worker: both)."""
-    from oudsim.model.oud_model import cores, default_threads
+    from oudsim.model.oud_model import cores, requested_threads
 
-    if os.environ.get("OUDSIM_THREADS", "").strip():
-        return default_threads(0)
-    return max(1, cores() // max(workers, 1))
+    asked = requested_threads()
+    return asked if asked is not None else max(1, cores() // max(workers, 1))
 
 
 class _ProcessPool(cf.Executor):

@@ -35,15 +35,20 @@ NO_FLOWS = dict.fromkeys(FLOWS, 0)
 THREADS_FROM = 50_000  # people from which a model uses every core by default (bench/bench_engine.py)
 
 
-def default_threads(population: int) -> int:
-    """``OUDSIM_THREADS`` if set (``oudsim --threads``; worker processes get their share of the cores
-    there), else every core this process may use from ``THREADS_FROM`` people up, and one below."""
+def requested_threads() -> int | None:
+    """The threads ``OUDSIM_THREADS`` asks for (``oudsim --threads``; worker processes get their share
+    of the cores there), checked; None when it is not set."""
     env = os.environ.get("OUDSIM_THREADS", "").strip()
-    if env:
-        return check_threads(int(env) if env.isdigit() else env)
-    if population < THREADS_FROM:
-        return 1
-    return min(cores(), threads_allowed())
+    return check_threads(int(env) if env.isdigit() else env) if env else None
+
+
+def default_threads(population: int) -> int:
+    """``requested_threads()`` if set, else every core this process may use from ``THREADS_FROM``
+    people up, and one below."""
+    asked = requested_threads()
+    if asked is not None:
+        return asked
+    return min(cores(), threads_allowed()) if population >= THREADS_FROM else 1
 
 
 def cores() -> int:
@@ -117,8 +122,9 @@ class OUDModel(mesa.Model):
         burn_in = int(round(self.base_params.simulation.burn_in_years * 52 / self.base_params.simulation.dt_weeks))
         self.week = -burn_in  # step counter; 0 is the end of burn-in, where recording starts
         self.check_invariants = check_invariants
-        self.threads = default_threads(self.base_params.simulation.population) if threads is None else threads
-        check_threads(self.threads)
+        self.threads = check_threads(
+            default_threads(self.base_params.simulation.population) if threads is None else threads
+        )
         use_threads(self.threads)
         self.process_seconds: dict[str, float] | None = None  # time per process, when a dict (bench)
         self.flows = dict(NO_FLOWS)
